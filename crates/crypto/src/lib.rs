@@ -1,0 +1,429 @@
+//! Hallmark's cryptographic provider: key generation, signing, signature
+//! verification, hashing and randomness, all backed by aws-lc-rs.
+//!
+//! Everything that signs goes through the [`Signer`] trait, so that key custody
+//! (the software key store today, PKCS#11 tokens later) can hand out signers
+//! without ever handing out key bytes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rand::SecureRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
+use der::asn1::{AnyRef, BitStringRef, UintRef};
+use der::{Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
+use zeroize::Zeroizing;
+
+/// What went wrong in a cryptographic operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+    #[error("key is too weak: {0}")]
+    WeakKey(String),
+    #[error("malformed key: {0}")]
+    MalformedKey(String),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("unsupported signature algorithm {0}")]
+    UnsupportedSignatureAlgorithm(ObjectIdentifier),
+    #[error("signing failed")]
+    SigningFailed,
+    #[error("random number generator failed")]
+    Rng,
+    #[error("encoding failed: {0}")]
+    Encoding(#[from] der::Error),
+}
+
+/// Key algorithms Hallmark generates and signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    EcP256,
+    EcP384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    pub const ALL: [KeyAlgorithm; 5] = [
+        Self::EcP256,
+        Self::EcP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EcP256 => "p256",
+            Self::EcP384 => "p384",
+            Self::Rsa2048 => "rsa2048",
+            Self::Rsa3072 => "rsa3072",
+            Self::Rsa4096 => "rsa4096",
+        }
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
+    }
+
+    /// The signature algorithm used when this key signs: ECDSA with the hash
+    /// matching the curve (RFC 5758 §3.2), RSA PKCS#1 v1.5 with SHA-256
+    /// (RFC 4055 §5).
+    pub fn signature_algorithm(self) -> AlgorithmIdentifierOwned {
+        match self {
+            Self::EcP256 => AlgorithmIdentifierOwned {
+                oid: rfc5912::ECDSA_WITH_SHA_256,
+                parameters: None,
+            },
+            Self::EcP384 => AlgorithmIdentifierOwned {
+                oid: rfc5912::ECDSA_WITH_SHA_384,
+                parameters: None,
+            },
+            _ => AlgorithmIdentifierOwned {
+                oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+                parameters: Some(der::Any::null()),
+            },
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = CryptoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                CryptoError::UnsupportedKey(format!(
+                    "unknown key algorithm {s:?}; use one of p256, p384, rsa2048, rsa3072, rsa4096"
+                ))
+            })
+    }
+}
+
+/// Something that signs with a private key it never reveals.
+pub trait Signer: Send + Sync {
+    fn key_algorithm(&self) -> KeyAlgorithm;
+    /// DER of the SubjectPublicKeyInfo.
+    fn spki_der(&self) -> &[u8];
+    /// Signs `msg` and returns the signature as it goes in a certificate's
+    /// signatureValue BIT STRING (DER ECDSA-Sig-Value or raw RSA bytes).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
+
+    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        self.key_algorithm().signature_algorithm()
+    }
+}
+
+enum SoftKey {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A signer over a private key held in process memory (decrypted from the
+/// software key store).
+pub struct SoftwareSigner {
+    alg: KeyAlgorithm,
+    key: SoftKey,
+    spki: Vec<u8>,
+}
+
+impl fmt::Debug for SoftwareSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftwareSigner")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SoftwareSigner {
+    /// Loads a PKCS#8 private key.
+    pub fn from_pkcs8(alg: KeyAlgorithm, pkcs8: &[u8]) -> Result<Self, CryptoError> {
+        let bad = |e: aws_lc_rs::error::KeyRejected| CryptoError::MalformedKey(e.to_string());
+        let (key, spki) = match alg {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                let a = if alg == KeyAlgorithm::EcP256 {
+                    &sig::ECDSA_P256_SHA256_ASN1_SIGNING
+                } else {
+                    &sig::ECDSA_P384_SHA384_ASN1_SIGNING
+                };
+                let kp = EcdsaKeyPair::from_pkcs8(a, pkcs8).map_err(bad)?;
+                let spki = kp
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| CryptoError::MalformedKey("public key".into()))?
+                    .as_ref()
+                    .to_vec();
+                (SoftKey::Ec(kp), spki)
+            }
+            _ => {
+                let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?;
+                let spki = kp
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| CryptoError::MalformedKey("public key".into()))?
+                    .as_ref()
+                    .to_vec();
+                (SoftKey::Rsa(kp), spki)
+            }
+        };
+        Ok(Self { alg, key, spki })
+    }
+}
+
+impl Signer for SoftwareSigner {
+    fn key_algorithm(&self) -> KeyAlgorithm {
+        self.alg
+    }
+    fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.key {
+            SoftKey::Ec(kp) => Ok(kp
+                .sign(&rng, msg)
+                .map_err(|_| CryptoError::SigningFailed)?
+                .as_ref()
+                .to_vec()),
+            SoftKey::Rsa(kp) => {
+                let mut out = vec![0u8; kp.public_modulus_len()];
+                kp.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out)
+                    .map_err(|_| CryptoError::SigningFailed)?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Generates a new private key and returns it as PKCS#8 DER (wiped on drop).
+pub fn generate_pkcs8(alg: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let doc = match alg {
+        KeyAlgorithm::EcP256 => EcdsaKeyPair::generate_pkcs8(
+            &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| CryptoError::Rng)?
+        .as_ref()
+        .to_vec(),
+        KeyAlgorithm::EcP384 => EcdsaKeyPair::generate_pkcs8(
+            &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .map_err(|_| CryptoError::Rng)?
+        .as_ref()
+        .to_vec(),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            let size = match alg {
+                KeyAlgorithm::Rsa2048 => KeySize::Rsa2048,
+                KeyAlgorithm::Rsa3072 => KeySize::Rsa3072,
+                _ => KeySize::Rsa4096,
+            };
+            let kp = RsaKeyPair::generate(size).map_err(|_| CryptoError::Rng)?;
+            let der: Pkcs8V1Der<'_> = kp.as_der().map_err(|_| CryptoError::Rng)?;
+            der.as_ref().to_vec()
+        }
+    };
+    Ok(Zeroizing::new(doc))
+}
+
+/// A public key checked to be one Hallmark accepts (RFC 5480 / RFC 3279).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKeyInfo {
+    pub algorithm: KeyAlgorithm,
+    /// The subjectPublicKey BIT STRING contents.
+    pub key_bytes: Vec<u8>,
+}
+
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// Classifies a SubjectPublicKeyInfo, refusing curves and sizes we do not
+/// accept (RSA under 2048 bits, EC curves other than P-256/P-384).
+pub fn classify_spki(spki_der: &[u8]) -> Result<PublicKeyInfo, CryptoError> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)?;
+    let key_bytes = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| CryptoError::MalformedKey("public key BIT STRING has unused bits".into()))?
+        .to_vec();
+    let algorithm = match spki.algorithm.oid {
+        rfc5912::ID_EC_PUBLIC_KEY => {
+            let curve: ObjectIdentifier = spki
+                .algorithm
+                .parameters
+                .ok_or_else(|| CryptoError::MalformedKey("EC key without curve".into()))?
+                .decode_as()?;
+            let (alg, len) = match curve {
+                rfc5912::SECP_256_R_1 => (KeyAlgorithm::EcP256, 65),
+                rfc5912::SECP_384_R_1 => (KeyAlgorithm::EcP384, 97),
+                other => {
+                    return Err(CryptoError::UnsupportedKey(format!(
+                        "EC curve {other} is not accepted; use P-256 or P-384"
+                    )));
+                }
+            };
+            if key_bytes.len() != len || key_bytes[0] != 4 {
+                return Err(CryptoError::MalformedKey(
+                    "EC point must be uncompressed and on the named curve".into(),
+                ));
+            }
+            alg
+        }
+        rfc5912::RSA_ENCRYPTION => {
+            let bits = rsa_modulus_bits(&key_bytes)?;
+            if bits < MIN_RSA_BITS {
+                return Err(CryptoError::WeakKey(format!(
+                    "RSA key of {bits} bits; at least {MIN_RSA_BITS} bits are required"
+                )));
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(CryptoError::UnsupportedKey(format!(
+                    "RSA key of {bits} bits; at most {MAX_RSA_BITS} bits are accepted"
+                )));
+            }
+            match bits {
+                ..=2048 => KeyAlgorithm::Rsa2048,
+                ..=3072 => KeyAlgorithm::Rsa3072,
+                _ => KeyAlgorithm::Rsa4096,
+            }
+        }
+        other => {
+            return Err(CryptoError::UnsupportedKey(format!(
+                "public key algorithm {other} is not accepted; use EC P-256/P-384 or RSA"
+            )));
+        }
+    };
+    Ok(PublicKeyInfo {
+        algorithm,
+        key_bytes,
+    })
+}
+
+#[derive(der::Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, CryptoError> {
+    let k = RsaPublicKey::from_der(pkcs1)?;
+    let m = k.modulus.as_bytes();
+    let lead = m.first().copied().unwrap_or(0);
+    Ok(m.len() * 8 - lead.leading_zeros() as usize)
+}
+
+/// Verifies `signature` over `msg` made by the key in `spki_der` with the
+/// signature algorithm `sig_alg` (as found in a CSR, certificate or OCSP
+/// response).
+pub fn verify_signature(
+    spki_der: &[u8],
+    sig_alg: ObjectIdentifier,
+    sig_params: Option<AnyRef<'_>>,
+    msg: &[u8],
+    signature: &[u8],
+) -> Result<PublicKeyInfo, CryptoError> {
+    let key = classify_spki(spki_der)?;
+    let params_ok = match sig_params {
+        None => true,
+        Some(p) => p.is_null(),
+    };
+    if !params_ok {
+        return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg));
+    }
+    let alg: &'static dyn sig::VerificationAlgorithm = match (key.algorithm, sig_alg) {
+        (KeyAlgorithm::EcP256, rfc5912::ECDSA_WITH_SHA_256) => &sig::ECDSA_P256_SHA256_ASN1,
+        (KeyAlgorithm::EcP256, rfc5912::ECDSA_WITH_SHA_384) => &sig::ECDSA_P256_SHA384_ASN1,
+        (KeyAlgorithm::EcP384, rfc5912::ECDSA_WITH_SHA_384) => &sig::ECDSA_P384_SHA384_ASN1,
+        (KeyAlgorithm::EcP384, rfc5912::ECDSA_WITH_SHA_256) => &sig::ECDSA_P384_SHA256_ASN1,
+        (a, rfc5912::SHA_256_WITH_RSA_ENCRYPTION) if a.is_rsa() => &sig::RSA_PKCS1_2048_8192_SHA256,
+        (a, rfc5912::SHA_384_WITH_RSA_ENCRYPTION) if a.is_rsa() => &sig::RSA_PKCS1_2048_8192_SHA384,
+        (a, rfc5912::SHA_512_WITH_RSA_ENCRYPTION) if a.is_rsa() => &sig::RSA_PKCS1_2048_8192_SHA512,
+        _ => return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg)),
+    };
+    sig::UnparsedPublicKey::new(alg, &key.key_bytes)
+        .verify(msg, signature)
+        .map_err(|_| CryptoError::BadSignature)?;
+    Ok(key)
+}
+
+/// Verifies a signature given as a BIT STRING.
+pub fn verify_bitstring(
+    spki_der: &[u8],
+    sig_alg: &spki::AlgorithmIdentifierRef<'_>,
+    msg: &[u8],
+    signature: BitStringRef<'_>,
+) -> Result<PublicKeyInfo, CryptoError> {
+    let sig = signature
+        .as_bytes()
+        .ok_or_else(|| CryptoError::MalformedKey("signature BIT STRING has unused bits".into()))?;
+    verify_signature(spki_der, sig_alg.oid, sig_alg.parameters, msg, sig)
+}
+
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Incremental SHA-256.
+pub struct Sha256(aws_lc_rs::digest::Context);
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+}
+
+impl Sha256 {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| CryptoError::Rng)
+}
+
+/// Constant-time equality for secrets (tokens, MACs).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+pub mod aead;
+pub mod pbe;
+
+/// DER encoding helper that never fails for in-memory values of bounded size.
+pub fn to_der<T: Encode>(v: &T) -> Result<Vec<u8>, CryptoError> {
+    Ok(v.to_der()?)
+}

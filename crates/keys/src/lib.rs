@@ -1,0 +1,368 @@
+//! Key custody. Keys are created and used here; callers get [`Signer`]s, never
+//! key bytes. The embedded default is a software key store: one file in which
+//! every private key is sealed with AES-256-GCM under a key derived with
+//! Argon2id from the operator's passphrase. Private keys never touch the disk
+//! unencrypted. A PKCS#11 backend will hand out signers the same way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use base64ct::{Base64, Encoding};
+use hallmark_crypto::aead::SealingKey;
+use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("wrong passphrase for the key store at {0}")]
+    WrongPassphrase(PathBuf),
+    #[error("no key labelled {0:?} in the key store")]
+    NotFound(String),
+    #[error("a key labelled {0:?} already exists")]
+    Exists(String),
+    #[error("key store {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+    #[error("key store {path} is corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("passphrase: {0}")]
+    Passphrase(String),
+    #[error(transparent)]
+    Crypto(#[from] hallmark_crypto::CryptoError),
+}
+
+pub type Result<T, E = KeyError> = std::result::Result<T, E>;
+
+/// An operator passphrase. Never printed, wiped on drop.
+#[derive(Clone)]
+pub struct Passphrase(Zeroizing<String>);
+
+impl Passphrase {
+    /// Rejects passphrases too short to resist guessing even with Argon2id.
+    pub fn new(s: String) -> Result<Self> {
+        let s = Zeroizing::new(s);
+        let trimmed = s.trim_end_matches(['\n', '\r']);
+        if trimmed.chars().count() < 12 {
+            return Err(KeyError::Passphrase(
+                "must be at least 12 characters long".into(),
+            ));
+        }
+        Ok(Self(Zeroizing::new(trimmed.to_string())))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// Argon2id cost. The default follows RFC 9106 §4's second recommended
+/// option (64 MiB, 3 passes, 4 lanes) with one lane, since unsealing happens
+/// once per process start.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KdfParams {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        Self {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// A cheap setting for tests only: it offers no protection to a stolen store.
+    pub fn danger_insecure_for_tests() -> Self {
+        Self {
+            m_kib: 256,
+            t: 1,
+            p: 1,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KdfRecord {
+    alg: String,
+    #[serde(flatten)]
+    params: KdfParams,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct KeyRecord {
+    algorithm: String,
+    /// nonce ‖ AES-256-GCM(PKCS#8) ‖ tag, AAD = "hallmark-key:" ‖ label.
+    sealed: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    version: u32,
+    kdf: KdfRecord,
+    /// Seals a fixed string, to tell a wrong passphrase from corruption.
+    check: String,
+    keys: BTreeMap<String, KeyRecord>,
+}
+
+const CHECK_AAD: &[u8] = b"hallmark-keystore-check";
+const CHECK_PLAIN: &[u8] = b"hallmark";
+
+/// The software key store.
+pub struct KeyStore {
+    path: PathBuf,
+    master: SealingKey,
+    file: StoreFile,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| KeyError::Passphrase(format!("bad Argon2 parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    a.hash_password_into(pass.expose().as_bytes(), salt, &mut key[..])
+        .map_err(|e| KeyError::Passphrase(format!("Argon2id failed: {e}")))?;
+    Ok(SealingKey::new(&key)?)
+}
+
+fn key_aad(label: &str) -> Vec<u8> {
+    format!("hallmark-key:{label}").into_bytes()
+}
+
+impl KeyStore {
+    pub fn create(path: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<Self> {
+        if path.exists() {
+            return Err(KeyError::Io {
+                path: path.into(),
+                detail: "already exists; refusing to overwrite a key store".into(),
+            });
+        }
+        let mut salt = [0u8; 16];
+        hallmark_crypto::fill_random(&mut salt)?;
+        let master = derive(pass, &salt, kdf)?;
+        let check = Base64::encode_string(&master.seal(CHECK_AAD, CHECK_PLAIN)?);
+        let store = Self {
+            path: path.into(),
+            master,
+            file: StoreFile {
+                version: 1,
+                kdf: KdfRecord {
+                    alg: "argon2id".into(),
+                    params: kdf,
+                    salt: Base64::encode_string(&salt),
+                },
+                check,
+                keys: BTreeMap::new(),
+            },
+        };
+        store.save()?;
+        Ok(store)
+    }
+
+    pub fn open(path: &Path, pass: &Passphrase) -> Result<Self> {
+        let io = |e: std::io::Error| KeyError::Io {
+            path: path.into(),
+            detail: e.to_string(),
+        };
+        let corrupt = |d: String| KeyError::Corrupt {
+            path: path.into(),
+            detail: d,
+        };
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let file: StoreFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if file.version != 1 || file.kdf.alg != "argon2id" {
+            return Err(corrupt("unsupported version or KDF".into()));
+        }
+        let salt = Base64::decode_vec(&file.kdf.salt).map_err(|e| corrupt(e.to_string()))?;
+        let master = derive(pass, &salt, file.kdf.params)?;
+        let check = Base64::decode_vec(&file.check).map_err(|e| corrupt(e.to_string()))?;
+        match master.open(CHECK_AAD, &check) {
+            Ok(p) if p.as_slice() == CHECK_PLAIN => {}
+            _ => return Err(KeyError::WrongPassphrase(path.into())),
+        }
+        Ok(Self {
+            path: path.into(),
+            master,
+            file,
+        })
+    }
+
+    /// Writes the store atomically: a temporary file, fsync, rename, fsync
+    /// of the directory. A crash leaves the old or the new store, never half.
+    fn save(&self) -> Result<()> {
+        let io = |e: std::io::Error| KeyError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        };
+        let json = serde_json::to_vec_pretty(&self.file).map_err(|e| KeyError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp).map_err(io)?;
+            f.write_all(&json).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates a key inside the store and returns its signer.
+    pub fn generate(&mut self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>> {
+        if self.file.keys.contains_key(label) {
+            return Err(KeyError::Exists(label.into()));
+        }
+        let pkcs8 = hallmark_crypto::generate_pkcs8(alg)?;
+        let signer = SoftwareSigner::from_pkcs8(alg, &pkcs8)?;
+        let sealed = self.master.seal(&key_aad(label), &pkcs8)?;
+        self.file.keys.insert(
+            label.into(),
+            KeyRecord {
+                algorithm: alg.name().into(),
+                sealed: Base64::encode_string(&sealed),
+            },
+        );
+        self.save()?;
+        Ok(Arc::new(signer))
+    }
+
+    /// Removes a key (e.g. a superseded OCSP signing key).
+    pub fn remove(&mut self, label: &str) -> Result<()> {
+        if self.file.keys.remove(label).is_none() {
+            return Err(KeyError::NotFound(label.into()));
+        }
+        self.save()
+    }
+
+    pub fn signer(&self, label: &str) -> Result<Arc<dyn Signer>> {
+        let rec = self
+            .file
+            .keys
+            .get(label)
+            .ok_or_else(|| KeyError::NotFound(label.into()))?;
+        let corrupt = |d: String| KeyError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("key {label:?}: {d}"),
+        };
+        let alg = KeyAlgorithm::from_str(&rec.algorithm).map_err(|e| corrupt(e.to_string()))?;
+        let sealed = Base64::decode_vec(&rec.sealed).map_err(|e| corrupt(e.to_string()))?;
+        let pkcs8 = self
+            .master
+            .open(&key_aad(label), &sealed)
+            .map_err(|_| corrupt("sealed key fails authentication".into()))?;
+        Ok(Arc::new(SoftwareSigner::from_pkcs8(alg, &pkcs8)?))
+    }
+
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.file
+            .keys
+            .iter()
+            .map(|(k, v)| (k.clone(), v.algorithm.clone()))
+            .collect()
+    }
+
+    /// Seals a secret (e.g. an escrowed subscriber key) under the store's
+    /// master key, bound to `context`.
+    pub fn seal(&self, context: &str, secret: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.master.seal(context.as_bytes(), secret)?)
+    }
+
+    pub fn open_sealed(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(self.master.open(context.as_bytes(), sealed)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(s: &str) -> Passphrase {
+        Passphrase::new(s.into()).unwrap()
+    }
+
+    #[test]
+    fn keys_are_sealed_and_need_the_passphrase() {
+        let dir = std::env::temp_dir().join(format!("hm-ks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keystore.json");
+        let kdf = KdfParams::danger_insecure_for_tests();
+        let mut ks = KeyStore::create(&path, &pass("correct horse battery"), kdf).unwrap();
+        let s = ks.generate("ca", KeyAlgorithm::EcP256).unwrap();
+        let sig = s.sign(b"hello").unwrap();
+        hallmark_crypto::verify_signature(
+            s.spki_der(),
+            const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+            None,
+            b"hello",
+            &sig,
+        )
+        .unwrap();
+        assert!(matches!(
+            ks.generate("ca", KeyAlgorithm::EcP256),
+            Err(KeyError::Exists(_))
+        ));
+
+        // The file holds no PKCS#8 private key in clear.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("PRIVATE KEY"));
+
+        assert!(matches!(
+            KeyStore::open(&path, &pass("wrong horse battery")),
+            Err(KeyError::WrongPassphrase(_))
+        ));
+        let ks2 = KeyStore::open(&path, &pass("correct horse battery")).unwrap();
+        assert_eq!(ks2.signer("ca").unwrap().spki_der(), s.spki_der());
+
+        // Tampering with a sealed key is detected.
+        let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let sealed = file["keys"]["ca"]["sealed"].as_str().unwrap().to_string();
+        let mut raw = Base64::decode_vec(&sealed).unwrap();
+        raw[20] ^= 1;
+        file["keys"]["ca"]["sealed"] = Base64::encode_string(&raw).into();
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        let ks3 = KeyStore::open(&path, &pass("correct horse battery")).unwrap();
+        assert!(matches!(ks3.signer("ca"), Err(KeyError::Corrupt { .. })));
+        assert!(Passphrase::new("short".into()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

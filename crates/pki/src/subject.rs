@@ -1,0 +1,196 @@
+//! Subject names from RFC 4514 strings (e.g. `CN=陳大文,C=HK`) with the string
+//! types RFC 5280 expects: PrintableString for C and serialNumber (X.520),
+//! IA5String for emailAddress (PKCS #9), UTF8String for everything else
+//! (RFC 5280 §4.1.2.6), which carries Chinese names.
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+use der::{Any, Decode, Encode, Tag, Tagged};
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+
+use crate::profile::{SUBJECT_ATTRIBUTES, attribute_name};
+use crate::{PkiError, Result};
+
+/// Upper bounds from RFC 5280 Appendix A (ub-common-name etc.).
+fn upper_bound(name: &str) -> usize {
+    match name {
+        "C" => 2,
+        "serialNumber" => 64,
+        "emailAddress" => 255,
+        "organizationIdentifier" => 64,
+        _ => 64,
+    }
+}
+
+/// Parses `CN=…,O=…,C=HK`. As in RFC 4514 the string lists the most specific
+/// RDN first; the encoded sequence starts with the last one (C).
+pub fn parse(s: &str) -> Result<Name> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(Name::default());
+    }
+    let mut rdns = Vec::new();
+    for part in split_unescaped(s, ',') {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| PkiError::Subject(format!("{part:?} is not TYPE=value")))?;
+        let k = k.trim();
+        let v = unescape(v.trim());
+        let (name, oid) = SUBJECT_ATTRIBUTES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .or_else(|| match k.to_ascii_lowercase().as_str() {
+                "commonname" => Some(&SUBJECT_ATTRIBUTES[0]),
+                "surname" => Some(&SUBJECT_ATTRIBUTES[1]),
+                "givenname" => Some(&SUBJECT_ATTRIBUTES[8]),
+                "organizationname" => Some(&SUBJECT_ATTRIBUTES[6]),
+                "e" | "email" => Some(&SUBJECT_ATTRIBUTES[11]),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                PkiError::Subject(format!(
+                    "unknown attribute {k:?}; use one of {}",
+                    SUBJECT_ATTRIBUTES.map(|(n, _)| n).join(", ")
+                ))
+            })?;
+        if v.is_empty() {
+            return Err(PkiError::Subject(format!("{name} is empty")));
+        }
+        if v.chars().count() > upper_bound(name) {
+            return Err(PkiError::Subject(format!(
+                "{name} is longer than {} characters",
+                upper_bound(name)
+            )));
+        }
+        let value = encode_value(name, &v)?;
+        let atv = AttributeTypeAndValue {
+            oid: ObjectIdentifier::new_unwrap(oid),
+            value,
+        };
+        rdns.push(RelativeDistinguishedName::try_from(vec![atv])?);
+    }
+    rdns.reverse();
+    Ok(Name::from_der(&RdnSequence::from(rdns).to_der()?)?)
+}
+
+fn encode_value(name: &str, v: &str) -> Result<Any> {
+    let bad = |what: &str| PkiError::Subject(format!("{name} {v:?} {what}"));
+    Ok(match name {
+        "C" => {
+            if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad(
+                    "must be a two-letter ISO 3166 country code in capitals",
+                ));
+            }
+            Any::encode_from(&PrintableStringRef::new(v).map_err(|_| bad("is not printable"))?)?
+        }
+        "serialNumber" => Any::encode_from(
+            &PrintableStringRef::new(v)
+                .map_err(|_| bad("must use letters, digits, space and '()+,-./:=? only"))?,
+        )?,
+        "emailAddress" => {
+            Any::encode_from(&Ia5StringRef::new(v).map_err(|_| bad("must be ASCII"))?)?
+        }
+        _ => Any::encode_from(&Utf8StringRef::new(v)?)?,
+    })
+}
+
+/// Splits at unescaped separators (RFC 4514 §2.4 backslash escapes).
+fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut esc = false;
+    for (i, c) in s.char_indices() {
+        if esc {
+            esc = false;
+        } else if c == '\\' {
+            esc = true;
+        } else if c == sep {
+            out.push(&s[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            if let Some(n) = it.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The attributes of a name as (short name, string value) pairs, in
+/// encoding order. Unknown attributes are reported by OID.
+pub fn attributes(name: &Name) -> Vec<(String, String)> {
+    name.iter()
+        .map(|atv| {
+            let n = attribute_name(&atv.oid)
+                .map(str::to_string)
+                .unwrap_or_else(|| atv.oid.to_string());
+            (n, value_string(&atv.value))
+        })
+        .collect()
+}
+
+pub fn value_string(v: &Any) -> String {
+    match v.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
+            String::from_utf8_lossy(v.value()).into_owned()
+        }
+        _ => format!("#{}", crate::hex(v.value())),
+    }
+}
+
+/// Human-readable RFC 4514 form with the most specific RDN first.
+pub fn display(name: &Name) -> String {
+    let mut parts: Vec<String> = attributes(name)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(',', "\\,")))
+        .collect();
+    parts.reverse();
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_cn_is_utf8_and_country_printable() {
+        let n = parse("CN=香港郵政電子核證機關,O=Hongkong Post,C=HK").unwrap();
+        let attrs = attributes(&n);
+        assert_eq!(attrs[0], ("C".into(), "HK".into()));
+        assert_eq!(attrs[2], ("CN".into(), "香港郵政電子核證機關".into()));
+        let der = n.to_der().unwrap();
+        // PrintableString (0x13) "HK" and UTF8String (0x0c) CN.
+        assert!(der.windows(4).any(|w| w == [0x13, 2, b'H', b'K']));
+        assert!(der.contains(&0x0c));
+        assert_eq!(display(&n), "CN=香港郵政電子核證機關,O=Hongkong Post,C=HK");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse("CN=").is_err());
+        assert!(parse("XX=1").is_err());
+        assert!(parse("C=hk").is_err());
+        assert!(parse("CN").is_err());
+        assert!(parse(&format!("CN={}", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn escaped_comma() {
+        let n = parse("CN=Chan\\, Tai Man").unwrap();
+        assert_eq!(attributes(&n)[0].1, "Chan, Tai Man");
+    }
+}

@@ -1,0 +1,257 @@
+//! The audit log: an append-only, hash-chained record of every state change.
+//! Entry n carries the hash of entry n−1; checkpoints sign the head of the
+//! chain with the audit key, so that rewriting history (even recomputing every
+//! later hash) or cutting off its tail is detected.
+
+use hallmark_crypto::{Sha256, Signer};
+use sqlx::Row;
+
+use crate::{AnyConnection, Backend, Result, Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Who: "cli:root", "api:admin", "system".
+    pub actor: String,
+    /// What: "certificate.issue", "certificate.revoke", "crl.generate", …
+    pub action: String,
+    /// Details as compact JSON (no secrets, no personal data beyond ids).
+    pub details: String,
+}
+
+impl AuditEvent {
+    pub fn new(actor: &str, action: &str, details: String) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            details,
+        }
+    }
+}
+
+pub const GENESIS: [u8; 32] = [0; 32];
+
+pub fn entry_hash(seq: i64, ts: i64, e: &AuditEvent, prev: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::default();
+    h.update(b"hallmark-audit-v1");
+    h.update(&seq.to_be_bytes());
+    h.update(&ts.to_be_bytes());
+    for part in [
+        e.actor.as_bytes(),
+        e.action.as_bytes(),
+        e.details.as_bytes(),
+    ] {
+        h.update(&(part.len() as u32).to_be_bytes());
+        h.update(part);
+    }
+    h.update(prev);
+    h.finish()
+}
+
+fn checkpoint_message(seq: i64, hash: &[u8]) -> Vec<u8> {
+    let mut m = b"hallmark-audit-checkpoint-v1".to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m
+}
+
+async fn lock_chain(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        // Serialises appenders across processes; SQLite's BEGIN IMMEDIATE
+        // already does.
+        sqlx::query("SELECT pg_advisory_xact_lock(7412)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn head(conn: &mut AnyConnection) -> Result<(i64, Vec<u8>)> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => (r.try_get(0)?, r.try_get(1)?),
+        None => (0, GENESIS.to_vec()),
+    })
+}
+
+/// Appends events inside the caller's transaction.
+pub async fn append(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ts: i64,
+    events: &[AuditEvent],
+) -> Result<i64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    lock_chain(conn, backend).await?;
+    let (mut seq, mut prev) = head(conn).await?;
+    for e in events {
+        seq += 1;
+        let h = entry_hash(seq, ts, e, &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(seq)
+        .bind(ts)
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.details)
+        .bind(prev.clone())
+        .bind(h.to_vec())
+        .execute(&mut *conn)
+        .await?;
+        prev = h.to_vec();
+    }
+    Ok(seq)
+}
+
+impl Store {
+    /// Appends events in a transaction of their own.
+    pub async fn audit(&self, ts: i64, events: &[AuditEvent]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        append(&mut tx, self.backend, ts, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Signs the current head of the chain, if it moved since the last
+    /// checkpoint. Returns the sequence number signed.
+    pub async fn checkpoint(&self, ts: i64, signer: &dyn Signer) -> Result<Option<i64>> {
+        let mut tx = self.begin().await?;
+        lock_chain(&mut tx, self.backend).await?;
+        let (seq, hash) = head(&mut tx).await?;
+        let last: Option<(i64,)> =
+            sqlx::query_as("SELECT seq FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if seq == 0 || last.map(|l| l.0) == Some(seq) {
+            return Ok(None);
+        }
+        let sig = signer
+            .sign(&checkpoint_message(seq, &hash))
+            .map_err(|e| StoreError::Corrupt(format!("audit key cannot sign: {e}")))?;
+        sqlx::query("INSERT INTO audit_checkpoints (seq, ts, hash, signature, spki) VALUES ($1, $2, $3, $4, $5)")
+            .bind(seq)
+            .bind(ts)
+            .bind(hash)
+            .bind(sig)
+            .bind(signer.spki_der().to_vec())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    /// Re-computes the whole chain and checks every checkpoint signature
+    /// against the audit key `audit_spki`.
+    pub async fn verify_audit(
+        &self,
+        audit_spki: &[u8],
+        mut progress: impl FnMut(i64),
+    ) -> Result<AuditReport> {
+        let mut report = AuditReport::default();
+        let mut conn = self.pool.acquire().await?;
+        let mut expected = 1i64;
+        let mut prev = GENESIS.to_vec();
+        let mut hashes = std::collections::HashMap::new();
+        let mut rows = sqlx::query(
+            "SELECT seq, ts, actor, action, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        )
+        .fetch(&mut *conn);
+        use futures_util::TryStreamExt;
+        while let Some(r) = rows.try_next().await? {
+            let seq: i64 = r.try_get(0)?;
+            let ts: i64 = r.try_get(1)?;
+            let e = AuditEvent {
+                actor: r.try_get(2)?,
+                action: r.try_get(3)?,
+                details: r.try_get(4)?,
+            };
+            let stored_prev: Vec<u8> = r.try_get(5)?;
+            let stored: Vec<u8> = r.try_get(6)?;
+            if seq != expected {
+                report.findings.push(if seq > expected {
+                    format!("entries {expected}..{} are missing (deleted)", seq - 1)
+                } else {
+                    format!("entry {seq} is out of order (inserted)")
+                });
+            }
+            if stored_prev != prev {
+                report
+                    .findings
+                    .push(format!("entry {seq} does not chain to the entry before it (inserted, deleted or reordered)"));
+            }
+            let h = entry_hash(seq, ts, &e, &stored_prev);
+            if h.as_slice() != stored.as_slice() {
+                report.findings.push(format!(
+                    "entry {seq} was edited: its content does not match its hash"
+                ));
+            }
+            hashes.insert(seq, stored.clone());
+            prev = stored;
+            expected = seq + 1;
+            report.entries += 1;
+            if report.entries % 10_000 == 0 {
+                progress(report.entries);
+            }
+        }
+        drop(rows);
+        let last = expected - 1;
+        let cps =
+            sqlx::query("SELECT seq, hash, signature, spki FROM audit_checkpoints ORDER BY seq")
+                .fetch_all(&mut *conn)
+                .await?;
+        for r in cps {
+            let seq: i64 = r.try_get(0)?;
+            let hash: Vec<u8> = r.try_get(1)?;
+            let sig: Vec<u8> = r.try_get(2)?;
+            let spki: Vec<u8> = r.try_get(3)?;
+            report.checkpoints += 1;
+            let alg = hallmark_crypto::classify_spki(&spki)
+                .map(|k| k.algorithm.signature_algorithm())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let sig_ok = spki == audit_spki
+                && hallmark_crypto::verify_signature(
+                    &spki,
+                    alg.oid,
+                    None,
+                    &checkpoint_message(seq, &hash),
+                    &sig,
+                )
+                .is_ok();
+            if !sig_ok {
+                report.findings.push(format!(
+                    "checkpoint at entry {seq} is not signed by the audit key"
+                ));
+                continue;
+            }
+            match hashes.get(&seq) {
+                Some(h) if *h == hash => {}
+                Some(_) => report.findings.push(format!(
+                    "entries up to {seq} were rewritten after the checkpoint that signed them"
+                )),
+                None if seq > last => report.findings.push(format!(
+                    "entries {}..{seq} were deleted: a signed checkpoint covers them",
+                    last + 1
+                )),
+                None => report.findings.push(format!(
+                    "entry {seq}, covered by a signed checkpoint, is missing"
+                )),
+            }
+            report.last_checkpoint = seq;
+        }
+        report.head = last;
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    pub entries: i64,
+    pub head: i64,
+    pub checkpoints: i64,
+    pub last_checkpoint: i64,
+    pub findings: Vec<String>,
+}

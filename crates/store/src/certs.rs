@@ -1,0 +1,424 @@
+//! Issuers, certificates, CRLs: rows and queries.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{AnyConnection, Result, Store, StoreError, conflict_or};
+
+#[derive(Clone, Debug)]
+pub struct IssuerRow {
+    pub id: String,
+    pub subject: String,
+    pub cert: Vec<u8>,
+    pub parent: Option<String>,
+    pub key_label: String,
+    pub is_root: bool,
+    pub created_at: i64,
+}
+
+/// A certificate about to be signed: its serial and linted TBS are stored
+/// first, so a certificate can never exist that the database does not know.
+#[derive(Clone, Debug)]
+pub struct NewCert {
+    pub issuer: String,
+    pub serial: String,
+    pub profile: String,
+    pub subject: String,
+    pub tbs: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub shard: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertRow {
+    pub issuer: String,
+    pub serial: String,
+    pub status: String,
+    pub profile: String,
+    pub subject: String,
+    pub cert: Option<Vec<u8>>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub shard: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub reason: Option<i64>,
+    pub changed_at: i64,
+}
+
+macro_rules! cert_cols {
+    () => {
+        "issuer, serial, status, profile, subject, cert, not_before, not_after, shard, created_at, revoked_at, reason, changed_at"
+    };
+}
+
+fn cert_row(r: &AnyRow) -> Result<CertRow> {
+    Ok(CertRow {
+        issuer: r.try_get(0)?,
+        serial: r.try_get(1)?,
+        status: r.try_get(2)?,
+        profile: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        cert: r.try_get(5)?,
+        not_before: r.try_get(6)?,
+        not_after: r.try_get(7)?,
+        shard: r.try_get(8)?,
+        created_at: r.try_get(9)?,
+        revoked_at: r.try_get(10)?,
+        reason: r.try_get(11)?,
+        changed_at: r.try_get(12)?,
+    })
+}
+
+/// Full-CRL rows use this shard number.
+pub const FULL_CRL: i64 = -1;
+
+pub async fn insert_issuer(conn: &mut AnyConnection, i: &IssuerRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO issuers (id, subject, cert, parent, key_label, is_root, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&i.id)
+    .bind(&i.subject)
+    .bind(i.cert.clone())
+    .bind(i.parent.clone())
+    .bind(&i.key_label)
+    .bind(i.is_root as i64)
+    .bind(i.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| conflict_or(e, || format!("an issuing CA named {:?} already exists", i.id)))?;
+    sqlx::query("INSERT INTO crl_numbers (issuer, next) VALUES ($1, 1)")
+        .bind(&i.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a pending certificate; `Ok(false)` if the serial is taken.
+pub async fn reserve(conn: &mut AnyConnection, c: &NewCert) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(&c.issuer)
+    .bind(&c.serial)
+    .bind(&c.profile)
+    .bind(&c.subject)
+    .bind(c.tbs.clone())
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(c.shard)
+    .bind(c.created_at)
+    .bind(c.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Stores the signed certificate of a pending row; `Ok(false)` if there is
+/// no pending row (it was abandoned or already finalised).
+pub async fn finalize(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    serial: &str,
+    cert: &[u8],
+    escrow: Option<&[u8]>,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE certificates SET status = 'issued', cert = $1, escrow = $2, changed_at = $3 \
+         WHERE issuer = $4 AND serial = $5 AND status = 'pending'",
+    )
+    .bind(cert.to_vec())
+    .bind(escrow.map(<[u8]>::to_vec))
+    .bind(now)
+    .bind(issuer)
+    .bind(serial)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Revokes an issued certificate. Revocation is final (also enforced by a
+/// database trigger).
+pub async fn revoke(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    serial: &str,
+    revoked_at: i64,
+    reason: i64,
+    now: i64,
+) -> Result<CertRow> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        cert_cols!(),
+        " FROM certificates WHERE issuer = $1 AND serial = $2"
+    ))
+    .bind(issuer)
+    .bind(serial)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let mut c = match row {
+        Some(r) => cert_row(&r)?,
+        None => {
+            return Err(StoreError::NotFound(format!(
+                "no certificate with serial {serial}"
+            )));
+        }
+    };
+    if c.status != "issued" {
+        return Err(StoreError::Conflict(format!(
+            "certificate {serial} was never issued (status {})",
+            c.status
+        )));
+    }
+    if c.revoked_at.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "certificate {serial} is already revoked; a revocation cannot be changed"
+        )));
+    }
+    sqlx::query(
+        "UPDATE certificates SET revoked_at = $1, reason = $2, changed_at = $3 WHERE issuer = $4 AND serial = $5 AND revoked_at IS NULL",
+    )
+    .bind(revoked_at)
+    .bind(reason)
+    .bind(now)
+    .bind(issuer)
+    .bind(serial)
+    .execute(&mut *conn)
+    .await?;
+    c.revoked_at = Some(revoked_at);
+    c.reason = Some(reason);
+    c.changed_at = now;
+    Ok(c)
+}
+
+pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str) -> Result<i64> {
+    let r: (i64,) = sqlx::query_as("SELECT next FROM crl_numbers WHERE issuer = $1")
+        .bind(issuer)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE crl_numbers SET next = next + 1 WHERE issuer = $1")
+        .bind(issuer)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.0)
+}
+
+pub async fn put_crl(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    shard: i64,
+    number: i64,
+    this_update: i64,
+    next_update: i64,
+    der: &[u8],
+) -> Result<()> {
+    sqlx::query("DELETE FROM crls WHERE issuer = $1 AND shard = $2")
+        .bind(issuer)
+        .bind(shard)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO crls (issuer, shard, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(issuer)
+    .bind(shard)
+    .bind(number)
+    .bind(this_update)
+    .bind(next_update)
+    .bind(der.to_vec())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug)]
+pub struct CrlRow {
+    pub issuer: String,
+    pub shard: i64,
+    pub number: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: Vec<u8>,
+}
+
+impl Store {
+    pub async fn issuers(&self) -> Result<Vec<IssuerRow>> {
+        let rows = sqlx::query(
+            "SELECT id, subject, cert, parent, key_label, is_root, created_at FROM issuers ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IssuerRow {
+                    id: r.try_get(0)?,
+                    subject: r.try_get(1)?,
+                    cert: r.try_get(2)?,
+                    parent: r.try_get(3)?,
+                    key_label: r.try_get(4)?,
+                    is_root: r.try_get::<i64, _>(5)? != 0,
+                    created_at: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Finds a certificate by serial (hex), optionally under one issuer.
+    pub async fn get_cert(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE serial = $1 ORDER BY created_at"
+        ))
+        .bind(serial)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(cert_row)
+            .filter(|r| {
+                r.as_ref()
+                    .map(|c| issuer.is_none_or(|i| c.issuer == i))
+                    .unwrap_or(true)
+            })
+            .next()
+            .unwrap_or_else(|| {
+                Err(StoreError::NotFound(format!(
+                    "no certificate with serial {serial}"
+                )))
+            })
+    }
+
+    /// Lists certificates, newest first, `limit` at a time; `before` is the
+    /// (created_at, serial) of the last row of the previous page.
+    pub async fn list_certs(
+        &self,
+        limit: i64,
+        before: Option<(i64, String)>,
+    ) -> Result<Vec<CertRow>> {
+        let (ts, serial) = before.unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE created_at < $1 OR (created_at = $2 AND serial < $3) \
+             ORDER BY created_at DESC, serial DESC LIMIT $4"
+        ))
+        .bind(ts)
+        .bind(ts)
+        .bind(serial)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cert_row).collect()
+    }
+
+    /// Certificates whose status changed at or after `since` (for refreshing
+    /// pre-signed OCSP responses across processes).
+    pub async fn changed_since(&self, since: i64) -> Result<Vec<CertRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE changed_at >= $1 AND status = 'issued'"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cert_row).collect()
+    }
+
+    /// Streams the unexpired revoked certificates of an issuer (one shard or
+    /// all) as (serial hex, revoked_at, reason), in serial order.
+    pub async fn for_each_revoked(
+        &self,
+        issuer: &str,
+        shard: Option<i64>,
+        now: i64,
+        mut f: impl FnMut(&str, i64, i64) -> Result<()>,
+    ) -> Result<u64> {
+        use futures_util::TryStreamExt;
+        let mut conn = self.pool.acquire().await?;
+        let sql = if shard.is_some() {
+            "SELECT serial, revoked_at, reason FROM certificates WHERE issuer = $1 AND revoked_at IS NOT NULL AND not_after >= $2 AND shard = $3"
+        } else {
+            "SELECT serial, revoked_at, reason FROM certificates WHERE issuer = $1 AND revoked_at IS NOT NULL AND not_after >= $2 AND $3 = $3"
+        };
+        let mut rows = sqlx::query(sql)
+            .bind(issuer)
+            .bind(now)
+            .bind(shard.unwrap_or(0))
+            .fetch(&mut *conn);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let serial: &str = r.try_get(0)?;
+            f(
+                serial,
+                r.try_get(1)?,
+                r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+            )?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Shards holding revoked, unexpired certificates of an issuer.
+    pub async fn revoked_shards(&self, issuer: &str, now: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT DISTINCT shard FROM certificates WHERE issuer = $1 AND revoked_at IS NOT NULL AND not_after >= $2 ORDER BY shard",
+        )
+        .bind(issuer)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    pub async fn get_crl(&self, issuer: &str, shard: i64) -> Result<CrlRow> {
+        let r = sqlx::query("SELECT issuer, shard, number, this_update, next_update, der FROM crls WHERE issuer = $1 AND shard = $2")
+            .bind(issuer)
+            .bind(shard)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no CRL for {issuer} shard {shard}")))?;
+        Ok(CrlRow {
+            issuer: r.try_get(0)?,
+            shard: r.try_get(1)?,
+            number: r.try_get(2)?,
+            this_update: r.try_get(3)?,
+            next_update: r.try_get(4)?,
+            der: r.try_get(5)?,
+        })
+    }
+
+    pub async fn crls(&self) -> Result<Vec<(String, i64, i64, i64)>> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT issuer, shard, number, next_update FROM crls ORDER BY issuer, shard",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Marks pending rows older than `before` abandoned: their certificate
+    /// was never stored, so it was never handed out. The serial stays
+    /// reserved for ever.
+    pub async fn abandon_pending(&self, before: i64, now: i64) -> Result<u64> {
+        let r = sqlx::query("UPDATE certificates SET status = 'abandoned', changed_at = $1 WHERE status = 'pending' AND created_at < $2")
+            .bind(now)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn count_certs(&self) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM certificates GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
