@@ -1,1 +1,85 @@
-fn main() {}
+//! `hallmark`: one binary for every role.
+
+mod bench;
+mod commands;
+mod passphrase;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hallmark", version, about = "Hallmark trust services: certification authority, OCSP, CRLs")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Data directory (config, key store, SQLite database).
+    #[arg(long, global = true, env = "HALLMARK_DATA_DIR", default_value = "hallmark-data")]
+    pub data_dir: PathBuf,
+    /// Database URL overriding the config (e.g. postgres://127.0.0.1/test).
+    #[arg(long, global = true, env = "HALLMARK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// File holding the key-store passphrase (else $HALLMARK_PASSPHRASE, else a prompt).
+    #[arg(long, global = true, env = "HALLMARK_PASSPHRASE_FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a data directory and run the key ceremony (root + issuing CA).
+    Init(commands::InitArgs),
+    /// Serve OCSP, CRLs, CA certificates and the admin API.
+    Serve(commands::ServeArgs),
+    /// Initialise ./hallmark-data with a demo CA if absent, then serve on 127.0.0.1:8080.
+    Quickstart(commands::ServeArgs),
+    /// Issue, revoke and inspect certificates.
+    #[command(subcommand)]
+    Cert(commands::CertCmd),
+    /// CRLs.
+    #[command(subcommand)]
+    Crl(commands::CrlCmd),
+    /// CA hierarchy.
+    #[command(subcommand)]
+    Ca(commands::CaCmd),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(commands::AuditCmd),
+    /// Keys in the key store (labels and algorithms only).
+    #[command(subcommand)]
+    Keys(commands::KeysCmd),
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HALLMARK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -10,6 +10,10 @@ use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::name::DistributionPointName;
 
 use crate::cert::push_len;
+
+/// id-ce-issuingDistributionPoint.
+pub const ID_CE_ISSUING_DISTRIBUTION_POINT: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("2.5.29.28");
 use crate::{PkiError, Result, ext};
 
 /// RFC 5280 §5.3.1 CRLReason values that Hallmark accepts.
@@ -196,17 +200,22 @@ pub fn tbs(params: &CrlParams<'_>, entries: &EntryWriter) -> Result<Vec<u8>> {
         },
     ];
     if let Some(url) = params.distribution_point {
-        exts.push(ext::make(
-            true,
-            &IssuingDistributionPoint {
-                distribution_point: Some(DistributionPointName::FullName(vec![ext::uri(url)?])),
-                only_contains_user_certs: true,
-                only_contains_ca_certs: false,
-                only_some_reasons: None,
-                indirect_crl: false,
-                only_contains_attribute_certs: false,
-            },
-        )?);
+        let idp = IssuingDistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![ext::uri(url)?])),
+            only_contains_user_certs: true,
+            only_contains_ca_certs: false,
+            only_some_reasons: None,
+            indirect_crl: false,
+            only_contains_attribute_certs: false,
+        };
+        // x509-cert 0.3.0 gives IssuingDistributionPoint the OID of
+        // subjectInfoAccess, so the extension is assembled with the right
+        // one (id-ce-issuingDistributionPoint, RFC 5280 §5.2.5).
+        exts.push(Extension {
+            extn_id: ID_CE_ISSUING_DISTRIBUTION_POINT,
+            critical: true,
+            extn_value: OctetString::new(idp.to_der()?)?,
+        });
     }
     let exts_der = exts.to_der()?;
     let alg_der = params.signature_algorithm.to_der()?;

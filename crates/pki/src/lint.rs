@@ -213,7 +213,7 @@ pub fn lint_certificate(
             if matches!(&bc, Some((_, Ok(b))) if b.ca) {
                 f.push("OCSP signer must not be a CA".into());
             }
-            if ku_bits.map(|b| b.bits()) != Some((KeyUsages::DigitalSignature as u16).into()) {
+            if ku_bits != Some(KeyUsages::DigitalSignature.into()) {
                 f.push("OCSP signer keyUsage must be digitalSignature only".into());
             }
             check_eku(&exts, &[rfc5280::ID_KP_OCSP_SIGNING], &mut f);

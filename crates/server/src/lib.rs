@@ -1,1 +1,207 @@
+//! The HTTP surface: OCSP (RFC 6960 / RFC 5019), CRL and CA certificate
+//! publication, and the admin JSON API under `/api/v1`. Only this crate
+//! knows HTTP.
 
+mod api;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use base64ct::{Base64, Encoding};
+use hallmark_pki::ocsp::MAX_REQUEST_BYTES;
+use hallmark_ra::{Authority, system_now};
+use hallmark_store::certs::FULL_CRL;
+
+pub use problem::Problem;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<Authority>,
+}
+
+pub fn router(auth: Arc<Authority>) -> Router {
+    let state = AppState { auth };
+    let ocsp = Router::new()
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/", post(ocsp_post))
+        .route("/ocsp/{*req}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/crl/{file}", get(crl_full))
+        .route("/crl/{issuer}/{file}", get(crl_shard))
+        .route("/ca/{file}", get(ca_cert))
+        .merge(ocsp)
+        .nest("/api/v1", api::router())
+        .fallback(|| async { Problem::not_found("no such resource; see /api/v1/openapi.json") })
+        .with_state(state)
+}
+
+fn ocsp_reply(bytes: Bytes, note: Option<String>, cacheable: bool) -> Response {
+    if let Some(n) = note {
+        tracing::debug!(reason = %n, "OCSP request refused");
+    }
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    if cacheable {
+        // RFC 5019 §6.2: let HTTP caches hold GET responses for a while.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600, no-transform"));
+    }
+    r
+}
+
+async fn ocsp_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        if ct.as_bytes() != b"application/ocsp-request" {
+            return Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content-type",
+                "Unsupported media type",
+                "send OCSP requests as application/ocsp-request",
+            )
+            .into_response();
+        }
+    }
+    let (bytes, note) = s.auth.ocsp.answer(&body, system_now()).await;
+    ocsp_reply(bytes, note, false)
+}
+
+/// RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}.
+async fn ocsp_get(State(s): State<AppState>, Path(req): Path<String>) -> Response {
+    if req.len() > MAX_REQUEST_BYTES * 2 {
+        return ocsp_reply(
+            Bytes::copy_from_slice(&hallmark_pki::ocsp::error_response(
+                hallmark_pki::ocsp::ResponseStatus::MalformedRequest,
+            )),
+            Some("request too long".into()),
+            false,
+        );
+    }
+    let decoded = percent_decode(&req);
+    let der = match Base64::decode_vec(decoded.trim()) {
+        Ok(d) => d,
+        Err(_) => {
+            return ocsp_reply(
+                Bytes::copy_from_slice(&hallmark_pki::ocsp::error_response(
+                    hallmark_pki::ocsp::ResponseStatus::MalformedRequest,
+                )),
+                Some("path is not base64".into()),
+                false,
+            );
+        }
+    };
+    let (bytes, note) = s.auth.ocsp.answer(&der, system_now()).await;
+    let ok = note.is_none();
+    ocsp_reply(bytes, note, ok)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn der_response(content_type: &'static str, der: Vec<u8>) -> Response {
+    let mut r = (StatusCode::OK, der).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+async fn crl_full(State(s): State<AppState>, Path(file): Path<String>) -> Result<Response, Problem> {
+    let issuer = file
+        .strip_suffix(".crl")
+        .ok_or_else(|| Problem::not_found("CRLs are served as /crl/ISSUER.crl"))?;
+    serve_crl(&s, issuer, FULL_CRL).await
+}
+
+async fn crl_shard(State(s): State<AppState>, Path((issuer, file)): Path<(String, String)>) -> Result<Response, Problem> {
+    let shard: i64 = file
+        .strip_suffix(".crl")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| Problem::not_found("shard CRLs are served as /crl/ISSUER/N.crl"))?;
+    serve_crl(&s, &issuer, shard).await
+}
+
+async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, Problem> {
+    match s.auth.store.get_crl(issuer, shard).await {
+        Ok(c) => Ok(der_response("application/pkix-crl", c.der)),
+        Err(hallmark_store::StoreError::NotFound(_)) => {
+            // A shard nobody has asked for yet: generate it if the issuer exists.
+            if s.auth.ca.issuer(Some(issuer)).is_err() {
+                return Err(Problem::not_found(format!("no CA named {issuer:?}")));
+            }
+            s.auth
+                .generate_crls(Some(issuer), (shard != FULL_CRL).then_some(shard), system_now())
+                .await
+                .map_err(Problem::from)?;
+            let c = s.auth.store.get_crl(issuer, shard).await.map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+            Ok(der_response("application/pkix-crl", c.der))
+        }
+        Err(e) => Err(hallmark_ra::RaError::from(e).into()),
+    }
+}
+
+async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<Response, Problem> {
+    let (id, pem) = match (file.strip_suffix(".crt"), file.strip_suffix(".pem")) {
+        (Some(id), _) => (id, false),
+        (_, Some(id)) => (id, true),
+        _ => return Err(Problem::not_found("CA certificates are served as /ca/ISSUER.crt (DER) or .pem")),
+    };
+    let rows = s.auth.store.issuers().await.map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+    let row = rows
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Problem::not_found(format!("no CA named {id:?}")))?;
+    Ok(if pem {
+        let mut r = (StatusCode::OK, hallmark_pki::pem::encode("CERTIFICATE", &row.cert)).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
+        r
+    } else {
+        der_response("application/pkix-cert", row.cert)
+    })
+}
+
+async fn index(State(s): State<AppState>) -> Html<String> {
+    let base = &s.auth.config.server.base_url;
+    let mut items = String::new();
+    if let Ok(rows) = s.auth.store.issuers().await {
+        for r in rows {
+            let subj = html_escape(&r.subject);
+            items.push_str(&format!(
+                "<li><b>{subj}</b> ({id}): <a href=\"/ca/{id}.crt\">certificate</a> · <a href=\"/ca/{id}.pem\">PEM</a> · <a href=\"/crl/{id}.crl\">CRL</a></li>\n",
+                id = html_escape(&r.id)
+            ));
+        }
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>Hallmark 核證機關</title></head><body>\
+         <h1>Hallmark 核證機關 / certification authority</h1><ul>{items}</ul>\
+         <p>OCSP: <code>{base}/ocsp</code> · API: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a></p></body></html>"
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

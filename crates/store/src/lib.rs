@@ -177,3 +177,9 @@ pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> Stor
     }
     StoreError::Database(e)
 }
+
+/// Commits a transaction begun with [`Store::begin`].
+pub async fn commit(tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+    tx.commit().await?;
+    Ok(())
+}

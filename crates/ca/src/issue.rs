@@ -1,0 +1,215 @@
+//! Subscriber certificate issuance: request → template → lint → reserve →
+//! sign → check → store.
+
+use std::str::FromStr;
+
+use hallmark_crypto::KeyAlgorithm;
+use hallmark_pki::cert::Template;
+use hallmark_pki::lint::{self, Kind};
+use hallmark_pki::{csr, ext, hex, pkcs12, random_serial, subject};
+use zeroize::Zeroizing;
+
+use crate::{Ca, CaError, Final, Ledger, LedgerError, Pending, Result};
+
+/// Where the subject's key comes from.
+pub enum KeySource {
+    /// A PKCS#10 CSR (PEM or DER); its signature is checked.
+    Csr(Vec<u8>),
+    /// Central key generation: the key is made here and delivered once in a
+    /// PKCS#12 file protected by a one-time PIN.
+    Generate(KeyAlgorithm),
+}
+
+/// An approved request. The subject comes from here, never from the CSR.
+pub struct IssueRequest {
+    pub profile: String,
+    pub issuer: Option<String>,
+    pub subject: String,
+    pub emails: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub validity_days: Option<u32>,
+    pub key: KeySource,
+    pub actor: String,
+}
+
+pub struct Issued {
+    pub issuer: String,
+    pub serial_hex: String,
+    pub cert_der: Vec<u8>,
+    pub not_after: u64,
+    /// For central key generation: the PKCS#12 and its one-time PIN.
+    pub pkcs12: Option<(Vec<u8>, Zeroizing<String>)>,
+}
+
+const PIN_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+const PIN_LEN: usize = 12;
+
+/// A one-time PIN: 12 characters from a 32-letter alphabet without look-alikes
+/// (60 bits).
+pub fn one_time_pin() -> Result<Zeroizing<String>> {
+    let mut raw = Zeroizing::new([0u8; PIN_LEN]);
+    hallmark_crypto::fill_random(&mut raw[..])?;
+    Ok(Zeroizing::new(
+        raw.iter().map(|b| PIN_ALPHABET[(*b as usize) % PIN_ALPHABET.len()] as char).collect(),
+    ))
+}
+
+/// Attempts with a fresh serial if one collides (never expected with 159
+/// random bits; bounded so a broken RNG cannot loop for ever).
+const SERIAL_ATTEMPTS: u32 = 3;
+
+impl<L: Ledger> Ca<L> {
+    pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
+        let profile = self
+            .profiles
+            .get(&req.profile)
+            .ok_or_else(|| CaError::UnknownProfile(req.profile.clone()))?;
+        let issuer = self.issuer(req.issuer.as_deref())?;
+        if issuer.is_root {
+            return Err(CaError::BadRequest(
+                "subscriber certificates are issued by an issuing CA, not by the root".into(),
+            ));
+        }
+
+        let (spki_der, key_alg, generated) = match &req.key {
+            KeySource::Csr(bytes) => {
+                let v = csr::verify(bytes)?;
+                (v.spki_der, v.key.algorithm, None)
+            }
+            KeySource::Generate(alg) => {
+                if !profile.central_keygen {
+                    return Err(CaError::BadRequest(format!(
+                        "profile {:?} does not allow central key generation",
+                        req.profile
+                    )));
+                }
+                let pkcs8 = hallmark_crypto::generate_pkcs8(*alg)?;
+                let signer = hallmark_crypto::SoftwareSigner::from_pkcs8(*alg, &pkcs8)?;
+                let spki = hallmark_crypto::Signer::spki_der(&signer).to_vec();
+                (spki, *alg, Some(pkcs8))
+            }
+        };
+        if !profile.allows_key(key_alg) {
+            return Err(CaError::BadRequest(format!(
+                "profile {:?} does not accept {key_alg} keys; it accepts {}",
+                req.profile,
+                profile.key_algorithms.join(", ")
+            )));
+        }
+
+        let subject_name = subject::parse(&req.subject)?;
+        let days = req.validity_days.unwrap_or(profile.validity_days);
+        if days == 0 || days > profile.max_validity_days {
+            return Err(CaError::BadRequest(format!(
+                "validity of {days} days is outside 1..={} for profile {:?}",
+                profile.max_validity_days, req.profile
+            )));
+        }
+        let not_before = now;
+        let not_after = (now + days as u64 * 86_400 - 1).min(issuer.not_after);
+        let emails: Vec<String> = req.emails.iter().map(|e| e.trim().to_ascii_lowercase()).collect();
+        let dns: Vec<String> = req.dns_names.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
+        let shard = self.settings.shard_of(not_after);
+
+        let policy = profile.policy().map_err(|e| CaError::BadRequest(e))?;
+        let ku = lint::effective_key_usage(profile.key_usage_bits().map_err(CaError::BadRequest)?, key_alg);
+        let mut exts = vec![
+            ext::basic_constraints(false, None)?,
+            ext::key_usage(ku)?,
+            ext::ext_key_usage(profile.eku_oids().map_err(CaError::BadRequest)?)?,
+        ];
+        if !emails.is_empty() || !dns.is_empty() {
+            exts.push(ext::subject_alt_name(&emails, &dns, subject_name.is_empty())?);
+        }
+        exts.push(ext::certificate_policies(policy, self.settings.cps_uri.as_deref())?);
+        exts.push(ext::crl_distribution_point(&self.settings.shard_crl_url(&issuer.id, shard))?);
+        exts.push(ext::authority_info_access(
+            Some(&self.settings.ocsp_url()),
+            &self.settings.ca_cert_url(&issuer.id),
+        )?);
+        exts.push(ext::subject_key_id(&ext::key_id(&spki_der)?)?);
+        exts.push(ext::authority_key_id(&issuer.key_id)?);
+
+        let mut attempt = 0;
+        let (linted, serial_hex) = loop {
+            attempt += 1;
+            let serial = random_serial()?;
+            let template = Template {
+                serial: serial.to_vec(),
+                signature_algorithm: issuer.signer.signature_algorithm(),
+                issuer: der::Decode::from_der(&issuer.name_der).map_err(hallmark_pki::PkiError::from)?,
+                not_before,
+                not_after,
+                subject: subject_name.clone(),
+                spki_der: spki_der.clone(),
+                extensions: exts.clone(),
+            };
+            let linted = lint::lint_certificate(template.to_tbs_der()?, Kind::Leaf(profile), &issuer.lint_issuer())?;
+            let serial_hex = hex(linted.serial());
+            let pending = Pending {
+                issuer: issuer.id.clone(),
+                serial_hex: serial_hex.clone(),
+                profile: req.profile.clone(),
+                subject: req.subject.clone(),
+                tbs: linted.der().to_vec(),
+                not_before,
+                not_after,
+                shard,
+                created_at: now,
+            };
+            match self.ledger.reserve(pending).await {
+                Ok(()) => break (linted, serial_hex),
+                Err(LedgerError::SerialTaken) if attempt < SERIAL_ATTEMPTS => continue,
+                Err(LedgerError::SerialTaken) => return Err(CaError::SerialCollision(attempt)),
+                Err(LedgerError::Failed(e)) => return Err(CaError::Ledger(e)),
+            }
+        };
+
+        let cert_der = issuer.sign_linted(&linted)?;
+        if self.danger_abort_after_sign {
+            tracing::error!(serial = %serial_hex, "danger_abort_after_sign: aborting between signing and storing");
+            std::process::abort();
+        }
+
+        let mut pkcs12_out = None;
+        let mut escrow = None;
+        if let Some(pkcs8) = &generated {
+            if profile.escrow {
+                escrow = Some(
+                    self.sealer
+                        .seal(&format!("escrow:{}:{serial_hex}", issuer.id), pkcs8)
+                        .map_err(CaError::Ledger)?,
+                );
+            }
+            let pin = one_time_pin()?;
+            let chain: Vec<&[u8]> = vec![&cert_der, &issuer.cert_der];
+            let p12 = pkcs12::build(pkcs8, &chain, &req.subject, &pin)?;
+            pkcs12_out = Some((p12, pin));
+        }
+
+        self.ledger
+            .finalize(Final {
+                issuer: issuer.id.clone(),
+                serial_hex: serial_hex.clone(),
+                cert: cert_der.clone(),
+                escrow,
+                actor: req.actor.clone(),
+                profile: req.profile.clone(),
+                subject: req.subject.clone(),
+            })
+            .await
+            .map_err(|e| CaError::Ledger(e.to_string()))?;
+
+        Ok(Issued {
+            issuer: issuer.id.clone(),
+            serial_hex,
+            cert_der,
+            not_after,
+            pkcs12: pkcs12_out,
+        })
+    }
+}
+
+pub fn parse_key_algorithm(s: &str) -> Result<KeyAlgorithm> {
+    KeyAlgorithm::from_str(s).map_err(|e| CaError::BadRequest(e.to_string()))
+}

@@ -1,0 +1,551 @@
+//! The subcommands.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hallmark_ca::{IssueRequest, KeySource};
+use hallmark_crypto::KeyAlgorithm;
+use hallmark_keys::{KdfParams, Passphrase};
+use hallmark_pki::crl::Reason;
+use hallmark_ra::ceremony::{self, InitOptions};
+use hallmark_ra::{Authority, system_now};
+
+use crate::{Cli, Command, Global, passphrase};
+
+pub type Res<T = ()> = Result<T, String>;
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Subject of the root CA (RFC 4514; Chinese is fine).
+    #[arg(long, default_value = "CN=Hallmark Root CA,O=Hallmark,C=HK")]
+    pub root_subject: String,
+    /// Subject of the issuing CA.
+    #[arg(long, default_value = "CN=Hallmark Issuing CA 1,O=Hallmark,C=HK")]
+    pub issuing_subject: String,
+    /// Id of the issuing CA (used in URLs: /ca/ID.crt, /crl/ID.crl).
+    #[arg(long, default_value = "issuing")]
+    pub issuing_id: String,
+    /// Root key: p384 (default), p256, rsa3072, rsa4096.
+    #[arg(long, default_value = "p384")]
+    pub root_key: String,
+    /// Issuing CA key: p256 (default), p384, rsa2048, rsa3072, rsa4096.
+    #[arg(long, default_value = "p256")]
+    pub issuing_key: String,
+    #[arg(long, default_value_t = 7305)]
+    pub root_days: u32,
+    #[arg(long, default_value_t = 3653)]
+    pub issuing_days: u32,
+    /// Certificate-policy OID arc (profiles use ARC.1.1, ARC.1.2, …).
+    #[arg(long, default_value = "1.3.6.1.4.1.59999.1")]
+    pub policy_arc: String,
+    /// URL of the Certification Practice Statement, put in certificatePolicies.
+    #[arg(long)]
+    pub cps_uri: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Public base URL for CDP and AIA (default: http://LISTEN).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Create only the root (keep it offline; sign issuing CAs with `ca add`).
+    #[arg(long)]
+    pub root_only: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Listen address (overrides the config).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum CertCmd {
+    /// Issue a certificate from a CSR or with a centrally generated key.
+    Issue(IssueArgs),
+    /// Revoke a certificate (final).
+    Revoke {
+        serial: String,
+        /// keyCompromise, affiliationChanged, superseded, cessationOfOperation, …
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show a certificate.
+    Show {
+        serial: String,
+        /// Print the certificate as PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// List certificates, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Args)]
+pub struct IssueArgs {
+    #[arg(long)]
+    pub profile: String,
+    /// Subject (RFC 4514), e.g. "CN=CHAN Tai Man,C=HK".
+    #[arg(long, default_value = "")]
+    pub subject: String,
+    #[arg(long, conflicts_with = "generate_key")]
+    pub csr: Option<PathBuf>,
+    /// Generate the key here and deliver it in a PKCS#12 with a one-time PIN.
+    #[arg(long, requires = "p12_out")]
+    pub generate_key: bool,
+    /// Key type for --generate-key.
+    #[arg(long, default_value = "p256")]
+    pub key_type: String,
+    #[arg(long)]
+    pub p12_out: Option<PathBuf>,
+    /// E-mail address for subjectAltName (only if the applicant chose so).
+    #[arg(long = "email")]
+    pub emails: Vec<String>,
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    #[arg(long)]
+    pub days: Option<u32>,
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Write the certificate (PEM) here; otherwise print it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum CrlCmd {
+    /// Generate the full and shard CRLs now.
+    Generate {
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CaCmd {
+    /// List the CAs.
+    List,
+    /// Add an issuing CA under the root (needs the root key).
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "p256")]
+        key: String,
+        #[arg(long, default_value_t = 3653)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Re-compute the hash chain and check the signed checkpoints.
+    Verify,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    List,
+}
+
+pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
+    passphrase::obtain(g.passphrase_file.as_deref(), confirm)
+}
+
+pub async fn open(g: &Global) -> Res<Arc<Authority>> {
+    let p = pass(g, false)?;
+    let abort = std::env::var("HALLMARK_DANGER_ABORT_AFTER_SIGN").is_ok_and(|v| v == "1");
+    Authority::open_with(&g.data_dir, &p, g.database_url.as_deref(), abort)
+        .await
+        .map_err(s)
+}
+
+fn kdf() -> KdfParams {
+    if std::env::var("HALLMARK_DANGER_INSECURE_KDF").is_ok_and(|v| v == "1") {
+        KdfParams::danger_insecure_for_tests()
+    } else {
+        KdfParams::default()
+    }
+}
+
+pub async fn run(cli: Cli) -> Res {
+    let g = cli.global;
+    match cli.command {
+        Command::Init(a) => init(&g, a, None).await.map(|_| ()),
+        Command::Serve(a) => {
+            let auth = open(&g).await?;
+            serve(auth, a.listen).await
+        }
+        Command::Quickstart(a) => quickstart(g, a).await,
+        Command::Cert(c) => cert(&g, c).await,
+        Command::Crl(CrlCmd::Generate { issuer }) => {
+            let auth = open(&g).await?;
+            let spin = indicatif::ProgressBar::new_spinner().with_message("generating CRLs");
+            spin.enable_steady_tick(Duration::from_millis(120));
+            let out = auth.generate_crls(issuer.as_deref(), None, system_now()).await.map_err(s)?;
+            spin.finish_and_clear();
+            for c in out {
+                let which = if c.shard < 0 { "full".to_string() } else { format!("shard {}", c.shard) };
+                println!("{} {which}: CRL number {}, {} entries, {} bytes", c.issuer, c.number, c.entries, c.bytes);
+            }
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            Ok(())
+        }
+        Command::Ca(CaCmd::List) => {
+            let auth = open(&g).await?;
+            for r in auth.store.issuers().await.map_err(s)? {
+                let role = if r.is_root { "root" } else { "issuing" };
+                let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&r.cert));
+                println!("{:<12} {role:<8} {}  sha256:{fp}", r.id, r.subject);
+            }
+            Ok(())
+        }
+        Command::Ca(CaCmd::Add { id, subject, key, days }) => {
+            let p = pass(&g, false)?;
+            let alg = KeyAlgorithm::from_str(&key).map_err(s)?;
+            let cert = ceremony::add_issuer(&g.data_dir, &p, g.database_url.as_deref(), &id, &subject, alg, days, system_now())
+                .await
+                .map_err(s)?;
+            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
+            eprintln!("issuing CA {id:?} added; restart `hallmark serve` to use it");
+            Ok(())
+        }
+        Command::Audit(AuditCmd::Verify) => audit_verify(&g).await,
+        Command::Keys(KeysCmd::List) => {
+            let auth = open(&g).await?;
+            for (label, alg) in auth.key_labels() {
+                println!("{label:<40} {alg}");
+            }
+            Ok(())
+        }
+        Command::Bench(b) => crate::bench::run(&g, b).await,
+    }
+}
+
+async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremony::InitOutput> {
+    let p = match given {
+        Some(p) => p,
+        None => pass(g, true)?,
+    };
+    let opts = InitOptions {
+        root_algorithm: KeyAlgorithm::from_str(&a.root_key).map_err(s)?,
+        issuing_algorithm: KeyAlgorithm::from_str(&a.issuing_key).map_err(s)?,
+        root_subject: a.root_subject,
+        issuing_subject: a.issuing_subject,
+        issuing_id: a.issuing_id,
+        root_days: a.root_days,
+        issuing_days: a.issuing_days,
+        policy_arc: a.policy_arc,
+        cps_uri: a.cps_uri,
+        base_url: a.base_url.unwrap_or_else(|| format!("http://{}", a.listen)),
+        listen: a.listen,
+        database_url: g.database_url.clone(),
+        root_only: a.root_only,
+        kdf: kdf(),
+    };
+    let spin = indicatif::ProgressBar::new_spinner().with_message("key ceremony: generating CA keys and certificates");
+    spin.enable_steady_tick(Duration::from_millis(120));
+    let out = ceremony::init(&g.data_dir, &opts, &p, system_now()).await.map_err(s)?;
+    spin.finish_and_clear();
+    let fp = |c: &[u8]| hallmark_pki::hex(&hallmark_crypto::sha256(c));
+    eprintln!("Initialised {}", g.data_dir.display());
+    eprintln!("  root CA        sha256:{}", fp(&out.root_cert));
+    if let Some(c) = &out.issuing_cert {
+        eprintln!("  issuing CA     sha256:{}", fp(c));
+    }
+    eprintln!("  admin API token (shown once, store it safely): {}", out.admin_token.as_str());
+    Ok(out)
+}
+
+pub async fn serve(auth: Arc<Authority>, listen: Option<String>) -> Res {
+    let addr = listen.unwrap_or_else(|| auth.config.server.listen.clone());
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("listen address {addr:?}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(s)?;
+    // CRLs exist from the first request on.
+    auth.generate_crls(None, None, system_now()).await.map_err(s)?;
+    spawn_maintenance(auth.clone());
+    tracing::info!(%local, "serving");
+    println!("listening on http://{local}");
+    let app = hallmark_server::router(auth.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(s)?;
+    auth.checkpoint(system_now()).await.map_err(s)?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// Background work of a server: audit checkpoints, OCSP signer renewal,
+/// CRL regeneration and picking up revocations made by other processes.
+fn spawn_maintenance(auth: Arc<Authority>) {
+    let a = auth.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = a.checkpoint(system_now()).await {
+                tracing::error!(error = %e, "audit checkpoint failed");
+            }
+            if let Err(e) = a.ensure_ocsp_signers(system_now()).await {
+                tracing::error!(error = %e, "OCSP signer renewal failed");
+            }
+        }
+    });
+    let a = auth.clone();
+    tokio::spawn(async move {
+        // Regenerate CRLs at half their validity.
+        let period = (a.ca.settings.crl_validity_secs / 2).max(60);
+        let mut tick = tokio::time::interval(Duration::from_secs(period));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = a.generate_crls(None, None, system_now()).await {
+                tracing::error!(error = %e, "scheduled CRL generation failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut since = system_now() as i64;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let now = system_now() as i64;
+            match auth.store.changed_since(since - 1).await {
+                Ok(rows) => {
+                    for r in rows.iter().filter(|r| r.revoked_at.is_some()) {
+                        auth.ocsp.invalidate(&r.issuer, &r.serial);
+                    }
+                    since = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "polling for revocations failed"),
+            }
+        }
+    });
+}
+
+async fn quickstart(g: Global, a: ServeArgs) -> Res {
+    let demo_pass = g.data_dir.join("passphrase.demo");
+    let demo_token = g.data_dir.join("admin-token.demo");
+    let mut g = g;
+    if !g.data_dir.join(hallmark_ra::config::CONFIG_FILE).exists() {
+        let listen = a.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
+        let p = match (&g.passphrase_file, std::env::var("HALLMARK_PASSPHRASE")) {
+            (None, Err(_)) => {
+                // Demo only: a random passphrase kept next to the key store.
+                let mut raw = [0u8; 24];
+                hallmark_crypto::fill_random(&mut raw).map_err(s)?;
+                let p = hallmark_pki::hex(&raw);
+                std::fs::create_dir_all(&g.data_dir).map_err(s)?;
+                write_private(&demo_pass, p.as_bytes())?;
+                eprintln!(
+                    "DEMO: the key-store passphrase is in {} — fine for trying Hallmark, never for production",
+                    demo_pass.display()
+                );
+                Passphrase::new(p).map_err(s)?
+            }
+            _ => pass(&g, false)?,
+        };
+        let args = InitArgs {
+            root_subject: "CN=Hallmark Demo Root CA 示範根憑證,O=Hallmark Demo,C=HK".into(),
+            issuing_subject: "CN=Hallmark Demo Issuing CA 示範簽發機關,O=Hallmark Demo,C=HK".into(),
+            issuing_id: "issuing".into(),
+            root_key: "p384".into(),
+            issuing_key: "p256".into(),
+            root_days: 7305,
+            issuing_days: 3653,
+            policy_arc: "1.3.6.1.4.1.59999.1".into(),
+            cps_uri: None,
+            base_url: Some(format!("http://{listen}")),
+            listen,
+            root_only: false,
+        };
+        let out = init(&g, args, Some(p)).await?;
+        write_private(&demo_token, out.admin_token.as_bytes())?;
+    }
+    if g.passphrase_file.is_none() && std::env::var("HALLMARK_PASSPHRASE").is_err() && demo_pass.exists() {
+        g.passphrase_file = Some(demo_pass);
+    }
+    let auth = open(&g).await?;
+    let base = auth.config.server.base_url.clone();
+    println!("Hallmark is running on its embedded SQLite store ({}).", g.data_dir.display());
+    println!("  home page        {base}/");
+    println!("  root CA          {base}/ca/root.crt");
+    println!("  issuing CA       {base}/ca/{}.crt", auth.ca.default_issuer());
+    println!("  CRL              {base}/crl/{}.crl", auth.ca.default_issuer());
+    println!("  OCSP             {base}/ocsp");
+    println!("  admin API        {base}/api/v1/openapi.json");
+    if demo_token.exists() {
+        println!("  admin API token  in {}", demo_token.display());
+    }
+    println!("Issue a test certificate in another terminal:");
+    println!(
+        "  hallmark --data-dir {} cert issue --profile personal --subject 'CN=CHAN Tai Man,C=HK' --generate-key --p12-out chan.p12",
+        g.data_dir.display()
+    );
+    serve(auth, a.listen).await
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Res {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(data).map_err(s)
+}
+
+async fn cert(g: &Global, c: CertCmd) -> Res {
+    match c {
+        CertCmd::Issue(a) => {
+            let key = match (&a.csr, a.generate_key) {
+                (Some(path), false) => {
+                    KeySource::Csr(std::fs::read(path).map_err(|e| format!("cannot read CSR {}: {e}", path.display()))?)
+                }
+                (None, true) => KeySource::Generate(KeyAlgorithm::from_str(&a.key_type).map_err(s)?),
+                _ => return Err("give either --csr FILE or --generate-key --p12-out FILE".into()),
+            };
+            if let Some(p) = &a.p12_out {
+                if p.exists() {
+                    return Err(format!("{} exists; refusing to overwrite", p.display()));
+                }
+            }
+            let auth = open(g).await?;
+            let issued = auth
+                .issue(
+                    IssueRequest {
+                        profile: a.profile,
+                        issuer: a.issuer,
+                        subject: a.subject,
+                        emails: a.emails,
+                        dns_names: a.dns,
+                        validity_days: a.days,
+                        key,
+                        actor: format!("cli:{}", whoami()),
+                    },
+                    system_now(),
+                )
+                .await
+                .map_err(s)?;
+            let pem = hallmark_pki::pem::encode("CERTIFICATE", &issued.cert_der);
+            match &a.out {
+                Some(p) => std::fs::write(p, &pem).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+                None => print!("{pem}"),
+            }
+            eprintln!("issued serial {} by {}", issued.serial_hex, issued.issuer);
+            if let (Some((p12, pin)), Some(path)) = (&issued.pkcs12, &a.p12_out) {
+                write_private(path, p12)?;
+                eprintln!("PKCS#12 written to {}; one-time PIN: {}", path.display(), pin.as_str());
+            }
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            Ok(())
+        }
+        CertCmd::Revoke { serial, reason } => {
+            let r = Reason::parse(&reason).ok_or_else(|| {
+                format!("unknown reason {reason:?}; use one of {}", Reason::ALL.map(|r| r.name()).join(", "))
+            })?;
+            let auth = open(g).await?;
+            let row = auth.revoke(&serial, r, &format!("cli:{}", whoami()), system_now()).await.map_err(s)?;
+            println!("revoked {} ({})", row.serial, r.name());
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            Ok(())
+        }
+        CertCmd::Show { serial, pem } => {
+            let auth = open(g).await?;
+            let serial = hallmark_ra::normalise_serial(&serial).map_err(s)?;
+            let r = auth.store.get_cert(None, &serial).await.map_err(s)?;
+            if pem {
+                let c = r.cert.ok_or("this certificate was never issued")?;
+                print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &c));
+                return Ok(());
+            }
+            let t = |v: i64| hallmark_pki::time::rfc3339(v.max(0) as u64);
+            println!("serial      {}", r.serial);
+            println!("issuer      {}", r.issuer);
+            println!("subject     {}", r.subject);
+            println!("profile     {}", r.profile);
+            println!("status      {}", if r.revoked_at.is_some() { "revoked" } else { r.status.as_str() });
+            println!("valid       {} .. {}", t(r.not_before), t(r.not_after));
+            if let Some(at) = r.revoked_at {
+                let reason = r.reason.and_then(|c| Reason::from_code(c as u8)).map(|r| r.name()).unwrap_or("unspecified");
+                println!("revoked     {} ({reason})", t(at));
+            }
+            Ok(())
+        }
+        CertCmd::List { limit } => {
+            let auth = open(g).await?;
+            for r in auth.store.list_certs(limit.clamp(1, 10_000), None).await.map_err(s)? {
+                let st = if r.revoked_at.is_some() { "revoked" } else { r.status.as_str() };
+                println!("{}  {:<9} {:<14} {}", r.serial, st, r.profile, r.subject);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+}
+
+async fn audit_verify(g: &Global) -> Res {
+    let auth = open(g).await?;
+    let bar = indicatif::ProgressBar::new_spinner().with_message("verifying audit chain");
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let report = auth
+        .store
+        .verify_audit(&auth.audit_spki(), |n| bar.set_message(format!("verified {n} entries")))
+        .await
+        .map_err(s)?;
+    bar.finish_and_clear();
+    println!(
+        "{} entries, head {}, {} signed checkpoints (last at {})",
+        report.entries, report.head, report.checkpoints, report.last_checkpoint
+    );
+    if report.findings.is_empty() {
+        println!("audit log OK");
+        Ok(())
+    } else {
+        for f in &report.findings {
+            println!("TAMPERED: {f}");
+        }
+        Err(format!("the audit log fails verification ({} findings)", report.findings.len()))
+    }
+}

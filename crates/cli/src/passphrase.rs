@@ -1,0 +1,54 @@
+//! Where the key-store passphrase comes from: a file, the environment, or a
+//! prompt. Never from the command line, never logged.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use hallmark_keys::Passphrase;
+
+pub fn obtain(file: Option<&Path>, confirm: bool) -> Result<Passphrase, String> {
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(f).map_err(|e| format!("cannot read passphrase file {}: {e}", f.display()))?;
+        return Passphrase::new(s).map_err(|e| format!("passphrase in {}: {e}", f.display()));
+    }
+    if let Ok(s) = std::env::var("HALLMARK_PASSPHRASE") {
+        return Passphrase::new(s).map_err(|e| format!("$HALLMARK_PASSPHRASE: {e}"));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "no passphrase: set HALLMARK_PASSPHRASE, pass --passphrase-file FILE, or run in a terminal".into(),
+        );
+    }
+    let p = prompt("Key-store passphrase: ")?;
+    if confirm {
+        let again = prompt("Repeat the passphrase: ")?;
+        if again.expose() != p.expose() {
+            return Err("the passphrases differ".into());
+        }
+    }
+    Ok(p)
+}
+
+/// Reads a line from the terminal. Echo is turned off with `stty` where
+/// available, so the passphrase does not appear on screen.
+fn prompt(label: &str) -> Result<Passphrase, String> {
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let hidden = stty("-echo");
+    let mut line = String::new();
+    let r = std::io::stdin().lock().read_line(&mut line);
+    if hidden {
+        stty("echo");
+        eprintln!();
+    }
+    r.map_err(|e| format!("cannot read the passphrase: {e}"))?;
+    Passphrase::new(line).map_err(|e| format!("passphrase: {e}"))
+}

@@ -1,0 +1,253 @@
+//! The key ceremony: creates the data directory, the key store, the root and
+//! issuing CA keys and certificates, the audit key, the configuration and the
+//! profiles; and adds issuing CAs under an existing root later.
+
+use std::path::Path;
+
+use hallmark_ca::hierarchy;
+use hallmark_ca::IssuerKey;
+use hallmark_crypto::KeyAlgorithm;
+use hallmark_keys::{KdfParams, KeyStore, Passphrase};
+use hallmark_store::audit::{self, AuditEvent};
+use hallmark_store::certs::{self, IssuerRow};
+use hallmark_store::Store;
+use zeroize::Zeroizing;
+
+use crate::config::{self, CaConfig, Config, DatabaseConfig, ServerConfig};
+use crate::{RaError, Result};
+
+pub const AUDIT_KEY: &str = "audit";
+pub const ROOT_ID: &str = "root";
+
+pub fn ca_key_label(id: &str) -> String {
+    format!("ca-{id}")
+}
+
+pub struct InitOptions {
+    pub root_subject: String,
+    pub issuing_subject: String,
+    pub issuing_id: String,
+    pub root_algorithm: KeyAlgorithm,
+    pub issuing_algorithm: KeyAlgorithm,
+    pub root_days: u32,
+    pub issuing_days: u32,
+    /// Certificate-policy OID arc; profile policies sit under it.
+    pub policy_arc: String,
+    pub cps_uri: Option<String>,
+    pub listen: String,
+    pub base_url: String,
+    pub database_url: Option<String>,
+    pub root_only: bool,
+    pub kdf: KdfParams,
+}
+
+pub struct InitOutput {
+    pub admin_token: Zeroizing<String>,
+    pub root_cert: Vec<u8>,
+    pub issuing_cert: Option<Vec<u8>>,
+}
+
+fn new_admin_token() -> Result<Zeroizing<String>> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    hallmark_crypto::fill_random(&mut raw[..]).map_err(|e| RaError::Invalid(e.to_string()))?;
+    Ok(Zeroizing::new(format!("hm_{}", hallmark_pki::hex(&raw[..]))))
+}
+
+pub fn token_digest(token: &str) -> String {
+    hallmark_pki::hex(&hallmark_crypto::sha256(token.as_bytes()))
+}
+
+/// Runs the ceremony into `dir`, which must not hold a key store yet.
+pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -> Result<InitOutput> {
+    if dir.join(config::KEYSTORE_FILE).exists() || dir.join(config::CONFIG_FILE).exists() {
+        return Err(RaError::Config(format!(
+            "{} already holds a Hallmark installation; choose another --data-dir",
+            dir.display()
+        )));
+    }
+    const_oid::ObjectIdentifier::new(&opts.policy_arc)
+        .map_err(|e| RaError::Config(format!("--policy-arc {:?}: {e}", opts.policy_arc)))?;
+    std::fs::create_dir_all(dir).map_err(|e| RaError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+
+    let profiles = hallmark_pki::profile::DEFAULT_PROFILES.replace("{arc}", &opts.policy_arc);
+    hallmark_pki::profile::parse_profiles(&profiles)?;
+
+    let token = new_admin_token()?;
+    let cfg = Config {
+        version: 1,
+        server: ServerConfig {
+            listen: opts.listen.clone(),
+            base_url: opts.base_url.trim_end_matches('/').to_string(),
+            admin_token_sha256: token_digest(&token),
+            tls_cert: None,
+            tls_key: None,
+        },
+        database: DatabaseConfig {
+            url: opts.database_url.clone().unwrap_or_else(|| "sqlite://hallmark.db".into()),
+        },
+        ca: CaConfig {
+            default_issuer: if opts.root_only { String::new() } else { opts.issuing_id.clone() },
+            cps_uri: opts.cps_uri.clone(),
+            crl_validity_hours: 168,
+            crl_shard_days: 90,
+            ocsp_validity_hours: 96,
+            ocsp_signer_days: 30,
+        },
+    };
+    cfg.validate()?;
+    let settings = cfg.ca_settings();
+
+    let mut ks = KeyStore::create(&dir.join(config::KEYSTORE_FILE), pass, opts.kdf)?;
+    let store = Store::connect(&cfg.database_url(dir)).await?;
+    if !store.issuers().await?.is_empty() {
+        return Err(RaError::Config(
+            "the database already holds CAs; use an empty database for a new installation".into(),
+        ));
+    }
+
+    let root_signer = ks.generate(&ca_key_label(ROOT_ID), opts.root_algorithm)?;
+    let root_cert = hierarchy::root_certificate(root_signer.as_ref(), &opts.root_subject, now, opts.root_days)?;
+    let root = IssuerKey::new(ROOT_ID, root_cert.clone(), root_signer, true)?;
+    let audit_signer = ks.generate(AUDIT_KEY, KeyAlgorithm::EcP256)?;
+
+    let mut tx = store.begin().await?;
+    certs::insert_issuer(
+        &mut tx,
+        &IssuerRow {
+            id: ROOT_ID.into(),
+            subject: opts.root_subject.clone(),
+            cert: root_cert.clone(),
+            parent: None,
+            key_label: ca_key_label(ROOT_ID),
+            is_root: true,
+            created_at: now as i64,
+        },
+    )
+    .await?;
+    hallmark_store::put_setting(&mut tx, "audit.spki", &hallmark_pki::hex(audit_signer.spki_der())).await?;
+    let mut events = vec![AuditEvent::new(
+        "ceremony",
+        "ca.init.root",
+        serde_json::json!({"issuer": ROOT_ID, "subject": opts.root_subject, "algorithm": opts.root_algorithm.name(),
+            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&root_cert))})
+        .to_string(),
+    )];
+
+    let mut issuing_cert = None;
+    if !opts.root_only {
+        let signer = ks.generate(&ca_key_label(&opts.issuing_id), opts.issuing_algorithm)?;
+        let cert = hierarchy::issuing_certificate(
+            &root,
+            signer.spki_der(),
+            &opts.issuing_subject,
+            now,
+            opts.issuing_days,
+            &settings,
+        )?;
+        certs::insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: opts.issuing_id.clone(),
+                subject: opts.issuing_subject.clone(),
+                cert: cert.clone(),
+                parent: Some(ROOT_ID.into()),
+                key_label: ca_key_label(&opts.issuing_id),
+                is_root: false,
+                created_at: now as i64,
+            },
+        )
+        .await?;
+        events.push(AuditEvent::new(
+            "ceremony",
+            "ca.init.issuing",
+            serde_json::json!({"issuer": opts.issuing_id, "subject": opts.issuing_subject,
+                "algorithm": opts.issuing_algorithm.name(),
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
+            .to_string(),
+        ));
+        issuing_cert = Some(cert);
+    }
+    audit::append(&mut tx, store.backend(), now as i64, &events).await?;
+    hallmark_store::commit(tx).await?;
+    store.checkpoint(now as i64, audit_signer.as_ref()).await?;
+
+    cfg.save(dir)?;
+    std::fs::write(dir.join(config::PROFILES_FILE), profiles)
+        .map_err(|e| RaError::Config(format!("cannot write profiles: {e}")))?;
+    Ok(InitOutput {
+        admin_token: token,
+        root_cert,
+        issuing_cert,
+    })
+}
+
+/// Adds an issuing CA under the root (the root key must be in the key store).
+pub async fn add_issuer(
+    dir: &Path,
+    pass: &Passphrase,
+    database_url: Option<&str>,
+    id: &str,
+    subject: &str,
+    alg: KeyAlgorithm,
+    days: u32,
+    now: u64,
+) -> Result<Vec<u8>> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(RaError::Invalid("a CA id uses letters, digits and '-' only".into()));
+    }
+    let cfg = Config::load(dir)?;
+    let mut ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+    let url = database_url.map(str::to_string).unwrap_or_else(|| cfg.database_url(dir));
+    let store = Store::connect(&url).await?;
+    let rows = store.issuers().await?;
+    if rows.iter().any(|r| r.id == id) {
+        return Err(RaError::Invalid(format!("a CA with id {id:?} already exists")));
+    }
+    let root_row = rows
+        .iter()
+        .find(|r| r.is_root)
+        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+    let root_signer = ks.signer(&root_row.key_label).map_err(|_| {
+        RaError::Config("the root key is not in this key store: sign the request on the offline root machine".into())
+    })?;
+    let root = IssuerKey::new(&root_row.id, root_row.cert.clone(), root_signer, true)?;
+    let label = ca_key_label(id);
+    let signer = ks.generate(&label, alg)?;
+    let cert = hierarchy::issuing_certificate(&root, signer.spki_der(), subject, now, days, &cfg.ca_settings())?;
+    let mut tx = store.begin().await?;
+    certs::insert_issuer(
+        &mut tx,
+        &IssuerRow {
+            id: id.into(),
+            subject: subject.into(),
+            cert: cert.clone(),
+            parent: Some(root_row.id.clone()),
+            key_label: label,
+            is_root: false,
+            created_at: now as i64,
+        },
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        store.backend(),
+        now as i64,
+        &[AuditEvent::new(
+            "ceremony",
+            "ca.add",
+            serde_json::json!({"issuer": id, "subject": subject, "algorithm": alg.name(),
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
+            .to_string(),
+        )],
+    )
+    .await?;
+    hallmark_store::commit(tx).await?;
+    let audit_signer = ks.signer(AUDIT_KEY)?;
+    store.checkpoint(now as i64, audit_signer.as_ref()).await?;
+    Ok(cert)
+}

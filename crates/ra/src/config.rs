@@ -1,0 +1,135 @@
+//! The data directory's configuration file (`hallmark.toml`). Versioned,
+//! unknown fields rejected, safe defaults for new fields.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::RaError;
+
+pub const CONFIG_FILE: &str = "hallmark.toml";
+pub const PROFILES_FILE: &str = "profiles.toml";
+pub const KEYSTORE_FILE: &str = "keystore.json";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub ca: CaConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Public base URL written into certificates (CDP, AIA).
+    pub base_url: String,
+    /// SHA-256 (hex) of the admin API token. The token itself is never stored.
+    pub admin_token_sha256: String,
+    /// Serve HTTPS with this certificate chain and key (PEM files) if set.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE` (relative to the data directory) or `postgres://…`.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    pub default_issuer: String,
+    #[serde(default)]
+    pub cps_uri: Option<String>,
+    #[serde(default = "d_crl_hours")]
+    pub crl_validity_hours: u64,
+    #[serde(default = "d_shard_days")]
+    pub crl_shard_days: u64,
+    #[serde(default = "d_ocsp_hours")]
+    pub ocsp_validity_hours: u64,
+    #[serde(default = "d_signer_days")]
+    pub ocsp_signer_days: u64,
+}
+
+fn d_crl_hours() -> u64 {
+    168
+}
+fn d_shard_days() -> u64 {
+    90
+}
+fn d_ocsp_hours() -> u64 {
+    96
+}
+fn d_signer_days() -> u64 {
+    30
+}
+
+impl Config {
+    pub fn load(dir: &Path) -> Result<Self, RaError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            RaError::Config(format!(
+                "cannot read {}: {e}; run `hallmark init --data-dir {}` first",
+                path.display(),
+                dir.display()
+            ))
+        })?;
+        let c: Config = toml::from_str(&text).map_err(|e| RaError::Config(format!("{}: {e}", path.display())))?;
+        if c.version != 1 {
+            return Err(RaError::Config(format!(
+                "{}: unsupported config version {}; this hallmark reads version 1",
+                path.display(),
+                c.version
+            )));
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), RaError> {
+        if !(self.server.base_url.starts_with("http://") || self.server.base_url.starts_with("https://")) {
+            return Err(RaError::Config("server.base_url must start with http:// or https://".into()));
+        }
+        if self.server.base_url.ends_with('/') {
+            return Err(RaError::Config("server.base_url must not end with '/'".into()));
+        }
+        if self.ca.crl_shard_days == 0 || self.ca.crl_validity_hours == 0 || self.ca.ocsp_validity_hours == 0 {
+            return Err(RaError::Config("CRL and OCSP periods must be positive".into()));
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(RaError::Config("set both server.tls_cert and server.tls_key, or neither".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL with a relative SQLite path resolved against `dir`.
+    pub fn database_url(&self, dir: &Path) -> String {
+        match self.database.url.strip_prefix("sqlite://") {
+            Some(p) if !p.starts_with('/') => format!("sqlite://{}", dir.join(p).display()),
+            _ => self.database.url.clone(),
+        }
+    }
+
+    pub fn ca_settings(&self) -> hallmark_ca::Settings {
+        hallmark_ca::Settings {
+            base_url: self.server.base_url.clone(),
+            cps_uri: self.ca.cps_uri.clone(),
+            crl_validity_secs: self.ca.crl_validity_hours * 3600,
+            crl_shard_secs: self.ca.crl_shard_days * 86_400,
+            ocsp_validity_secs: self.ca.ocsp_validity_hours * 3600,
+            ocsp_signer_secs: self.ca.ocsp_signer_days * 86_400,
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), RaError> {
+        let text = toml::to_string_pretty(self).map_err(|e| RaError::Config(e.to_string()))?;
+        std::fs::write(dir.join(CONFIG_FILE), text).map_err(|e| RaError::Config(e.to_string()))
+    }
+}

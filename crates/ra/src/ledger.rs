@@ -1,0 +1,67 @@
+//! The CA's ledger, over the storage writer (group commit).
+
+use std::sync::{Arc, Mutex};
+
+use hallmark_ca::{Final, Ledger, LedgerError, Pending, Sealer};
+use hallmark_keys::KeyStore;
+use hallmark_store::audit::AuditEvent;
+use hallmark_store::certs::NewCert;
+use hallmark_store::writer::{Op, Writer};
+use hallmark_store::StoreError;
+
+pub struct StoreLedger {
+    pub writer: Writer,
+}
+
+impl Ledger for StoreLedger {
+    async fn reserve(&self, c: Pending) -> Result<(), LedgerError> {
+        self.writer
+            .submit(Op::Reserve(NewCert {
+                issuer: c.issuer,
+                serial: c.serial_hex,
+                profile: c.profile,
+                subject: c.subject,
+                tbs: c.tbs,
+                not_before: c.not_before as i64,
+                not_after: c.not_after as i64,
+                shard: c.shard,
+                created_at: c.created_at as i64,
+            }))
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => LedgerError::SerialTaken,
+                other => LedgerError::Failed(other.to_string()),
+            })
+    }
+
+    async fn finalize(&self, f: Final) -> Result<(), LedgerError> {
+        let details = serde_json::json!({
+            "issuer": f.issuer,
+            "serial": f.serial_hex,
+            "profile": f.profile,
+            "escrowed": f.escrow.is_some(),
+            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&f.cert)),
+        })
+        .to_string();
+        self.writer
+            .submit(Op::Finalize {
+                issuer: f.issuer,
+                serial: f.serial_hex,
+                cert: f.cert,
+                escrow: f.escrow,
+                audit: AuditEvent::new(&f.actor, "certificate.issue", details),
+            })
+            .await
+            .map_err(|e| LedgerError::Failed(e.to_string()))
+    }
+}
+
+/// Seals escrowed keys under the key store's master key.
+pub struct KeyStoreSealer(pub Arc<Mutex<KeyStore>>);
+
+impl Sealer for KeyStoreSealer {
+    fn seal(&self, context: &str, secret: &[u8]) -> Result<Vec<u8>, String> {
+        let ks = self.0.lock().map_err(|_| "key store lock poisoned".to_string())?;
+        ks.seal(context, secret).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,420 @@
+//! The registration authority: the only caller of the CA. It owns the
+//! workflow around issuance (approved requests in, certificates out),
+//! revocation policy, CRL publication, the OCSP service and the key ceremony,
+//! and it is where storage, key custody and the CA meet.
+
+pub mod ceremony;
+pub mod config;
+pub mod ledger;
+pub mod ocsp;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hallmark_ca::ocsp::{IssuerHashes, Responder};
+use hallmark_ca::{Ca, CaError, IssueRequest, Issued, IssuerKey};
+use hallmark_crypto::{KeyAlgorithm, Signer};
+use hallmark_keys::{KeyError, KeyStore, Passphrase};
+use hallmark_pki::crl::{EntryWriter, Reason};
+use hallmark_pki::profile::Profile;
+use hallmark_store::audit::{self, AuditEvent};
+use hallmark_store::certs::{self, CertRow, FULL_CRL};
+use hallmark_store::{Store, StoreError};
+
+pub use config::Config;
+use ledger::{KeyStoreSealer, StoreLedger};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Pki(#[from] hallmark_pki::PkiError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = RaError> = std::result::Result<T, E>;
+
+/// The wall clock, read in one place (everything else takes time as an argument).
+#[allow(clippy::disallowed_methods)]
+pub fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn i64_now() -> i64 {
+    system_now() as i64
+}
+
+/// Everything a running Hallmark needs, assembled from a data directory.
+pub struct Authority {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub store: Store,
+    pub ca: Ca<StoreLedger>,
+    pub ocsp: ocsp::OcspService,
+    keys: Arc<Mutex<KeyStore>>,
+    audit_signer: Arc<dyn Signer>,
+    /// Serialises CRL generation per process.
+    crl_lock: tokio::sync::Mutex<()>,
+}
+
+/// Pending rows older than this are abandoned at start-up: no live issuance
+/// takes that long, so their certificates were never handed out.
+const ABANDON_AFTER_SECS: i64 = 600;
+
+pub fn load_profiles(dir: &Path) -> Result<BTreeMap<String, Profile>> {
+    let path = dir.join(config::PROFILES_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| RaError::Config(format!("cannot read {}: {e}", path.display())))?;
+    Ok(hallmark_pki::profile::parse_profiles(&text)?)
+}
+
+impl Authority {
+    pub async fn open(dir: &Path, pass: &Passphrase, database_url: Option<&str>) -> Result<Arc<Self>> {
+        Self::open_with(dir, pass, database_url, false).await
+    }
+
+    /// As [`open`](Self::open); `danger_abort_after_sign` injects a crash
+    /// between signing and storing (tests of atomicity only).
+    pub async fn open_with(
+        dir: &Path,
+        pass: &Passphrase,
+        database_url: Option<&str>,
+        danger_abort_after_sign: bool,
+    ) -> Result<Arc<Self>> {
+        let config = Config::load(dir)?;
+        let profiles = load_profiles(dir)?;
+        let keys = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+        let url = database_url.map(str::to_string).unwrap_or_else(|| config.database_url(dir));
+        let store = Store::connect(&url).await?;
+        let now = system_now();
+
+        let abandoned = store.abandon_pending(now as i64 - ABANDON_AFTER_SECS, now as i64).await?;
+        if abandoned > 0 {
+            tracing::warn!(abandoned, "pending certificates from an interrupted issuance were abandoned");
+            store
+                .audit(
+                    now as i64,
+                    &[AuditEvent::new("system", "certificate.abandon", format!("{{\"count\":{abandoned}}}"))],
+                )
+                .await?;
+        }
+
+        let mut issuers = Vec::new();
+        for row in store.issuers().await? {
+            match keys.signer(&row.key_label) {
+                Ok(s) => issuers.push(IssuerKey::new(&row.id, row.cert.clone(), s, row.is_root)?),
+                Err(KeyError::NotFound(_)) if row.is_root => {
+                    tracing::info!(issuer = %row.id, "root key is not in this key store (offline root)");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !issuers.iter().any(|i| i.id == config.ca.default_issuer) {
+            return Err(RaError::Config(format!(
+                "default issuer {:?} is not in the database or its key is missing",
+                config.ca.default_issuer
+            )));
+        }
+        let audit_signer = keys.signer(ceremony::AUDIT_KEY)?;
+        let stored_audit = store.get_setting("audit.spki").await?;
+        if stored_audit.as_deref() != Some(hallmark_pki::hex(audit_signer.spki_der()).as_str()) {
+            return Err(RaError::Config(
+                "the audit key in the key store is not the one recorded in the database".into(),
+            ));
+        }
+
+        let keys = Arc::new(Mutex::new(keys));
+        let settings = config.ca_settings();
+        let writer = hallmark_store::writer::Writer::spawn(store.clone(), i64_now);
+        let mut ca = Ca::new(
+            settings.clone(),
+            profiles,
+            issuers,
+            config.ca.default_issuer.clone(),
+            StoreLedger { writer },
+            Arc::new(KeyStoreSealer(keys.clone())),
+        );
+        ca.danger_abort_after_sign = danger_abort_after_sign;
+        let ocsp = ocsp::OcspService::new(store.clone(), Vec::new(), settings.ocsp_validity_secs);
+        let auth = Self {
+            dir: dir.into(),
+            config,
+            store,
+            ca,
+            ocsp,
+            keys,
+            audit_signer,
+            crl_lock: tokio::sync::Mutex::new(()),
+        };
+        auth.record_config_change(now).await?;
+        auth.ensure_ocsp_signers(now).await?;
+        Ok(Arc::new(auth))
+    }
+
+    /// Audits a change of the configuration or profiles since the last start.
+    async fn record_config_change(&self, now: u64) -> Result<()> {
+        let mut h = hallmark_crypto::Sha256::default();
+        for f in [config::CONFIG_FILE, config::PROFILES_FILE] {
+            h.update(&std::fs::read(self.dir.join(f)).unwrap_or_default());
+        }
+        let digest = hallmark_pki::hex(&h.finish());
+        if self.store.get_setting("config.sha256").await?.as_deref() != Some(digest.as_str()) {
+            let mut tx = self.store.begin().await?;
+            hallmark_store::put_setting(&mut tx, "config.sha256", &digest).await?;
+            audit::append(
+                &mut tx,
+                self.store.backend(),
+                now as i64,
+                &[AuditEvent::new("system", "config.load", format!("{{\"sha256\":\"{digest}\"}}"))],
+            )
+            .await?;
+            hallmark_store::commit(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure every issuing CA has a delegated OCSP signer with at least
+    /// a third of its validity left, renewing (new key, new certificate) when
+    /// not. Call at start-up and periodically.
+    pub async fn ensure_ocsp_signers(&self, now: u64) -> Result<bool> {
+        let settings = &self.ca.settings;
+        let mut slots = Vec::new();
+        let mut changed = false;
+        for issuer in self.ca.issuers().filter(|i| !i.is_root) {
+            let key_setting = format!("ocsp.{}.key", issuer.id);
+            let cert_setting = format!("ocsp.{}.cert", issuer.id);
+            let current = match (
+                self.store.get_setting(&key_setting).await?,
+                self.store.get_setting(&cert_setting).await?,
+            ) {
+                (Some(label), Some(cert_hex)) => {
+                    let signer = self.keys.lock().map_err(|_| RaError::Invalid("key store lock".into()))?.signer(&label);
+                    match (signer, hallmark_pki::unhex(&cert_hex)) {
+                        (Ok(s), Some(cert)) => Some(Responder::new(&issuer.id, cert, s)?),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let fresh = current.filter(|r| {
+                let remaining = r.not_after.saturating_sub(now);
+                remaining > settings.ocsp_signer_secs / 3 || r.not_after >= issuer.not_after
+            });
+            let responder = match fresh {
+                Some(r) => r,
+                None => {
+                    let mut rnd = [0u8; 4];
+                    hallmark_crypto::fill_random(&mut rnd).map_err(|e| RaError::Invalid(e.to_string()))?;
+                    let label = format!("ocsp-{}-{now}-{}", issuer.id, hallmark_pki::hex(&rnd));
+                    let signer = {
+                        let mut ks = self.keys.lock().map_err(|_| RaError::Invalid("key store lock".into()))?;
+                        ks.generate(&label, KeyAlgorithm::EcP256)?
+                    };
+                    let cert = match hallmark_ca::hierarchy::ocsp_signer_certificate(
+                        issuer,
+                        signer.spki_der(),
+                        now,
+                        settings.ocsp_signer_secs,
+                        settings,
+                    ) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // Do not leave an unused key behind.
+                            if let Ok(mut ks) = self.keys.lock() {
+                                let _ = ks.remove(&label);
+                            }
+                            return Err(e.into());
+                        }
+                    };
+                    let mut tx = self.store.begin().await?;
+                    hallmark_store::put_setting(&mut tx, &key_setting, &label).await?;
+                    hallmark_store::put_setting(&mut tx, &cert_setting, &hallmark_pki::hex(&cert)).await?;
+                    audit::append(
+                        &mut tx,
+                        self.store.backend(),
+                        now as i64,
+                        &[AuditEvent::new(
+                            "system",
+                            "ocsp.signer.renew",
+                            serde_json::json!({"issuer": issuer.id, "key": label,
+                                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
+                            .to_string(),
+                        )],
+                    )
+                    .await?;
+                    hallmark_store::commit(tx).await?;
+                    changed = true;
+                    Responder::new(&issuer.id, cert, signer)?
+                }
+            };
+            slots.push(ocsp::IssuerSlot {
+                id: issuer.id.clone(),
+                hashes: IssuerHashes::of(issuer)?,
+                responder,
+            });
+        }
+        if changed || self.ocsp.issuers().is_empty() {
+            self.ocsp.set_issuers(slots);
+        }
+        Ok(changed)
+    }
+
+    pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
+        Ok(self.ca.issue(req, now).await?)
+    }
+
+    /// Revokes a certificate, then refreshes its OCSP response and the CRLs
+    /// that list it.
+    pub async fn revoke(&self, serial_hex: &str, reason: Reason, actor: &str, now: u64) -> Result<CertRow> {
+        let serial_hex = normalise_serial(serial_hex)?;
+        let found = self.store.get_cert(None, &serial_hex).await?;
+        let mut tx = self.store.begin().await?;
+        let row = certs::revoke(&mut tx, &found.issuer, &serial_hex, now as i64, reason as i64, now as i64).await?;
+        audit::append(
+            &mut tx,
+            self.store.backend(),
+            now as i64,
+            &[AuditEvent::new(
+                actor,
+                "certificate.revoke",
+                serde_json::json!({"issuer": row.issuer, "serial": row.serial, "reason": reason.name()}).to_string(),
+            )],
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        self.ocsp.invalidate(&row.issuer, &row.serial);
+        // Publish promptly: the full CRL and the revoked certificate's shard.
+        self.generate_crls(Some(&row.issuer), Some(row.shard), now).await?;
+        Ok(row)
+    }
+
+    /// Generates and stores CRLs: for each issuer (or one), the full CRL and
+    /// every shard CRL (or only `shard`).
+    pub async fn generate_crls(&self, issuer: Option<&str>, shard: Option<i64>, now: u64) -> Result<Vec<CrlInfo>> {
+        let _g = self.crl_lock.lock().await;
+        let mut out = Vec::new();
+        let ids: Vec<String> = match issuer {
+            Some(i) => vec![self.ca.issuer(Some(i))?.id.clone()],
+            None => self.ca.issuers().map(|i| i.id.clone()).collect(),
+        };
+        for id in ids {
+            let mut shards = vec![FULL_CRL];
+            let is_root = self.ca.issuer(Some(&id))?.is_root;
+            if !is_root {
+                match shard {
+                    Some(s) => shards.push(s),
+                    None => {
+                        // Every shard a live certificate could name, so each
+                        // CDP URL answers even before anything is revoked.
+                        let live = self.store.revoked_shards(&id, now as i64).await?;
+                        let first = self.ca.settings.shard_of(now);
+                        let last = self.ca.settings.shard_of(self.ca.issuer(Some(&id))?.not_after);
+                        let mut all: Vec<i64> = (first..=last.min(first + 64)).collect();
+                        all.extend(live);
+                        all.sort_unstable();
+                        all.dedup();
+                        shards.extend(all);
+                    }
+                }
+            }
+            for s in shards {
+                out.push(self.generate_one_crl(&id, s, now).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn generate_one_crl(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
+        let issuer = self.ca.issuer(Some(issuer_id))?;
+        let mut entries = EntryWriter::default();
+        let mut bad: Option<String> = None;
+        self.store
+            .for_each_revoked(issuer_id, (shard != FULL_CRL).then_some(shard), now as i64, |serial, at, reason| {
+                let Some(bytes) = hallmark_pki::unhex(serial) else {
+                    bad = Some(format!("stored serial {serial:?} is not hex"));
+                    return Ok(());
+                };
+                let reason = Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified);
+                entries
+                    .push(&bytes, at.max(0) as u64, reason)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .await?;
+        if let Some(b) = bad {
+            return Err(RaError::Store(StoreError::Corrupt(b)));
+        }
+        let count = entries.len();
+        let mut tx = self.store.begin().await?;
+        let number = certs::next_crl_number(&mut tx, issuer_id).await?;
+        let next_update = now + self.ca.settings.crl_validity_secs;
+        let dp = (shard != FULL_CRL).then(|| self.ca.settings.shard_crl_url(issuer_id, shard));
+        let der = hallmark_ca::revocation::sign_crl(issuer, &entries, number as u64, now, next_update, dp.as_deref())?;
+        drop(entries);
+        certs::put_crl(&mut tx, issuer_id, shard, number, now as i64, next_update as i64, &der).await?;
+        audit::append(
+            &mut tx,
+            self.store.backend(),
+            now as i64,
+            &[AuditEvent::new(
+                "system",
+                "crl.generate",
+                serde_json::json!({"issuer": issuer_id, "shard": shard, "number": number, "entries": count}).to_string(),
+            )],
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(CrlInfo {
+            issuer: issuer_id.into(),
+            shard,
+            number,
+            entries: count,
+            bytes: der.len(),
+        })
+    }
+
+    /// Signs the head of the audit chain if it moved.
+    pub async fn checkpoint(&self, now: u64) -> Result<Option<i64>> {
+        Ok(self.store.checkpoint(now as i64, self.audit_signer.as_ref()).await?)
+    }
+
+    pub fn audit_spki(&self) -> Vec<u8> {
+        self.audit_signer.spki_der().to_vec()
+    }
+
+    pub fn key_labels(&self) -> Vec<(String, String)> {
+        self.keys.lock().map(|k| k.list()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CrlInfo {
+    pub issuer: String,
+    pub shard: i64,
+    pub number: i64,
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+/// Accepts serials as hex with or without colons or 0x, any case, and
+/// returns the stored form (lower-case hex of the INTEGER contents).
+pub fn normalise_serial(s: &str) -> Result<String> {
+    let bytes = hallmark_pki::unhex(&s.to_ascii_lowercase())
+        .ok_or_else(|| RaError::Invalid(format!("{s:?} is not a hexadecimal serial number")))?;
+    if bytes.len() > 21 {
+        return Err(RaError::Invalid(format!("serial {s:?} is longer than 20 octets")));
+    }
+    Ok(hallmark_pki::hex(&bytes))
+}

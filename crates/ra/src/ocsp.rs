@@ -1,0 +1,242 @@
+//! The OCSP responder service: answers from a cache of pre-signed responses,
+//! so a query for a known certificate costs a hash-map lookup and no
+//! signature. Misses are signed once and cached; requests with a nonce or
+//! several CertIDs are signed live.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use hallmark_ca::ocsp::{IssuerHashes, Responder};
+use hallmark_pki::crl::Reason;
+use hallmark_pki::ocsp::{self, CertId, CertStatus, HashAlg, ResponseStatus, SingleResponse};
+use hallmark_store::{Store, StoreError};
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    bytes: Bytes,
+    /// Re-sign after this time: half-way to nextUpdate (RFC 5019 §6.2 asks
+    /// responses to be refreshed before they expire).
+    refresh_at: u64,
+}
+
+type Shard = RwLock<HashMap<(u8, HashAlg, Vec<u8>), Entry>>;
+
+pub struct IssuerSlot {
+    pub id: String,
+    pub hashes: IssuerHashes,
+    pub responder: Responder,
+}
+
+pub struct OcspService {
+    issuers: RwLock<Arc<Vec<IssuerSlot>>>,
+    cache: Vec<Shard>,
+    store: Store,
+    validity_secs: u64,
+}
+
+impl OcspService {
+    pub fn new(store: Store, issuers: Vec<IssuerSlot>, validity_secs: u64) -> Self {
+        Self {
+            issuers: RwLock::new(Arc::new(issuers)),
+            cache: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            store,
+            validity_secs,
+        }
+    }
+
+    /// Replaces the responders (after an OCSP signer renewal) and drops
+    /// every cached response signed by the old ones.
+    pub fn set_issuers(&self, issuers: Vec<IssuerSlot>) {
+        if let Ok(mut g) = self.issuers.write() {
+            *g = Arc::new(issuers);
+        }
+        for s in &self.cache {
+            if let Ok(mut m) = s.write() {
+                m.clear();
+            }
+        }
+    }
+
+    pub fn issuers(&self) -> Arc<Vec<IssuerSlot>> {
+        self.issuers.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    fn shard(serial: &[u8]) -> usize {
+        serial.last().copied().unwrap_or(0) as usize % SHARDS
+    }
+
+    /// Drops the cached responses for a serial (after a revocation).
+    pub fn invalidate(&self, issuer_id: &str, serial_hex: &str) {
+        let Some(serial) = hallmark_pki::unhex(serial_hex) else {
+            return;
+        };
+        let issuers = self.issuers();
+        let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
+            return;
+        };
+        if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
+            for h in [HashAlg::Sha1, HashAlg::Sha256] {
+                m.remove(&(idx as u8, h, serial.clone()));
+            }
+        }
+    }
+
+    pub fn cached_len(&self) -> usize {
+        self.cache.iter().map(|s| s.read().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+
+    /// Answers a DER OCSP request. Never fails: errors become OCSP error
+    /// statuses, as RFC 6960 §2.3 requires.
+    pub async fn answer(&self, req: &[u8], now: u64) -> (Bytes, Option<String>) {
+        let parsed = match ocsp::parse_request(req) {
+            Ok(p) => p,
+            Err(e) => {
+                return (
+                    Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::MalformedRequest)),
+                    Some(e.to_string()),
+                );
+            }
+        };
+        let issuers = self.issuers();
+        let mut slots = Vec::with_capacity(parsed.cert_ids.len());
+        for id in &parsed.cert_ids {
+            match issuers.iter().position(|i| i.hashes.matches(id)) {
+                Some(i) => slots.push(i),
+                None => {
+                    return (
+                        Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::Unauthorized)),
+                        Some("CertID names an issuer this responder does not serve".into()),
+                    );
+                }
+            }
+        }
+        // All CertIDs must be for one issuer: one responder signs the answer.
+        if slots.iter().any(|s| *s != slots[0]) {
+            return (
+                Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::MalformedRequest)),
+                Some("CertIDs for several issuers in one request".into()),
+            );
+        }
+        let slot = &issuers[slots[0]];
+        let cacheable = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
+        if cacheable {
+            let id = &parsed.cert_ids[0];
+            let key = (slots[0] as u8, id.hash, id.serial.clone());
+            if let Ok(m) = self.cache[Self::shard(&id.serial)].read() {
+                if let Some(e) = m.get(&key) {
+                    if now < e.refresh_at {
+                        return (e.bytes.clone(), None);
+                    }
+                }
+            }
+            return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
+                Ok((bytes, known)) => {
+                    if known {
+                        if let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
+                            m.insert(
+                                key,
+                                Entry {
+                                    bytes: bytes.clone(),
+                                    refresh_at: now + self.validity_secs / 2,
+                                },
+                            );
+                        }
+                    }
+                    (bytes, None)
+                }
+                Err(e) => (
+                    Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::InternalError)),
+                    Some(e),
+                ),
+            };
+        }
+        match self.sign_fresh(slot, &parsed.cert_ids, parsed.nonce.as_ref(), now).await {
+            Ok((bytes, _)) => (bytes, None),
+            Err(e) => (
+                Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::InternalError)),
+                Some(e),
+            ),
+        }
+    }
+
+    async fn status(&self, issuer: &str, id: &CertId) -> Result<CertStatus, String> {
+        // Serials are stored as hex of their INTEGER contents.
+        match self.store.get_cert(Some(issuer), &hallmark_pki::hex(&id.serial)).await {
+            Ok(row) if row.status == "issued" => Ok(match row.revoked_at {
+                Some(at) => CertStatus::Revoked {
+                    at: at.max(0) as u64,
+                    reason: Reason::from_code(row.reason.unwrap_or(0) as u8).unwrap_or(Reason::Unspecified),
+                },
+                None => CertStatus::Good,
+            }),
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(CertStatus::Unknown),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Signs a response; the flag says whether every status was known.
+    async fn sign_fresh(
+        &self,
+        slot: &IssuerSlot,
+        ids: &[CertId],
+        nonce: Option<&x509_cert::ext::Extension>,
+        now: u64,
+    ) -> Result<(Bytes, bool), String> {
+        let mut statuses = Vec::with_capacity(ids.len());
+        for id in ids {
+            statuses.push(self.status(&slot.id, id).await?);
+        }
+        let known = statuses.iter().all(|s| *s != CertStatus::Unknown);
+        let next_update = (now + self.validity_secs).min(slot.responder.not_after);
+        let singles: Vec<SingleResponse<'_>> = ids
+            .iter()
+            .zip(&statuses)
+            .map(|(id, s)| SingleResponse {
+                cert_id: id,
+                status: *s,
+                this_update: now,
+                next_update,
+            })
+            .collect();
+        let der = slot
+            .responder
+            .sign(&singles, nonce, now)
+            .map_err(|e| e.to_string())?;
+        Ok((Bytes::from(der), known))
+    }
+
+    /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
+    /// the given issued certificates.
+    pub async fn presign(&self, issuer_id: &str, serials_hex: &[String], now: u64) -> usize {
+        let issuers = self.issuers();
+        let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
+            return 0;
+        };
+        let slot = &issuers[idx];
+        let mut n = 0;
+        for s in serials_hex {
+            let Some(serial) = hallmark_pki::unhex(s) else { continue };
+            let id = CertId {
+                hash: HashAlg::Sha1,
+                issuer_name_hash: slot.hashes.sha1_name.clone(),
+                issuer_key_hash: slot.hashes.sha1_key.clone(),
+                serial: serial.clone(),
+            };
+            if let Ok((bytes, true)) = self.sign_fresh(slot, std::slice::from_ref(&id), None, now).await {
+                if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
+                    m.insert(
+                        (idx as u8, HashAlg::Sha1, serial),
+                        Entry {
+                            bytes,
+                            refresh_at: now + self.validity_secs / 2,
+                        },
+                    );
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}

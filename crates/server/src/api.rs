@@ -1,0 +1,235 @@
+//! The admin JSON API (`/api/v1`). Every route but the OpenAPI document
+//! requires the admin bearer token.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hallmark_ca::{IssueRequest, KeySource};
+use hallmark_pki::crl::Reason;
+use hallmark_ra::system_now;
+use hallmark_store::certs::CertRow;
+use serde::Deserialize;
+
+use crate::{AppState, Problem};
+
+/// Largest API request body: a CSR is at most 16 KiB DER (~22 KiB PEM).
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/certificates", post(issue).get(list))
+        .route("/certificates/{serial}", get(show))
+        .route("/certificates/{serial}/revoke", post(revoke))
+        .route("/crls", post(generate_crls))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = || {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+                "send the admin token as `Authorization: Bearer <token>`",
+            )
+        };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(unauthorized)?;
+        let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
+        let digest = hallmark_crypto::sha256(token.trim().as_bytes());
+        let expected = hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
+        if hallmark_crypto::constant_time_eq(&digest, &expected) {
+            Ok(Admin)
+        } else {
+            Err(unauthorized())
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    profile: String,
+    subject: String,
+    csr: String,
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    dns_names: Vec<String>,
+    #[serde(default)]
+    validity_days: Option<u32>,
+    #[serde(default)]
+    issuer: Option<String>,
+}
+
+fn cert_json(r: &CertRow) -> serde_json::Value {
+    serde_json::json!({
+        "serial": r.serial,
+        "issuer": r.issuer,
+        "status": if r.revoked_at.is_some() { "revoked" } else { r.status.as_str() },
+        "profile": r.profile,
+        "subject": r.subject,
+        "not_before": hallmark_pki::time::rfc3339(r.not_before.max(0) as u64),
+        "not_after": hallmark_pki::time::rfc3339(r.not_after.max(0) as u64),
+        "revoked_at": r.revoked_at.map(|t| hallmark_pki::time::rfc3339(t.max(0) as u64)),
+        "revocation_reason": r.reason.and_then(|c| Reason::from_code(c as u8)).map(|r| r.name()),
+        "certificate": r.cert.as_ref().map(|c| hallmark_pki::pem::encode("CERTIFICATE", c)),
+    })
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request("malformed-json", format!("request body: {e}")))
+}
+
+async fn issue(_: Admin, State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, Problem> {
+    let b: IssueBody = json_body(&body)?;
+    let issued = s
+        .auth
+        .issue(
+            IssueRequest {
+                profile: b.profile,
+                issuer: b.issuer,
+                subject: b.subject,
+                emails: b.emails,
+                dns_names: b.dns_names,
+                validity_days: b.validity_days,
+                key: KeySource::Csr(b.csr.into_bytes()),
+                actor: "api:admin".into(),
+            },
+            system_now(),
+        )
+        .await?;
+    let chain = s
+        .auth
+        .ca
+        .issuer(Some(&issued.issuer))
+        .map(|i| hallmark_pki::pem::encode("CERTIFICATE", &i.cert_der))
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "serial": issued.serial_hex,
+        "issuer": issued.issuer,
+        "not_after": hallmark_pki::time::rfc3339(issued.not_after),
+        "certificate": hallmark_pki::pem::encode("CERTIFICATE", &issued.cert_der),
+        "chain": [chain],
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/certificates/{}", issued.serial_hex))],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn show(_: Admin, State(s): State<AppState>, Path(serial): Path<String>) -> Result<Json<serde_json::Value>, Problem> {
+    let serial = hallmark_ra::normalise_serial(&serial)?;
+    let row = s
+        .auth
+        .store
+        .get_cert(None, &serial)
+        .await
+        .map_err(hallmark_ra::RaError::from)?;
+    Ok(Json(cert_json(&row)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+    /// Cursor from the previous page: "created_at:serial".
+    #[serde(default)]
+    before: Option<String>,
+}
+
+async fn list(_: Admin, State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("invalid", "limit must be between 1 and 1000"));
+    }
+    let before = match q.before {
+        None => None,
+        Some(c) => {
+            let (t, s) = c
+                .split_once(':')
+                .and_then(|(t, s)| Some((t.parse::<i64>().ok()?, s.to_string())))
+                .ok_or_else(|| Problem::bad_request("invalid", "before must be the `next` cursor of a previous page"))?;
+            Some((t, s))
+        }
+    };
+    let rows = s
+        .auth
+        .store
+        .list_certs(limit, before)
+        .await
+        .map_err(hallmark_ra::RaError::from)?;
+    let next = if rows.len() as i64 == limit {
+        rows.last().map(|r| format!("{}:{}", r.created_at, r.serial))
+    } else {
+        None
+    };
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let mut v = cert_json(r);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("certificate");
+            }
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items, "next": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: String,
+}
+
+async fn revoke(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(serial): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let b: RevokeBody = json_body(&body)?;
+    let reason = Reason::parse(&b.reason).ok_or_else(|| {
+        Problem::bad_request(
+            "invalid",
+            format!(
+                "unknown revocation reason {:?}; use one of {}",
+                b.reason,
+                Reason::ALL.map(|r| r.name()).join(", ")
+            ),
+        )
+    })?;
+    let row = s.auth.revoke(&serial, reason, "api:admin", system_now()).await?;
+    Ok(Json(cert_json(&row)))
+}
+
+async fn generate_crls(_: Admin, State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    let out = s.auth.generate_crls(None, None, system_now()).await?;
+    Ok(Json(serde_json::json!({ "crls": out })))
+}

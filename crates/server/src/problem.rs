@@ -1,0 +1,103 @@
+//! RFC 9457 problem details: every error leaves the server as
+//! `application/problem+json` with a stable type, a title and a detail that
+//! says what to fix. Internal errors are logged, never returned.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hallmark_ca::CaError;
+use hallmark_pki::PkiError;
+use hallmark_ra::RaError;
+use hallmark_store::StoreError;
+
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, "The request is invalid", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server could not complete the request; the operator's log has the details",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": format!("urn:hallmark:problem:{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        r
+    }
+}
+
+fn from_pki(e: &PkiError) -> Option<Problem> {
+    Some(match e {
+        PkiError::CsrSignature => Problem::bad_request("bad-csr-signature", e.to_string()),
+        PkiError::Malformed { .. } => Problem::bad_request("malformed", e.to_string()),
+        PkiError::TooLarge { .. } => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large", e.to_string()),
+        PkiError::Key(_) => Problem::bad_request("bad-key", e.to_string()),
+        PkiError::Subject(_) => Problem::bad_request("bad-subject", e.to_string()),
+        PkiError::Lint(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "lint-failed",
+            "The certificate would violate its profile",
+            e.to_string(),
+        ),
+        PkiError::Crypto(c) => Problem::bad_request("bad-key", c.to_string()),
+        _ => return None,
+    })
+}
+
+impl From<RaError> for Problem {
+    fn from(e: RaError) -> Self {
+        let p = match &e {
+            RaError::Ca(CaError::UnknownProfile(_)) => Some(Problem::bad_request("unknown-profile", e.to_string())),
+            RaError::Ca(CaError::UnknownIssuer(_)) => Some(Problem::bad_request("unknown-issuer", e.to_string())),
+            RaError::Ca(CaError::BadRequest(d)) | RaError::Invalid(d) => Some(Problem::bad_request("invalid", d.clone())),
+            RaError::Ca(CaError::Pki(p)) | RaError::Pki(p) => from_pki(p),
+            RaError::Ca(CaError::Signing(c)) => match c {
+                hallmark_crypto::CryptoError::SigningFailed | hallmark_crypto::CryptoError::Rng => None,
+                other => Some(Problem::bad_request("bad-key", other.to_string())),
+            },
+            RaError::Store(StoreError::NotFound(d)) => Some(Problem::not_found(d.clone())),
+            RaError::Store(StoreError::Conflict(d)) => {
+                Some(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", d.clone()))
+            }
+            _ => None,
+        };
+        p.unwrap_or_else(|| {
+            tracing::error!(error = %e, "internal error");
+            Problem::internal()
+        })
+    }
+}
