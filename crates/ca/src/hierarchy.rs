@@ -12,10 +12,17 @@ use x509_cert::name::Name;
 use crate::{CaError, IssuerKey, Result, Settings};
 
 /// Self-signs a root CA certificate.
-pub fn root_certificate(signer: &dyn Signer, subject_dn: &str, now: u64, days: u32) -> Result<Vec<u8>> {
+pub fn root_certificate(
+    signer: &dyn Signer,
+    subject_dn: &str,
+    now: u64,
+    days: u32,
+) -> Result<Vec<u8>> {
     let name = subject::parse(subject_dn)?;
     if name.is_empty() {
-        return Err(CaError::BadRequest("the root CA needs a subject name".into()));
+        return Err(CaError::BadRequest(
+            "the root CA needs a subject name".into(),
+        ));
     }
     let spki = signer.spki_der().to_vec();
     let ski = ext::key_id(&spki)?;
@@ -67,7 +74,9 @@ pub fn issuing_certificate(
 ) -> Result<Vec<u8>> {
     let name = subject::parse(subject_dn)?;
     if name.is_empty() {
-        return Err(CaError::BadRequest("an issuing CA needs a subject name".into()));
+        return Err(CaError::BadRequest(
+            "an issuing CA needs a subject name".into(),
+        ));
     }
     hallmark_crypto::classify_spki(spki_der)?;
     let not_after = (now + days as u64 * 86_400).min(parent.not_after);
@@ -101,8 +110,15 @@ pub fn issuing_certificate(
 }
 
 /// Issues a delegated OCSP responder certificate for `spki_der`.
-pub fn ocsp_signer_certificate(issuer: &IssuerKey, spki_der: &[u8], now: u64, secs: u64, settings: &Settings) -> Result<Vec<u8>> {
-    let issuer_name: Name = der::Decode::from_der(&issuer.name_der).map_err(hallmark_pki::PkiError::from)?;
+pub fn ocsp_signer_certificate(
+    issuer: &IssuerKey,
+    spki_der: &[u8],
+    now: u64,
+    secs: u64,
+    settings: &Settings,
+) -> Result<Vec<u8>> {
+    let issuer_name: Name =
+        der::Decode::from_der(&issuer.name_der).map_err(hallmark_pki::PkiError::from)?;
     let attrs = subject::attributes(&issuer_name);
     let cn = attrs
         .iter()

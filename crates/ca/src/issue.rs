@@ -50,7 +50,9 @@ pub fn one_time_pin() -> Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new([0u8; PIN_LEN]);
     hallmark_crypto::fill_random(&mut raw[..])?;
     Ok(Zeroizing::new(
-        raw.iter().map(|b| PIN_ALPHABET[(*b as usize) % PIN_ALPHABET.len()] as char).collect(),
+        raw.iter()
+            .map(|b| PIN_ALPHABET[(*b as usize) % PIN_ALPHABET.len()] as char)
+            .collect(),
     ))
 }
 
@@ -107,22 +109,42 @@ impl<L: Ledger> Ca<L> {
         }
         let not_before = now;
         let not_after = (now + days as u64 * 86_400 - 1).min(issuer.not_after);
-        let emails: Vec<String> = req.emails.iter().map(|e| e.trim().to_ascii_lowercase()).collect();
-        let dns: Vec<String> = req.dns_names.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
+        let emails: Vec<String> = req
+            .emails
+            .iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .collect();
+        let dns: Vec<String> = req
+            .dns_names
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect();
         let shard = self.settings.shard_of(not_after);
 
         let policy = profile.policy().map_err(|e| CaError::BadRequest(e))?;
-        let ku = lint::effective_key_usage(profile.key_usage_bits().map_err(CaError::BadRequest)?, key_alg);
+        let ku = lint::effective_key_usage(
+            profile.key_usage_bits().map_err(CaError::BadRequest)?,
+            key_alg,
+        );
         let mut exts = vec![
             ext::basic_constraints(false, None)?,
             ext::key_usage(ku)?,
             ext::ext_key_usage(profile.eku_oids().map_err(CaError::BadRequest)?)?,
         ];
         if !emails.is_empty() || !dns.is_empty() {
-            exts.push(ext::subject_alt_name(&emails, &dns, subject_name.is_empty())?);
+            exts.push(ext::subject_alt_name(
+                &emails,
+                &dns,
+                subject_name.is_empty(),
+            )?);
         }
-        exts.push(ext::certificate_policies(policy, self.settings.cps_uri.as_deref())?);
-        exts.push(ext::crl_distribution_point(&self.settings.shard_crl_url(&issuer.id, shard))?);
+        exts.push(ext::certificate_policies(
+            policy,
+            self.settings.cps_uri.as_deref(),
+        )?);
+        exts.push(ext::crl_distribution_point(
+            &self.settings.shard_crl_url(&issuer.id, shard),
+        )?);
         exts.push(ext::authority_info_access(
             Some(&self.settings.ocsp_url()),
             &self.settings.ca_cert_url(&issuer.id),
@@ -137,14 +159,19 @@ impl<L: Ledger> Ca<L> {
             let template = Template {
                 serial: serial.to_vec(),
                 signature_algorithm: issuer.signer.signature_algorithm(),
-                issuer: der::Decode::from_der(&issuer.name_der).map_err(hallmark_pki::PkiError::from)?,
+                issuer: der::Decode::from_der(&issuer.name_der)
+                    .map_err(hallmark_pki::PkiError::from)?,
                 not_before,
                 not_after,
                 subject: subject_name.clone(),
                 spki_der: spki_der.clone(),
                 extensions: exts.clone(),
             };
-            let linted = lint::lint_certificate(template.to_tbs_der()?, Kind::Leaf(profile), &issuer.lint_issuer())?;
+            let linted = lint::lint_certificate(
+                template.to_tbs_der()?,
+                Kind::Leaf(profile),
+                &issuer.lint_issuer(),
+            )?;
             let serial_hex = hex(linted.serial());
             let pending = Pending {
                 issuer: issuer.id.clone(),

@@ -138,11 +138,19 @@ pub struct IssuerKey {
 }
 
 impl IssuerKey {
-    pub fn new(id: &str, cert_der: Vec<u8>, signer: Arc<dyn Signer>, is_root: bool) -> Result<Self> {
+    pub fn new(
+        id: &str,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn Signer>,
+        is_root: bool,
+    ) -> Result<Self> {
         use der::Encode;
         let c = cert::parse(&cert_der)?;
         let tbs = c.tbs_certificate();
-        let spki_der = tbs.subject_public_key_info().to_der().map_err(PkiError::from)?;
+        let spki_der = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(PkiError::from)?;
         if spki_der != signer.spki_der() {
             return Err(CaError::BadRequest(format!(
                 "the key of CA {id:?} does not match its certificate"

@@ -193,11 +193,21 @@ pub async fn run(cli: Cli) -> Res {
             let auth = open(&g).await?;
             let spin = indicatif::ProgressBar::new_spinner().with_message("generating CRLs");
             spin.enable_steady_tick(Duration::from_millis(120));
-            let out = auth.generate_crls(issuer.as_deref(), None, system_now()).await.map_err(s)?;
+            let out = auth
+                .generate_crls(issuer.as_deref(), None, system_now())
+                .await
+                .map_err(s)?;
             spin.finish_and_clear();
             for c in out {
-                let which = if c.shard < 0 { "full".to_string() } else { format!("shard {}", c.shard) };
-                println!("{} {which}: CRL number {}, {} entries, {} bytes", c.issuer, c.number, c.entries, c.bytes);
+                let which = if c.shard < 0 {
+                    "full".to_string()
+                } else {
+                    format!("shard {}", c.shard)
+                };
+                println!(
+                    "{} {which}: CRL number {}, {} entries, {} bytes",
+                    c.issuer, c.number, c.entries, c.bytes
+                );
             }
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
@@ -211,12 +221,26 @@ pub async fn run(cli: Cli) -> Res {
             }
             Ok(())
         }
-        Command::Ca(CaCmd::Add { id, subject, key, days }) => {
+        Command::Ca(CaCmd::Add {
+            id,
+            subject,
+            key,
+            days,
+        }) => {
             let p = pass(&g, false)?;
             let alg = KeyAlgorithm::from_str(&key).map_err(s)?;
-            let cert = ceremony::add_issuer(&g.data_dir, &p, g.database_url.as_deref(), &id, &subject, alg, days, system_now())
-                .await
-                .map_err(s)?;
+            let cert = ceremony::add_issuer(
+                &g.data_dir,
+                &p,
+                g.database_url.as_deref(),
+                &id,
+                &subject,
+                alg,
+                days,
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
             print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
             eprintln!("issuing CA {id:?} added; restart `hallmark serve` to use it");
             Ok(())
@@ -254,9 +278,12 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
         root_only: a.root_only,
         kdf: kdf(),
     };
-    let spin = indicatif::ProgressBar::new_spinner().with_message("key ceremony: generating CA keys and certificates");
+    let spin = indicatif::ProgressBar::new_spinner()
+        .with_message("key ceremony: generating CA keys and certificates");
     spin.enable_steady_tick(Duration::from_millis(120));
-    let out = ceremony::init(&g.data_dir, &opts, &p, system_now()).await.map_err(s)?;
+    let out = ceremony::init(&g.data_dir, &opts, &p, system_now())
+        .await
+        .map_err(s)?;
     spin.finish_and_clear();
     let fp = |c: &[u8]| hallmark_pki::hex(&hallmark_crypto::sha256(c));
     eprintln!("Initialised {}", g.data_dir.display());
@@ -264,19 +291,26 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
     if let Some(c) = &out.issuing_cert {
         eprintln!("  issuing CA     sha256:{}", fp(c));
     }
-    eprintln!("  admin API token (shown once, store it safely): {}", out.admin_token.as_str());
+    eprintln!(
+        "  admin API token (shown once, store it safely): {}",
+        out.admin_token.as_str()
+    );
     Ok(out)
 }
 
 pub async fn serve(auth: Arc<Authority>, listen: Option<String>) -> Res {
     let addr = listen.unwrap_or_else(|| auth.config.server.listen.clone());
-    let addr: SocketAddr = addr.parse().map_err(|e| format!("listen address {addr:?}: {e}"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("listen address {addr:?}: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(s)?;
     // CRLs exist from the first request on.
-    auth.generate_crls(None, None, system_now()).await.map_err(s)?;
+    auth.generate_crls(None, None, system_now())
+        .await
+        .map_err(s)?;
     spawn_maintenance(auth.clone());
     tracing::info!(%local, "serving");
     println!("listening on http://{local}");
@@ -293,13 +327,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -397,16 +432,28 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
         let out = init(&g, args, Some(p)).await?;
         write_private(&demo_token, out.admin_token.as_bytes())?;
     }
-    if g.passphrase_file.is_none() && std::env::var("HALLMARK_PASSPHRASE").is_err() && demo_pass.exists() {
+    if g.passphrase_file.is_none()
+        && std::env::var("HALLMARK_PASSPHRASE").is_err()
+        && demo_pass.exists()
+    {
         g.passphrase_file = Some(demo_pass);
     }
     let auth = open(&g).await?;
     let base = auth.config.server.base_url.clone();
-    println!("Hallmark is running on its embedded SQLite store ({}).", g.data_dir.display());
+    println!(
+        "Hallmark is running on its embedded SQLite store ({}).",
+        g.data_dir.display()
+    );
     println!("  home page        {base}/");
     println!("  root CA          {base}/ca/root.crt");
-    println!("  issuing CA       {base}/ca/{}.crt", auth.ca.default_issuer());
-    println!("  CRL              {base}/crl/{}.crl", auth.ca.default_issuer());
+    println!(
+        "  issuing CA       {base}/ca/{}.crt",
+        auth.ca.default_issuer()
+    );
+    println!(
+        "  CRL              {base}/crl/{}.crl",
+        auth.ca.default_issuer()
+    );
     println!("  OCSP             {base}/ocsp");
     println!("  admin API        {base}/api/v1/openapi.json");
     if demo_token.exists() {
@@ -429,7 +476,9 @@ fn write_private(path: &Path, data: &[u8]) -> Res {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     f.write_all(data).map_err(s)
 }
 
@@ -437,10 +486,13 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
     match c {
         CertCmd::Issue(a) => {
             let key = match (&a.csr, a.generate_key) {
-                (Some(path), false) => {
-                    KeySource::Csr(std::fs::read(path).map_err(|e| format!("cannot read CSR {}: {e}", path.display()))?)
+                (Some(path), false) => KeySource::Csr(
+                    std::fs::read(path)
+                        .map_err(|e| format!("cannot read CSR {}: {e}", path.display()))?,
+                ),
+                (None, true) => {
+                    KeySource::Generate(KeyAlgorithm::from_str(&a.key_type).map_err(s)?)
                 }
-                (None, true) => KeySource::Generate(KeyAlgorithm::from_str(&a.key_type).map_err(s)?),
                 _ => return Err("give either --csr FILE or --generate-key --p12-out FILE".into()),
             };
             if let Some(p) = &a.p12_out {
@@ -467,23 +519,34 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 .map_err(s)?;
             let pem = hallmark_pki::pem::encode("CERTIFICATE", &issued.cert_der);
             match &a.out {
-                Some(p) => std::fs::write(p, &pem).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+                Some(p) => std::fs::write(p, &pem)
+                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
                 None => print!("{pem}"),
             }
             eprintln!("issued serial {} by {}", issued.serial_hex, issued.issuer);
             if let (Some((p12, pin)), Some(path)) = (&issued.pkcs12, &a.p12_out) {
                 write_private(path, p12)?;
-                eprintln!("PKCS#12 written to {}; one-time PIN: {}", path.display(), pin.as_str());
+                eprintln!(
+                    "PKCS#12 written to {}; one-time PIN: {}",
+                    path.display(),
+                    pin.as_str()
+                );
             }
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
         CertCmd::Revoke { serial, reason } => {
             let r = Reason::parse(&reason).ok_or_else(|| {
-                format!("unknown reason {reason:?}; use one of {}", Reason::ALL.map(|r| r.name()).join(", "))
+                format!(
+                    "unknown reason {reason:?}; use one of {}",
+                    Reason::ALL.map(|r| r.name()).join(", ")
+                )
             })?;
             let auth = open(g).await?;
-            let row = auth.revoke(&serial, r, &format!("cli:{}", whoami()), system_now()).await.map_err(s)?;
+            let row = auth
+                .revoke(&serial, r, &format!("cli:{}", whoami()), system_now())
+                .await
+                .map_err(s)?;
             println!("revoked {} ({})", row.serial, r.name());
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
@@ -502,18 +565,38 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             println!("issuer      {}", r.issuer);
             println!("subject     {}", r.subject);
             println!("profile     {}", r.profile);
-            println!("status      {}", if r.revoked_at.is_some() { "revoked" } else { r.status.as_str() });
+            println!(
+                "status      {}",
+                if r.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    r.status.as_str()
+                }
+            );
             println!("valid       {} .. {}", t(r.not_before), t(r.not_after));
             if let Some(at) = r.revoked_at {
-                let reason = r.reason.and_then(|c| Reason::from_code(c as u8)).map(|r| r.name()).unwrap_or("unspecified");
+                let reason = r
+                    .reason
+                    .and_then(|c| Reason::from_code(c as u8))
+                    .map(|r| r.name())
+                    .unwrap_or("unspecified");
                 println!("revoked     {} ({reason})", t(at));
             }
             Ok(())
         }
         CertCmd::List { limit } => {
             let auth = open(g).await?;
-            for r in auth.store.list_certs(limit.clamp(1, 10_000), None).await.map_err(s)? {
-                let st = if r.revoked_at.is_some() { "revoked" } else { r.status.as_str() };
+            for r in auth
+                .store
+                .list_certs(limit.clamp(1, 10_000), None)
+                .await
+                .map_err(s)?
+            {
+                let st = if r.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    r.status.as_str()
+                };
                 println!("{}  {:<9} {:<14} {}", r.serial, st, r.profile, r.subject);
             }
             Ok(())
@@ -531,7 +614,9 @@ async fn audit_verify(g: &Global) -> Res {
     bar.enable_steady_tick(Duration::from_millis(120));
     let report = auth
         .store
-        .verify_audit(&auth.audit_spki(), |n| bar.set_message(format!("verified {n} entries")))
+        .verify_audit(&auth.audit_spki(), |n| {
+            bar.set_message(format!("verified {n} entries"))
+        })
         .await
         .map_err(s)?;
     bar.finish_and_clear();
@@ -546,6 +631,9 @@ async fn audit_verify(g: &Global) -> Res {
         for f in &report.findings {
             println!("TAMPERED: {f}");
         }
-        Err(format!("the audit log fails verification ({} findings)", report.findings.len()))
+        Err(format!(
+            "the audit log fails verification ({} findings)",
+            report.findings.len()
+        ))
     }
 }

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hallmark", version, about = "Hallmark trust services: certification authority, OCSP, CRLs")]
+#[command(
+    name = "hallmark",
+    version,
+    about = "Hallmark trust services: certification authority, OCSP, CRLs"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -21,7 +25,12 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct Global {
     /// Data directory (config, key store, SQLite database).
-    #[arg(long, global = true, env = "HALLMARK_DATA_DIR", default_value = "hallmark-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "HALLMARK_DATA_DIR",
+        default_value = "hallmark-data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL overriding the config (e.g. postgres://127.0.0.1/test).
     #[arg(long, global = true, env = "HALLMARK_DATABASE_URL")]
@@ -68,7 +77,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

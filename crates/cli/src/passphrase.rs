@@ -8,7 +8,8 @@ use hallmark_keys::Passphrase;
 
 pub fn obtain(file: Option<&Path>, confirm: bool) -> Result<Passphrase, String> {
     if let Some(f) = file {
-        let s = std::fs::read_to_string(f).map_err(|e| format!("cannot read passphrase file {}: {e}", f.display()))?;
+        let s = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read passphrase file {}: {e}", f.display()))?;
         return Passphrase::new(s).map_err(|e| format!("passphrase in {}: {e}", f.display()));
     }
     if let Ok(s) = std::env::var("HALLMARK_PASSPHRASE") {

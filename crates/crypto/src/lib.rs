@@ -296,10 +296,12 @@ pub fn classify_spki(spki_der: &[u8]) -> Result<PublicKeyInfo, CryptoError> {
                     "RSA key of {bits} bits; at most {MAX_RSA_BITS} bits are accepted"
                 )));
             }
-            match bits {
-                ..=2048 => KeyAlgorithm::Rsa2048,
-                ..=3072 => KeyAlgorithm::Rsa3072,
-                _ => KeyAlgorithm::Rsa4096,
+            if bits <= 2048 {
+                KeyAlgorithm::Rsa2048
+            } else if bits <= 3072 {
+                KeyAlgorithm::Rsa3072
+            } else {
+                KeyAlgorithm::Rsa4096
             }
         }
         other => {

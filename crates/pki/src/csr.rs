@@ -29,7 +29,15 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
             limit: MAX_CSR_BYTES,
         });
     }
-    let der = pem::decode("CERTIFICATE REQUEST", input)?;
+    let trimmed = input.trim_ascii_start();
+    if !trimmed.starts_with(b"-----BEGIN") && trimmed.first() != Some(&0x30) {
+        return Err(PkiError::malformed(
+            "CSR",
+            "expected a PEM CERTIFICATE REQUEST block or DER",
+        ));
+    }
+    let der =
+        pem::decode("CERTIFICATE REQUEST", input).map_err(|e| PkiError::malformed("CSR", e))?;
     if der.len() > MAX_CSR_BYTES {
         return Err(PkiError::TooLarge {
             what: "CSR",

@@ -57,7 +57,7 @@ pub fn parse(s: &str) -> Result<Name> {
         if v.is_empty() {
             return Err(PkiError::Subject(format!("{name} is empty")));
         }
-        if v.chars().count() > upper_bound(name) {
+        if *name != "C" && v.chars().count() > upper_bound(name) {
             return Err(PkiError::Subject(format!(
                 "{name} is longer than {} characters",
                 upper_bound(name)

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use hallmark_ca::hierarchy;
 use hallmark_ca::IssuerKey;
+use hallmark_ca::hierarchy;
 use hallmark_crypto::KeyAlgorithm;
 use hallmark_keys::{KdfParams, KeyStore, Passphrase};
+use hallmark_store::Store;
 use hallmark_store::audit::{self, AuditEvent};
 use hallmark_store::certs::{self, IssuerRow};
-use hallmark_store::Store;
 use zeroize::Zeroizing;
 
 use crate::config::{self, CaConfig, Config, DatabaseConfig, ServerConfig};
@@ -50,7 +50,10 @@ pub struct InitOutput {
 fn new_admin_token() -> Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new([0u8; 32]);
     hallmark_crypto::fill_random(&mut raw[..]).map_err(|e| RaError::Invalid(e.to_string()))?;
-    Ok(Zeroizing::new(format!("hm_{}", hallmark_pki::hex(&raw[..]))))
+    Ok(Zeroizing::new(format!(
+        "hm_{}",
+        hallmark_pki::hex(&raw[..])
+    )))
 }
 
 pub fn token_digest(token: &str) -> String {
@@ -58,7 +61,12 @@ pub fn token_digest(token: &str) -> String {
 }
 
 /// Runs the ceremony into `dir`, which must not hold a key store yet.
-pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -> Result<InitOutput> {
+pub async fn init(
+    dir: &Path,
+    opts: &InitOptions,
+    pass: &Passphrase,
+    now: u64,
+) -> Result<InitOutput> {
     if dir.join(config::KEYSTORE_FILE).exists() || dir.join(config::CONFIG_FILE).exists() {
         return Err(RaError::Config(format!(
             "{} already holds a Hallmark installation; choose another --data-dir",
@@ -67,7 +75,8 @@ pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -
     }
     const_oid::ObjectIdentifier::new(&opts.policy_arc)
         .map_err(|e| RaError::Config(format!("--policy-arc {:?}: {e}", opts.policy_arc)))?;
-    std::fs::create_dir_all(dir).map_err(|e| RaError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RaError::Config(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -88,10 +97,17 @@ pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -
             tls_key: None,
         },
         database: DatabaseConfig {
-            url: opts.database_url.clone().unwrap_or_else(|| "sqlite://hallmark.db".into()),
+            url: opts
+                .database_url
+                .clone()
+                .unwrap_or_else(|| "sqlite://hallmark.db".into()),
         },
         ca: CaConfig {
-            default_issuer: if opts.root_only { String::new() } else { opts.issuing_id.clone() },
+            default_issuer: if opts.root_only {
+                String::new()
+            } else {
+                opts.issuing_id.clone()
+            },
             cps_uri: opts.cps_uri.clone(),
             crl_validity_hours: 168,
             crl_shard_days: 90,
@@ -111,7 +127,12 @@ pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -
     }
 
     let root_signer = ks.generate(&ca_key_label(ROOT_ID), opts.root_algorithm)?;
-    let root_cert = hierarchy::root_certificate(root_signer.as_ref(), &opts.root_subject, now, opts.root_days)?;
+    let root_cert = hierarchy::root_certificate(
+        root_signer.as_ref(),
+        &opts.root_subject,
+        now,
+        opts.root_days,
+    )?;
     let root = IssuerKey::new(ROOT_ID, root_cert.clone(), root_signer, true)?;
     let audit_signer = ks.generate(AUDIT_KEY, KeyAlgorithm::EcP256)?;
 
@@ -129,7 +150,12 @@ pub async fn init(dir: &Path, opts: &InitOptions, pass: &Passphrase, now: u64) -
         },
     )
     .await?;
-    hallmark_store::put_setting(&mut tx, "audit.spki", &hallmark_pki::hex(audit_signer.spki_der())).await?;
+    hallmark_store::put_setting(
+        &mut tx,
+        "audit.spki",
+        &hallmark_pki::hex(audit_signer.spki_der()),
+    )
+    .await?;
     let mut events = vec![AuditEvent::new(
         "ceremony",
         "ca.init.root",
@@ -198,27 +224,43 @@ pub async fn add_issuer(
     now: u64,
 ) -> Result<Vec<u8>> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(RaError::Invalid("a CA id uses letters, digits and '-' only".into()));
+        return Err(RaError::Invalid(
+            "a CA id uses letters, digits and '-' only".into(),
+        ));
     }
     let cfg = Config::load(dir)?;
     let mut ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
-    let url = database_url.map(str::to_string).unwrap_or_else(|| cfg.database_url(dir));
+    let url = database_url
+        .map(str::to_string)
+        .unwrap_or_else(|| cfg.database_url(dir));
     let store = Store::connect(&url).await?;
     let rows = store.issuers().await?;
     if rows.iter().any(|r| r.id == id) {
-        return Err(RaError::Invalid(format!("a CA with id {id:?} already exists")));
+        return Err(RaError::Invalid(format!(
+            "a CA with id {id:?} already exists"
+        )));
     }
     let root_row = rows
         .iter()
         .find(|r| r.is_root)
         .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
     let root_signer = ks.signer(&root_row.key_label).map_err(|_| {
-        RaError::Config("the root key is not in this key store: sign the request on the offline root machine".into())
+        RaError::Config(
+            "the root key is not in this key store: sign the request on the offline root machine"
+                .into(),
+        )
     })?;
     let root = IssuerKey::new(&root_row.id, root_row.cert.clone(), root_signer, true)?;
     let label = ca_key_label(id);
     let signer = ks.generate(&label, alg)?;
-    let cert = hierarchy::issuing_certificate(&root, signer.spki_der(), subject, now, days, &cfg.ca_settings())?;
+    let cert = hierarchy::issuing_certificate(
+        &root,
+        signer.spki_der(),
+        subject,
+        now,
+        days,
+        &cfg.ca_settings(),
+    )?;
     let mut tx = store.begin().await?;
     certs::insert_issuer(
         &mut tx,

@@ -81,7 +81,8 @@ impl Config {
                 dir.display()
             ))
         })?;
-        let c: Config = toml::from_str(&text).map_err(|e| RaError::Config(format!("{}: {e}", path.display())))?;
+        let c: Config = toml::from_str(&text)
+            .map_err(|e| RaError::Config(format!("{}: {e}", path.display())))?;
         if c.version != 1 {
             return Err(RaError::Config(format!(
                 "{}: unsupported config version {}; this hallmark reads version 1",
@@ -94,17 +95,30 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), RaError> {
-        if !(self.server.base_url.starts_with("http://") || self.server.base_url.starts_with("https://")) {
-            return Err(RaError::Config("server.base_url must start with http:// or https://".into()));
+        if !(self.server.base_url.starts_with("http://")
+            || self.server.base_url.starts_with("https://"))
+        {
+            return Err(RaError::Config(
+                "server.base_url must start with http:// or https://".into(),
+            ));
         }
         if self.server.base_url.ends_with('/') {
-            return Err(RaError::Config("server.base_url must not end with '/'".into()));
+            return Err(RaError::Config(
+                "server.base_url must not end with '/'".into(),
+            ));
         }
-        if self.ca.crl_shard_days == 0 || self.ca.crl_validity_hours == 0 || self.ca.ocsp_validity_hours == 0 {
-            return Err(RaError::Config("CRL and OCSP periods must be positive".into()));
+        if self.ca.crl_shard_days == 0
+            || self.ca.crl_validity_hours == 0
+            || self.ca.ocsp_validity_hours == 0
+        {
+            return Err(RaError::Config(
+                "CRL and OCSP periods must be positive".into(),
+            ));
         }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
-            return Err(RaError::Config("set both server.tls_cert and server.tls_key, or neither".into()));
+            return Err(RaError::Config(
+                "set both server.tls_cert and server.tls_key, or neither".into(),
+            ));
         }
         Ok(())
     }

@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use hallmark_ca::{Final, Ledger, LedgerError, Pending, Sealer};
 use hallmark_keys::KeyStore;
+use hallmark_store::StoreError;
 use hallmark_store::audit::AuditEvent;
 use hallmark_store::certs::NewCert;
 use hallmark_store::writer::{Op, Writer};
-use hallmark_store::StoreError;
 
 pub struct StoreLedger {
     pub writer: Writer,
@@ -61,7 +61,10 @@ pub struct KeyStoreSealer(pub Arc<Mutex<KeyStore>>);
 
 impl Sealer for KeyStoreSealer {
     fn seal(&self, context: &str, secret: &[u8]) -> Result<Vec<u8>, String> {
-        let ks = self.0.lock().map_err(|_| "key store lock poisoned".to_string())?;
+        let ks = self
+            .0
+            .lock()
+            .map_err(|_| "key store lock poisoned".to_string())?;
         ks.seal(context, secret).map_err(|e| e.to_string())
     }
 }

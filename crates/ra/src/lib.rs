@@ -82,7 +82,11 @@ pub fn load_profiles(dir: &Path) -> Result<BTreeMap<String, Profile>> {
 }
 
 impl Authority {
-    pub async fn open(dir: &Path, pass: &Passphrase, database_url: Option<&str>) -> Result<Arc<Self>> {
+    pub async fn open(
+        dir: &Path,
+        pass: &Passphrase,
+        database_url: Option<&str>,
+    ) -> Result<Arc<Self>> {
         Self::open_with(dir, pass, database_url, false).await
     }
 
@@ -97,17 +101,28 @@ impl Authority {
         let config = Config::load(dir)?;
         let profiles = load_profiles(dir)?;
         let keys = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
-        let url = database_url.map(str::to_string).unwrap_or_else(|| config.database_url(dir));
+        let url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| config.database_url(dir));
         let store = Store::connect(&url).await?;
         let now = system_now();
 
-        let abandoned = store.abandon_pending(now as i64 - ABANDON_AFTER_SECS, now as i64).await?;
+        let abandoned = store
+            .abandon_pending(now as i64 - ABANDON_AFTER_SECS, now as i64)
+            .await?;
         if abandoned > 0 {
-            tracing::warn!(abandoned, "pending certificates from an interrupted issuance were abandoned");
+            tracing::warn!(
+                abandoned,
+                "pending certificates from an interrupted issuance were abandoned"
+            );
             store
                 .audit(
                     now as i64,
-                    &[AuditEvent::new("system", "certificate.abandon", format!("{{\"count\":{abandoned}}}"))],
+                    &[AuditEvent::new(
+                        "system",
+                        "certificate.abandon",
+                        format!("{{\"count\":{abandoned}}}"),
+                    )],
                 )
                 .await?;
         }
@@ -178,7 +193,11 @@ impl Authority {
                 &mut tx,
                 self.store.backend(),
                 now as i64,
-                &[AuditEvent::new("system", "config.load", format!("{{\"sha256\":\"{digest}\"}}"))],
+                &[AuditEvent::new(
+                    "system",
+                    "config.load",
+                    format!("{{\"sha256\":\"{digest}\"}}"),
+                )],
             )
             .await?;
             hallmark_store::commit(tx).await?;
@@ -201,7 +220,11 @@ impl Authority {
                 self.store.get_setting(&cert_setting).await?,
             ) {
                 (Some(label), Some(cert_hex)) => {
-                    let signer = self.keys.lock().map_err(|_| RaError::Invalid("key store lock".into()))?.signer(&label);
+                    let signer = self
+                        .keys
+                        .lock()
+                        .map_err(|_| RaError::Invalid("key store lock".into()))?
+                        .signer(&label);
                     match (signer, hallmark_pki::unhex(&cert_hex)) {
                         (Ok(s), Some(cert)) => Some(Responder::new(&issuer.id, cert, s)?),
                         _ => None,
@@ -217,10 +240,14 @@ impl Authority {
                 Some(r) => r,
                 None => {
                     let mut rnd = [0u8; 4];
-                    hallmark_crypto::fill_random(&mut rnd).map_err(|e| RaError::Invalid(e.to_string()))?;
+                    hallmark_crypto::fill_random(&mut rnd)
+                        .map_err(|e| RaError::Invalid(e.to_string()))?;
                     let label = format!("ocsp-{}-{now}-{}", issuer.id, hallmark_pki::hex(&rnd));
                     let signer = {
-                        let mut ks = self.keys.lock().map_err(|_| RaError::Invalid("key store lock".into()))?;
+                        let mut ks = self
+                            .keys
+                            .lock()
+                            .map_err(|_| RaError::Invalid("key store lock".into()))?;
                         ks.generate(&label, KeyAlgorithm::EcP256)?
                     };
                     let cert = match hallmark_ca::hierarchy::ocsp_signer_certificate(
@@ -241,7 +268,8 @@ impl Authority {
                     };
                     let mut tx = self.store.begin().await?;
                     hallmark_store::put_setting(&mut tx, &key_setting, &label).await?;
-                    hallmark_store::put_setting(&mut tx, &cert_setting, &hallmark_pki::hex(&cert)).await?;
+                    hallmark_store::put_setting(&mut tx, &cert_setting, &hallmark_pki::hex(&cert))
+                        .await?;
                     audit::append(
                         &mut tx,
                         self.store.backend(),
@@ -278,11 +306,25 @@ impl Authority {
 
     /// Revokes a certificate, then refreshes its OCSP response and the CRLs
     /// that list it.
-    pub async fn revoke(&self, serial_hex: &str, reason: Reason, actor: &str, now: u64) -> Result<CertRow> {
+    pub async fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: Reason,
+        actor: &str,
+        now: u64,
+    ) -> Result<CertRow> {
         let serial_hex = normalise_serial(serial_hex)?;
         let found = self.store.get_cert(None, &serial_hex).await?;
         let mut tx = self.store.begin().await?;
-        let row = certs::revoke(&mut tx, &found.issuer, &serial_hex, now as i64, reason as i64, now as i64).await?;
+        let row = certs::revoke(
+            &mut tx,
+            &found.issuer,
+            &serial_hex,
+            now as i64,
+            reason as i64,
+            now as i64,
+        )
+        .await?;
         audit::append(
             &mut tx,
             self.store.backend(),
@@ -297,13 +339,19 @@ impl Authority {
         hallmark_store::commit(tx).await?;
         self.ocsp.invalidate(&row.issuer, &row.serial);
         // Publish promptly: the full CRL and the revoked certificate's shard.
-        self.generate_crls(Some(&row.issuer), Some(row.shard), now).await?;
+        self.generate_crls(Some(&row.issuer), Some(row.shard), now)
+            .await?;
         Ok(row)
     }
 
     /// Generates and stores CRLs: for each issuer (or one), the full CRL and
     /// every shard CRL (or only `shard`).
-    pub async fn generate_crls(&self, issuer: Option<&str>, shard: Option<i64>, now: u64) -> Result<Vec<CrlInfo>> {
+    pub async fn generate_crls(
+        &self,
+        issuer: Option<&str>,
+        shard: Option<i64>,
+        now: u64,
+    ) -> Result<Vec<CrlInfo>> {
         let _g = self.crl_lock.lock().await;
         let mut out = Vec::new();
         let ids: Vec<String> = match issuer {
@@ -321,7 +369,10 @@ impl Authority {
                         // CDP URL answers even before anything is revoked.
                         let live = self.store.revoked_shards(&id, now as i64).await?;
                         let first = self.ca.settings.shard_of(now);
-                        let last = self.ca.settings.shard_of(self.ca.issuer(Some(&id))?.not_after);
+                        let last = self
+                            .ca
+                            .settings
+                            .shard_of(self.ca.issuer(Some(&id))?.not_after);
                         let mut all: Vec<i64> = (first..=last.min(first + 64)).collect();
                         all.extend(live);
                         all.sort_unstable();
@@ -342,16 +393,21 @@ impl Authority {
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;
         self.store
-            .for_each_revoked(issuer_id, (shard != FULL_CRL).then_some(shard), now as i64, |serial, at, reason| {
-                let Some(bytes) = hallmark_pki::unhex(serial) else {
-                    bad = Some(format!("stored serial {serial:?} is not hex"));
-                    return Ok(());
-                };
-                let reason = Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified);
-                entries
-                    .push(&bytes, at.max(0) as u64, reason)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .for_each_revoked(
+                issuer_id,
+                (shard != FULL_CRL).then_some(shard),
+                now as i64,
+                |serial, at, reason| {
+                    let Some(bytes) = hallmark_pki::unhex(serial) else {
+                        bad = Some(format!("stored serial {serial:?} is not hex"));
+                        return Ok(());
+                    };
+                    let reason = Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified);
+                    entries
+                        .push(&bytes, at.max(0) as u64, reason)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                },
+            )
             .await?;
         if let Some(b) = bad {
             return Err(RaError::Store(StoreError::Corrupt(b)));
@@ -361,9 +417,25 @@ impl Authority {
         let number = certs::next_crl_number(&mut tx, issuer_id).await?;
         let next_update = now + self.ca.settings.crl_validity_secs;
         let dp = (shard != FULL_CRL).then(|| self.ca.settings.shard_crl_url(issuer_id, shard));
-        let der = hallmark_ca::revocation::sign_crl(issuer, &entries, number as u64, now, next_update, dp.as_deref())?;
+        let der = hallmark_ca::revocation::sign_crl(
+            issuer,
+            &entries,
+            number as u64,
+            now,
+            next_update,
+            dp.as_deref(),
+        )?;
         drop(entries);
-        certs::put_crl(&mut tx, issuer_id, shard, number, now as i64, next_update as i64, &der).await?;
+        certs::put_crl(
+            &mut tx,
+            issuer_id,
+            shard,
+            number,
+            now as i64,
+            next_update as i64,
+            &der,
+        )
+        .await?;
         audit::append(
             &mut tx,
             self.store.backend(),
@@ -387,7 +459,10 @@ impl Authority {
 
     /// Signs the head of the audit chain if it moved.
     pub async fn checkpoint(&self, now: u64) -> Result<Option<i64>> {
-        Ok(self.store.checkpoint(now as i64, self.audit_signer.as_ref()).await?)
+        Ok(self
+            .store
+            .checkpoint(now as i64, self.audit_signer.as_ref())
+            .await?)
     }
 
     pub fn audit_spki(&self) -> Vec<u8> {
@@ -414,7 +489,9 @@ pub fn normalise_serial(s: &str) -> Result<String> {
     let bytes = hallmark_pki::unhex(&s.to_ascii_lowercase())
         .ok_or_else(|| RaError::Invalid(format!("{s:?} is not a hexadecimal serial number")))?;
     if bytes.len() > 21 {
-        return Err(RaError::Invalid(format!("serial {s:?} is longer than 20 octets")));
+        return Err(RaError::Invalid(format!(
+            "serial {s:?} is longer than 20 octets"
+        )));
     }
     Ok(hallmark_pki::hex(&bytes))
 }

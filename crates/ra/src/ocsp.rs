@@ -84,7 +84,10 @@ impl OcspService {
     }
 
     pub fn cached_len(&self) -> usize {
-        self.cache.iter().map(|s| s.read().map(|m| m.len()).unwrap_or(0)).sum()
+        self.cache
+            .iter()
+            .map(|s| s.read().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Answers a DER OCSP request. Never fails: errors become OCSP error
@@ -152,7 +155,10 @@ impl OcspService {
                 ),
             };
         }
-        match self.sign_fresh(slot, &parsed.cert_ids, parsed.nonce.as_ref(), now).await {
+        match self
+            .sign_fresh(slot, &parsed.cert_ids, parsed.nonce.as_ref(), now)
+            .await
+        {
             Ok((bytes, _)) => (bytes, None),
             Err(e) => (
                 Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::InternalError)),
@@ -163,11 +169,16 @@ impl OcspService {
 
     async fn status(&self, issuer: &str, id: &CertId) -> Result<CertStatus, String> {
         // Serials are stored as hex of their INTEGER contents.
-        match self.store.get_cert(Some(issuer), &hallmark_pki::hex(&id.serial)).await {
+        match self
+            .store
+            .get_cert(Some(issuer), &hallmark_pki::hex(&id.serial))
+            .await
+        {
             Ok(row) if row.status == "issued" => Ok(match row.revoked_at {
                 Some(at) => CertStatus::Revoked {
                     at: at.max(0) as u64,
-                    reason: Reason::from_code(row.reason.unwrap_or(0) as u8).unwrap_or(Reason::Unspecified),
+                    reason: Reason::from_code(row.reason.unwrap_or(0) as u8)
+                        .unwrap_or(Reason::Unspecified),
                 },
                 None => CertStatus::Good,
             }),
@@ -217,14 +228,19 @@ impl OcspService {
         let slot = &issuers[idx];
         let mut n = 0;
         for s in serials_hex {
-            let Some(serial) = hallmark_pki::unhex(s) else { continue };
+            let Some(serial) = hallmark_pki::unhex(s) else {
+                continue;
+            };
             let id = CertId {
                 hash: HashAlg::Sha1,
                 issuer_name_hash: slot.hashes.sha1_name.clone(),
                 issuer_key_hash: slot.hashes.sha1_key.clone(),
                 serial: serial.clone(),
             };
-            if let Ok((bytes, true)) = self.sign_fresh(slot, std::slice::from_ref(&id), None, now).await {
+            if let Ok((bytes, true)) = self
+                .sign_fresh(slot, std::slice::from_ref(&id), None, now)
+                .await
+            {
                 if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
                     m.insert(
                         (idx as u8, HashAlg::Sha1, serial),

@@ -3,6 +3,8 @@
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -51,7 +53,8 @@ impl FromRequestParts<AppState> for Admin {
             .ok_or_else(unauthorized)?;
         let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
         let digest = hallmark_crypto::sha256(token.trim().as_bytes());
-        let expected = hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
+        let expected =
+            hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
         if hallmark_crypto::constant_time_eq(&digest, &expected) {
             Ok(Admin)
         } else {
@@ -99,12 +102,31 @@ fn cert_json(r: &CertRow) -> serde_json::Value {
     })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request("malformed-json", format!("request body: {e}")))
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Problem> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Request too large",
+                format!("request bodies are limited to {MAX_BODY} bytes"),
+            )
+        } else {
+            Problem::bad_request("malformed", r.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("malformed-json", format!("request body: {e}")))
 }
 
-async fn issue(_: Admin, State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, Problem> {
-    let b: IssueBody = json_body(&body)?;
+async fn issue(
+    _: Admin,
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let b: IssueBody = json_body(body)?;
     let issued = s
         .auth
         .issue(
@@ -136,13 +158,20 @@ async fn issue(_: Admin, State(s): State<AppState>, body: axum::body::Bytes) -> 
     });
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/certificates/{}", issued.serial_hex))],
+        [(
+            header::LOCATION,
+            format!("/api/v1/certificates/{}", issued.serial_hex),
+        )],
         Json(body),
     )
         .into_response())
 }
 
-async fn show(_: Admin, State(s): State<AppState>, Path(serial): Path<String>) -> Result<Json<serde_json::Value>, Problem> {
+async fn show(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(serial): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
     let serial = hallmark_ra::normalise_serial(&serial)?;
     let row = s
         .auth
@@ -163,10 +192,17 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn list(_: Admin, State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<serde_json::Value>, Problem> {
+async fn list(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, Problem> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("invalid", "limit must be between 1 and 1000"));
+        return Err(Problem::bad_request(
+            "invalid",
+            "limit must be between 1 and 1000",
+        ));
     }
     let before = match q.before {
         None => None,
@@ -174,7 +210,12 @@ async fn list(_: Admin, State(s): State<AppState>, Query(q): Query<ListQuery>) -
             let (t, s) = c
                 .split_once(':')
                 .and_then(|(t, s)| Some((t.parse::<i64>().ok()?, s.to_string())))
-                .ok_or_else(|| Problem::bad_request("invalid", "before must be the `next` cursor of a previous page"))?;
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "invalid",
+                        "before must be the `next` cursor of a previous page",
+                    )
+                })?;
             Some((t, s))
         }
     };
@@ -185,7 +226,8 @@ async fn list(_: Admin, State(s): State<AppState>, Query(q): Query<ListQuery>) -
         .await
         .map_err(hallmark_ra::RaError::from)?;
     let next = if rows.len() as i64 == limit {
-        rows.last().map(|r| format!("{}:{}", r.created_at, r.serial))
+        rows.last()
+            .map(|r| format!("{}:{}", r.created_at, r.serial))
     } else {
         None
     };
@@ -212,9 +254,9 @@ async fn revoke(
     _: Admin,
     State(s): State<AppState>,
     Path(serial): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let b: RevokeBody = json_body(&body)?;
+    let b: RevokeBody = json_body(body)?;
     let reason = Reason::parse(&b.reason).ok_or_else(|| {
         Problem::bad_request(
             "invalid",
@@ -225,11 +267,17 @@ async fn revoke(
             ),
         )
     })?;
-    let row = s.auth.revoke(&serial, reason, "api:admin", system_now()).await?;
+    let row = s
+        .auth
+        .revoke(&serial, reason, "api:admin", system_now())
+        .await?;
     Ok(Json(cert_json(&row)))
 }
 
-async fn generate_crls(_: Admin, State(s): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+async fn generate_crls(
+    _: Admin,
+    State(s): State<AppState>,
+) -> Result<Json<serde_json::Value>, Problem> {
     let out = s.auth.generate_crls(None, None, system_now()).await?;
     Ok(Json(serde_json::json!({ "crls": out })))
 }

@@ -50,15 +50,35 @@ fn ocsp_reply(bytes: Bytes, note: Option<String>, cacheable: bool) -> Response {
     }
     let mut r = (StatusCode::OK, bytes).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/ocsp-response"),
+    );
     if cacheable {
         // RFC 5019 §6.2: let HTTP caches hold GET responses for a while.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600, no-transform"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600, no-transform"),
+        );
     }
     r
 }
 
-async fn ocsp_post(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        // Oversized or unreadable: still an OCSP answer (RFC 6960 §2.3).
+        return ocsp_reply(
+            Bytes::copy_from_slice(&hallmark_pki::ocsp::error_response(
+                hallmark_pki::ocsp::ResponseStatus::MalformedRequest,
+            )),
+            Some("request body too large or unreadable".into()),
+            false,
+        );
+    };
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         if ct.as_bytes() != b"application/ocsp-request" {
             return Problem::new(
@@ -109,7 +129,10 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -123,18 +146,25 @@ fn percent_decode(s: &str) -> String {
 
 fn der_response(content_type: &'static str, der: Vec<u8>) -> Response {
     let mut r = (StatusCode::OK, der).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-async fn crl_full(State(s): State<AppState>, Path(file): Path<String>) -> Result<Response, Problem> {
+async fn crl_full(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, Problem> {
     let issuer = file
         .strip_suffix(".crl")
         .ok_or_else(|| Problem::not_found("CRLs are served as /crl/ISSUER.crl"))?;
     serve_crl(&s, issuer, FULL_CRL).await
 }
 
-async fn crl_shard(State(s): State<AppState>, Path((issuer, file)): Path<(String, String)>) -> Result<Response, Problem> {
+async fn crl_shard(
+    State(s): State<AppState>,
+    Path((issuer, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
     let shard: i64 = file
         .strip_suffix(".crl")
         .and_then(|n| n.parse().ok())
@@ -152,10 +182,19 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
                 return Err(Problem::not_found(format!("no CA named {issuer:?}")));
             }
             s.auth
-                .generate_crls(Some(issuer), (shard != FULL_CRL).then_some(shard), system_now())
+                .generate_crls(
+                    Some(issuer),
+                    (shard != FULL_CRL).then_some(shard),
+                    system_now(),
+                )
                 .await
                 .map_err(Problem::from)?;
-            let c = s.auth.store.get_crl(issuer, shard).await.map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+            let c = s
+                .auth
+                .store
+                .get_crl(issuer, shard)
+                .await
+                .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
             Ok(der_response("application/pkix-crl", c.der))
         }
         Err(e) => Err(hallmark_ra::RaError::from(e).into()),
@@ -166,17 +205,32 @@ async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<
     let (id, pem) = match (file.strip_suffix(".crt"), file.strip_suffix(".pem")) {
         (Some(id), _) => (id, false),
         (_, Some(id)) => (id, true),
-        _ => return Err(Problem::not_found("CA certificates are served as /ca/ISSUER.crt (DER) or .pem")),
+        _ => {
+            return Err(Problem::not_found(
+                "CA certificates are served as /ca/ISSUER.crt (DER) or .pem",
+            ));
+        }
     };
-    let rows = s.auth.store.issuers().await.map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+    let rows = s
+        .auth
+        .store
+        .issuers()
+        .await
+        .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
     let row = rows
         .into_iter()
         .find(|r| r.id == id)
         .ok_or_else(|| Problem::not_found(format!("no CA named {id:?}")))?;
     Ok(if pem {
-        let mut r = (StatusCode::OK, hallmark_pki::pem::encode("CERTIFICATE", &row.cert)).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));
+        let mut r = (
+            StatusCode::OK,
+            hallmark_pki::pem::encode("CERTIFICATE", &row.cert),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-pem-file"),
+        );
         r
     } else {
         der_response("application/pkix-cert", row.cert)
@@ -203,5 +257,8 @@ async fn index(State(s): State<AppState>) -> Html<String> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -18,7 +18,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             kind,
@@ -28,7 +33,12 @@ impl Problem {
     }
 
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kind, "The request is invalid", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            kind,
+            "The request is invalid",
+            detail,
+        )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -54,8 +64,10 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut r = (self.status, body.to_string()).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         r
     }
 }
@@ -64,7 +76,12 @@ fn from_pki(e: &PkiError) -> Option<Problem> {
     Some(match e {
         PkiError::CsrSignature => Problem::bad_request("bad-csr-signature", e.to_string()),
         PkiError::Malformed { .. } => Problem::bad_request("malformed", e.to_string()),
-        PkiError::TooLarge { .. } => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large", e.to_string()),
+        PkiError::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request too large",
+            e.to_string(),
+        ),
         PkiError::Key(_) => Problem::bad_request("bad-key", e.to_string()),
         PkiError::Subject(_) => Problem::bad_request("bad-subject", e.to_string()),
         PkiError::Lint(_) => Problem::new(
@@ -81,18 +98,29 @@ fn from_pki(e: &PkiError) -> Option<Problem> {
 impl From<RaError> for Problem {
     fn from(e: RaError) -> Self {
         let p = match &e {
-            RaError::Ca(CaError::UnknownProfile(_)) => Some(Problem::bad_request("unknown-profile", e.to_string())),
-            RaError::Ca(CaError::UnknownIssuer(_)) => Some(Problem::bad_request("unknown-issuer", e.to_string())),
-            RaError::Ca(CaError::BadRequest(d)) | RaError::Invalid(d) => Some(Problem::bad_request("invalid", d.clone())),
+            RaError::Ca(CaError::UnknownProfile(_)) => {
+                Some(Problem::bad_request("unknown-profile", e.to_string()))
+            }
+            RaError::Ca(CaError::UnknownIssuer(_)) => {
+                Some(Problem::bad_request("unknown-issuer", e.to_string()))
+            }
+            RaError::Ca(CaError::BadRequest(d)) | RaError::Invalid(d) => {
+                Some(Problem::bad_request("invalid", d.clone()))
+            }
             RaError::Ca(CaError::Pki(p)) | RaError::Pki(p) => from_pki(p),
             RaError::Ca(CaError::Signing(c)) => match c {
-                hallmark_crypto::CryptoError::SigningFailed | hallmark_crypto::CryptoError::Rng => None,
+                hallmark_crypto::CryptoError::SigningFailed | hallmark_crypto::CryptoError::Rng => {
+                    None
+                }
                 other => Some(Problem::bad_request("bad-key", other.to_string())),
             },
             RaError::Store(StoreError::NotFound(d)) => Some(Problem::not_found(d.clone())),
-            RaError::Store(StoreError::Conflict(d)) => {
-                Some(Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", d.clone()))
-            }
+            RaError::Store(StoreError::Conflict(d)) => Some(Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                d.clone(),
+            )),
             _ => None,
         };
         p.unwrap_or_else(|| {

@@ -1,0 +1,403 @@
+//! Test harness: a Hallmark data directory on SQLite or PostgreSQL, the real
+//! `hallmark` binary, a server on port 0, and the outside judges (openssl,
+//! pkilint).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const PASSPHRASE: &str = "integration test passphrase";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Hm {
+    pub dir: PathBuf,
+    pub db_url: Option<String>,
+    pg_db: Option<String>,
+    pub token: String,
+}
+
+/// The PostgreSQL server for tests, or None when the suite runs on SQLite
+/// alone. CI sets both variables, so a missing URL fails there.
+pub fn postgres_base() -> Option<String> {
+    match std::env::var("HALLMARK_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("HALLMARK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("HALLMARK_REQUIRE_POSTGRES=1 but HALLMARK_TEST_DATABASE_URL is not set");
+            }
+            None
+        }
+    }
+}
+
+fn psql(base: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(base)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .expect("psql is needed for PostgreSQL tests");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Hm {
+    /// A fresh installation (None when the backend is not available).
+    pub fn new(backend: Backend) -> Option<Hm> {
+        Self::with_args(backend, &[])
+    }
+
+    pub fn with_args(backend: Backend, extra: &[&str]) -> Option<Hm> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}_{}_{}", std::process::id(), n, nanos());
+        let dir = std::env::temp_dir().join(format!("hallmark-test-{tag}"));
+        let (db_url, pg_db) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let base = postgres_base()?;
+                let db = format!("hm_test_{tag}");
+                psql(&base, &format!("CREATE DATABASE {db}"));
+                let (prefix, _) = base.rsplit_once('/').unwrap();
+                (Some(format!("{prefix}/{db}")), Some(db))
+            }
+        };
+        let mut hm = Hm {
+            dir,
+            db_url,
+            pg_db,
+            token: String::new(),
+        };
+        let mut args = vec![
+            "init",
+            "--root-subject",
+            "CN=香港郵政電子核證機關 Root,O=Hongkong Post,C=HK",
+        ];
+        args.extend_from_slice(extra);
+        let out = hm.run(&args);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        hm.token = err
+            .lines()
+            .find_map(|l| l.split("): ").nth(1).filter(|t| t.starts_with("hm_")))
+            .expect("init prints the admin token")
+            .trim()
+            .to_string();
+        Some(hm)
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark"));
+        c.env("HALLMARK_DATA_DIR", &self.dir)
+            .env("HALLMARK_PASSPHRASE", PASSPHRASE)
+            .env("HALLMARK_DANGER_INSECURE_KDF", "1")
+            .env("HALLMARK_LOG", "warn")
+            .env_remove("HALLMARK_PASSPHRASE_FILE")
+            .env_remove("HALLMARK_DATABASE_URL")
+            .stdin(Stdio::null());
+        if let Some(u) = &self.db_url {
+            c.env("HALLMARK_DATABASE_URL", u);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hallmark {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs, asserts failure, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "hallmark {args:?} unexpectedly succeeded"
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    pub fn serve(&self) -> Server {
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("serve printed {line:?}"));
+        Server { child, port }
+    }
+
+    /// Issues from a fresh openssl-made P-256 CSR; returns (serial, PEM path).
+    pub fn issue(
+        &self,
+        name: &str,
+        profile: &str,
+        subject: &str,
+        extra: &[&str],
+    ) -> (String, String) {
+        let key = self.p(&format!("{name}.key"));
+        let csr = self.p(&format!("{name}.csr"));
+        openssl_ok(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &key,
+        ]);
+        openssl_ok(&[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            "/CN=from-the-csr",
+            "-out",
+            &csr,
+        ]);
+        let out = self.p(&format!("{name}.pem"));
+        let mut args = vec![
+            "cert",
+            "issue",
+            "--profile",
+            profile,
+            "--subject",
+            subject,
+            "--csr",
+            &csr,
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let o = self.run(&args);
+        assert!(
+            o.status.success(),
+            "issue {profile}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        let serial = err
+            .lines()
+            .find_map(|l| l.strip_prefix("issued serial "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        (serial, out)
+    }
+
+    /// Writes root.pem and issuing.pem from `ca list`-independent sources:
+    /// the server's publication endpoints.
+    pub fn fetch_ca_files(&self, srv: &Server) {
+        for id in ["root", "issuing"] {
+            let (st, body) = srv.get(&format!("/ca/{id}.pem"));
+            assert_eq!(st, 200);
+            std::fs::write(self.path(&format!("{id}.pem")), body).unwrap();
+        }
+    }
+
+    /// Rows of an SQL query run directly against the backing database.
+    pub fn sql(&self, sql: &str) -> Output {
+        match &self.db_url {
+            Some(u) => Command::new("psql").arg(u).args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]).output().unwrap(),
+            None => Command::new("python3")
+                .args([
+                    "-c",
+                    "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('|'.join(map(str,r)))\nc.commit()",
+                    &self.p("hallmark.db"),
+                    sql,
+                ])
+                .output()
+                .unwrap(),
+        }
+    }
+
+    pub fn sql_ok(&self, sql: &str) -> String {
+        let o = self.sql(sql);
+        assert!(
+            o.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Hm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let (Some(db), Some(base)) = (&self.pg_db, postgres_base()) {
+            let _ = Command::new("psql")
+                .arg(&base)
+                .args([
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A minimal HTTP/1.1 client (one request per connection).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&resp[..split]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut body = resp[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, body)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.request("GET", path, &[], b"")
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let nl = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 4 + n..];
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl CLI is needed")
+}
+
+pub fn openssl_ok(args: &[&str]) -> String {
+    let o = openssl(args);
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a pkilint linter and asserts it reports nothing at WARNING or above.
+pub fn pkilint_clean(tool: &str, args: &[&str], file: &Path) {
+    let o = Command::new(tool)
+        .arg("lint")
+        .args(["-s", "WARNING"])
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{tool} not found ({e}): install pkilint (scripts/test.sh does)")
+        });
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.trim().is_empty(),
+        "{tool} {} reports:\n{out}{}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

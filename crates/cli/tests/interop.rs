@@ -1,0 +1,956 @@
+//! End-to-end tests of the `hallmark` binary, judged by OpenSSL and pkilint,
+//! on SQLite and (when HALLMARK_TEST_DATABASE_URL is set) PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
+        }
+    };
+}
+
+on_both!(
+    profiles_verify_and_lint,
+    ocsp_and_crl_after_revocation,
+    central_keygen_pkcs12,
+    bad_input_changes_nothing,
+    crash_between_sign_and_store,
+    audit_detects_tampering,
+    revocation_is_final,
+    api_issue_and_problems,
+);
+
+macro_rules! setup {
+    ($b:expr) => {
+        match Hm::new($b) {
+            Some(h) => h,
+            None => {
+                eprintln!("PostgreSQL not configured (HALLMARK_TEST_DATABASE_URL); SQLite only");
+                return;
+            }
+        }
+    };
+}
+
+fn verify_chain(hm: &Hm, leaf: &str) -> String {
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing.pem"),
+        leaf,
+    ]);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The responder certificate embedded in an OCSP response, as PEM.
+fn responder_cert(resp: &str) -> String {
+    let o = openssl_ok(&["ocsp", "-respin", resp, "-resp_text", "-noverify"]);
+    let start = o.find("-----BEGIN CERTIFICATE-----").unwrap();
+    let end = o.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    format!("{}\n", &o[start..end])
+}
+
+fn profiles_verify_and_lint(b: Backend) {
+    let hm = setup!(b);
+    let leaves = [
+        hm.issue(
+            "personal",
+            "personal",
+            "CN=CHAN Tai Man,CN=陳大文,C=HK",
+            &["--email", "chan.taiman@example.hk"],
+        ),
+        hm.issue(
+            "org",
+            "organisational",
+            "CN=LEE Siu Ming,O=Example Trading Ltd,organizationIdentifier=NTRHK-12345678,C=HK",
+            &[],
+        ),
+        hm.issue(
+            "enc",
+            "encipherment",
+            "CN=CHAN Tai Man,C=HK",
+            &["--email", "chan.taiman@example.hk"],
+        ),
+        hm.issue(
+            "server",
+            "server",
+            "CN=www.example.hk",
+            &["--dns", "www.example.hk", "--dns", "example.hk"],
+        ),
+    ];
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+
+    // The CSR's subject is never used.
+    for (_, pem) in &leaves {
+        let text = openssl_ok(&["x509", "-in", pem, "-noout", "-subject"]);
+        assert!(!text.contains("from-the-csr"), "{text}");
+    }
+    let personal = openssl_ok(&[
+        "x509",
+        "-in",
+        &leaves[0].1,
+        "-noout",
+        "-text",
+        "-nameopt",
+        "utf8",
+    ]);
+    assert!(personal.contains("陳大文"), "{personal}");
+    assert!(personal.contains("email:chan.taiman@example.hk"));
+    assert!(personal.contains("Digital Signature, Non Repudiation"));
+    let enc = openssl_ok(&["x509", "-in", &leaves[2].1, "-noout", "-text"]);
+    assert!(
+        enc.contains("Key Agreement") && !enc.contains("Digital Signature"),
+        "{enc}"
+    );
+    let server = openssl_ok(&["x509", "-in", &leaves[3].1, "-noout", "-text"]);
+    assert!(server.contains("DNS:www.example.hk, DNS:example.hk"));
+
+    // Root and issuing CA: the root is P-384 with a Chinese UTF8String name.
+    let root = openssl_ok(&["x509", "-in", &hm.p("root.pem"), "-noout", "-text"]);
+    assert!(
+        root.contains("NIST CURVE: P-384") && root.contains("CA:TRUE"),
+        "{root}"
+    );
+    let asn1 = openssl_ok(&["asn1parse", "-in", &hm.p("root.pem")]);
+    assert!(asn1.contains("UTF8STRING") && asn1.contains("PRINTABLESTRING"));
+
+    for (_, pem) in &leaves {
+        assert!(
+            verify_chain(&hm, pem).contains(": OK"),
+            "{}",
+            verify_chain(&hm, pem)
+        );
+        pkilint_clean("lint_pkix_cert", &[], pem.as_ref());
+        pkilint_clean(
+            "lint_pkix_signer_signee_cert_chain",
+            &[&hm.p("issuing.pem")],
+            pem.as_ref(),
+        );
+    }
+    for ca in ["root.pem", "issuing.pem"] {
+        pkilint_clean("lint_pkix_cert", &[], &hm.path(ca));
+    }
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&hm.p("root.pem")],
+        &hm.path("issuing.pem"),
+    );
+
+    // The delegated OCSP signer, taken from a live response.
+    let resp = hm.p("resp.der");
+    openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-cert",
+        &leaves[0].1,
+        "-url",
+        &srv.url("/ocsp"),
+        "-respout",
+        &resp,
+        "-noverify",
+    ]);
+    std::fs::write(hm.path("ocsp-signer.pem"), responder_cert(&resp)).unwrap();
+    let signer = openssl_ok(&["x509", "-in", &hm.p("ocsp-signer.pem"), "-noout", "-text"]);
+    assert!(
+        signer.contains("OCSP Signing") && signer.contains("OCSP No Check"),
+        "{signer}"
+    );
+    pkilint_clean("lint_pkix_cert", &[], &hm.path("ocsp-signer.pem"));
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&hm.p("issuing.pem")],
+        &hm.path("ocsp-signer.pem"),
+    );
+    pkilint_clean("lint_ocsp_response", &[], resp.as_ref());
+}
+
+fn ocsp_and_crl_after_revocation(b: Backend) {
+    let hm = setup!(b);
+    let (_, good) = hm.issue("a", "personal", "CN=Good Holder,C=HK", &[]);
+    let (bad_serial, bad) = hm.issue("b", "personal", "CN=Lost Card,C=HK", &[]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let ocsp = |cert: &str| {
+        let o = openssl(&[
+            "ocsp",
+            "-issuer",
+            &hm.p("issuing.pem"),
+            "-cert",
+            cert,
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-url",
+            &srv.url("/ocsp"),
+        ]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = ocsp(&bad);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+
+    // Revoke through the API: the server refreshes its answers at once.
+    let auth = format!("Bearer {}", hm.token);
+    let (st, body) = srv.request(
+        "POST",
+        &format!("/api/v1/certificates/{bad_serial}/revoke"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"reason":"keyCompromise"}"#,
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+
+    let o = ocsp(&bad);
+    assert!(
+        o.contains("Response verify OK")
+            && o.contains(": revoked")
+            && o.contains("Reason: keyCompromise"),
+        "{o}"
+    );
+    let o = ocsp(&good);
+    assert!(o.contains(": good"), "{o}");
+
+    // A serial the CA never issued.
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-serial",
+        "0x0123456789abcdef0123456789abcdef",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-url",
+        &srv.url("/ocsp"),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains(": unknown"), "{text}");
+
+    // RFC 5019 GET.
+    let req = hm.p("req.der");
+    openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-cert",
+        &good,
+        "-no_nonce",
+        "-reqout",
+        &req,
+    ]);
+    let b64 = openssl_ok(&["base64", "-A", "-in", &req]);
+    let enc: String = b64
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".into(),
+            '/' => "%2F".into(),
+            '=' => "%3D".into(),
+            c => c.to_string(),
+        })
+        .collect();
+    let (st, body) = srv.get(&format!("/ocsp/{enc}"));
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("get.der"), body).unwrap();
+    let o = openssl_ok(&[
+        "ocsp",
+        "-respin",
+        &hm.p("get.der"),
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-cert",
+        &good,
+        "-CAfile",
+        &hm.p("root.pem"),
+    ]);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+
+    // Malformed requests and foreign issuers.
+    let (st, body) = srv.request(
+        "POST",
+        "/ocsp",
+        &[("Content-Type", "application/ocsp-request")],
+        b"not DER",
+    );
+    assert_eq!(
+        (st, body.as_slice()),
+        (200, &[0x30, 0x03, 0x0a, 0x01, 0x01][..])
+    );
+    let (_, body) = srv.request(
+        "POST",
+        "/ocsp",
+        &[("Content-Type", "application/ocsp-request")],
+        &vec![0x30; 8000],
+    );
+    assert_eq!(body, [0x30, 0x03, 0x0a, 0x01, 0x01]);
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("root.pem"),
+        "-serial",
+        "0x01",
+        "-url",
+        &srv.url("/ocsp"),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("unauthorized"), "{text}");
+
+    // CRLs: full, shard (the URL in the certificate), root.
+    let crl_of = |path: &str, name: &str| {
+        let (st, der) = srv.get(path);
+        assert_eq!(st, 200, "{path}");
+        std::fs::write(hm.path(&format!("{name}.der")), der).unwrap();
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &hm.p(&format!("{name}.der")),
+            "-out",
+            &hm.p(&format!("{name}.crl")),
+        ]);
+        hm.p(&format!("{name}.crl"))
+    };
+    let full = crl_of("/crl/issuing.crl", "full");
+    let text = openssl_ok(&[
+        "x509",
+        "-in",
+        &bad,
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("URI:"))
+        .unwrap()
+        .to_string();
+    let path = url
+        .split_once("/crl/")
+        .map(|(_, p)| format!("/crl/{p}"))
+        .unwrap();
+    let shard = crl_of(&path, "shard");
+    let root_crl = crl_of("/crl/root.crl", "root");
+    let shard_text = openssl_ok(&["crl", "-in", &shard, "-noout", "-text"]);
+    assert!(
+        shard_text.contains("Issuing Distribution Point") && shard_text.contains(&url),
+        "{shard_text}"
+    );
+
+    let check = |cert: &str, crls: &[&str], all: bool| {
+        let root = hm.p("root.pem");
+        let untrusted = hm.p("issuing.pem");
+        let mut args = vec![
+            "verify",
+            if all { "-crl_check_all" } else { "-crl_check" },
+            "-CAfile",
+            &root,
+        ];
+        args.extend(["-untrusted", &untrusted]);
+        for c in crls {
+            args.extend(["-CRLfile", c]);
+        }
+        args.push(cert);
+        let o = openssl(&args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(check(&good, &[&full], false).contains(": OK"));
+    assert!(check(&bad, &[&full], false).contains("certificate revoked"));
+    assert!(
+        check(&good, &[&shard, &root_crl], true).contains(": OK"),
+        "{}",
+        check(&good, &[&shard, &root_crl], true)
+    );
+    assert!(check(&bad, &[&shard, &root_crl], true).contains("certificate revoked"));
+    pkilint_clean("lint_crl", &["-t", "CRL", "-p", "PKIX"], full.as_ref());
+    pkilint_clean("lint_crl", &["-t", "CRL", "-p", "PKIX"], shard.as_ref());
+    pkilint_clean("lint_crl", &["-t", "ARL", "-p", "PKIX"], root_crl.as_ref());
+    let o = openssl_ok(&[
+        "crl",
+        "-in",
+        &full,
+        "-noout",
+        "-CAfile",
+        &hm.p("issuing.pem"),
+    ]);
+    assert!(o.contains("verify OK"), "{o}");
+}
+
+fn central_keygen_pkcs12(b: Backend) {
+    let hm = setup!(b);
+    let issue = |profile: &str, name: &str| {
+        let p12 = hm.p(&format!("{name}.p12"));
+        let o = hm.run(&[
+            "cert",
+            "issue",
+            "--profile",
+            profile,
+            "--subject",
+            "CN=陳大文,C=HK",
+            "--generate-key",
+            "--p12-out",
+            &p12,
+            "--out",
+            &hm.p(&format!("{name}.pem")),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let pin = err
+            .lines()
+            .find_map(|l| l.split("one-time PIN: ").nth(1))
+            .unwrap()
+            .trim()
+            .to_string();
+        let serial = err
+            .lines()
+            .find_map(|l| l.strip_prefix("issued serial "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        (p12, pin, serial)
+    };
+    let (p12, pin, serial) = issue("personal", "p");
+    assert_eq!(pin.len(), 12);
+    let pass = format!("pass:{pin}");
+    let info = openssl_ok(&["pkcs12", "-info", "-in", &p12, "-passin", &pass, "-noout"]);
+    assert!(info.contains("MAC: sha256"), "{info}");
+    assert!(info.contains("PBES2, PBKDF2, AES-256-CBC"), "{info}");
+    assert!(
+        !info.contains("RC2") && !info.contains("3DES") && !info.contains("TripleDES"),
+        "{info}"
+    );
+    openssl_ok(&[
+        "pkcs12",
+        "-in",
+        &p12,
+        "-passin",
+        &pass,
+        "-nodes",
+        "-out",
+        &hm.p("all.pem"),
+    ]);
+    let key_pub = openssl_ok(&["pkey", "-in", &hm.p("all.pem"), "-pubout"]);
+    let cert_pub = openssl_ok(&["x509", "-in", &hm.p("p.pem"), "-noout", "-pubkey"]);
+    assert_eq!(
+        key_pub, cert_pub,
+        "the PKCS#12 key belongs to the certificate"
+    );
+    let wrong = openssl(&[
+        "pkcs12",
+        "-info",
+        "-in",
+        &p12,
+        "-passin",
+        "pass:WRONGPIN1234",
+        "-noout",
+    ]);
+    assert!(!wrong.status.success());
+    // Not escrowed for personal certificates; escrowed (sealed) for encipherment.
+    let escrow = hm.sql_ok(&format!(
+        "SELECT escrow IS NULL FROM certificates WHERE serial = '{serial}'"
+    ));
+    assert!(matches!(escrow.trim(), "1" | "t" | "True"), "{escrow}");
+    let (_, _, enc_serial) = issue("encipherment", "e");
+    let escrow = hm.sql_ok(&format!(
+        "SELECT length(escrow) > 0 FROM certificates WHERE serial = '{enc_serial}'"
+    ));
+    assert!(matches!(escrow.trim(), "1" | "t" | "True"), "{escrow}");
+    // The data directory holds no private key in clear.
+    for entry in std::fs::read_dir(&hm.dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "p12")
+            || p.file_name().is_some_and(|n| n == "all.pem")
+        {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            assert!(
+                !text.contains("PRIVATE KEY") || p.extension().is_some_and(|e| e == "key"),
+                "{}",
+                p.display()
+            );
+        }
+    }
+}
+
+fn count_certs(hm: &Hm) -> usize {
+    hm.ok(&["cert", "list", "--limit", "1000"]).lines().count()
+}
+
+fn bad_input_changes_nothing(b: Backend) {
+    let hm = setup!(b);
+    hm.issue("ok", "personal", "CN=Someone,C=HK", &[]);
+    let before = count_certs(&hm);
+    let audit_before = hm.sql_ok("SELECT COUNT(*) FROM audit_log");
+    let csr = hm.p("ok.csr");
+
+    std::fs::write(hm.path("garbage.csr"), b"this is not a CSR").unwrap();
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--csr",
+        &hm.p("garbage.csr"),
+    ]);
+    assert!(e.contains("malformed CSR"), "{e}");
+
+    std::fs::write(hm.path("big.csr"), vec![b'A'; 40_000]).unwrap();
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--csr",
+        &hm.p("big.csr"),
+    ]);
+    assert!(e.contains("too large"), "{e}");
+
+    // Flip one bit of the CSR's signature.
+    openssl_ok(&[
+        "req",
+        "-in",
+        &csr,
+        "-outform",
+        "DER",
+        "-out",
+        &hm.p("ok.der"),
+    ]);
+    let mut der = std::fs::read(hm.path("ok.der")).unwrap();
+    let n = der.len();
+    der[n - 5] ^= 0x01;
+    std::fs::write(hm.path("badsig.der"), der).unwrap();
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--csr",
+        &hm.p("badsig.der"),
+    ]);
+    assert!(e.contains("CSR signature does not verify"), "{e}");
+
+    openssl_ok(&["genrsa", "-out", &hm.p("weak.key"), "1024"]);
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-key",
+        &hm.p("weak.key"),
+        "-subj",
+        "/CN=weak",
+        "-out",
+        &hm.p("weak.csr"),
+    ]);
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--csr",
+        &hm.p("weak.csr"),
+    ]);
+    assert!(e.contains("at least 2048 bits"), "{e}");
+
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "gold",
+        "--subject",
+        "CN=X",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("unknown profile \"gold\""), "{e}");
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "C=Hong Kong,CN=X",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("two-letter"), "{e}");
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--subject",
+        "CN=x",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("requires a DNS name"), "{e}");
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X,O=Org",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("subject attribute O is not allowed"), "{e}");
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--subject",
+        "CN=x",
+        "--dns",
+        "bad_name!",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("not a valid DNS name"), "{e}");
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--days",
+        "4000",
+        "--csr",
+        &csr,
+    ]);
+    assert!(e.contains("outside 1..=1095"), "{e}");
+
+    let e = hm.fails(&["cert", "revoke", "00aabbccdd", "--reason", "keyCompromise"]);
+    assert!(e.contains("no certificate with serial 00aabbccdd"), "{e}");
+    let e = hm.fails(&["cert", "revoke", "zz", "--reason", "keyCompromise"]);
+    assert!(e.contains("not a hexadecimal serial"), "{e}");
+    let e = hm.fails(&["cert", "revoke", "00aabbccdd", "--reason", "bored"]);
+    assert!(e.contains("unknown reason"), "{e}");
+
+    assert_eq!(
+        count_certs(&hm),
+        before,
+        "bad input must not create certificates"
+    );
+    assert_eq!(
+        hm.sql_ok("SELECT COUNT(*) FROM audit_log"),
+        audit_before,
+        "bad input must not be recorded as a change"
+    );
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
+
+fn crash_between_sign_and_store(b: Backend) {
+    let hm = setup!(b);
+    let (first, _) = hm.issue("first", "personal", "CN=Before Crash,C=HK", &[]);
+    let csr = hm.p("first.csr");
+    let out = hm
+        .command()
+        .env("HALLMARK_DANGER_ABORT_AFTER_SIGN", "1")
+        .args([
+            "cert",
+            "issue",
+            "--profile",
+            "personal",
+            "--subject",
+            "CN=Crash,C=HK",
+            "--csr",
+            &csr,
+            "--out",
+            &hm.p("crash.pem"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the injected crash must kill the process"
+    );
+    assert!(
+        !hm.path("crash.pem").exists(),
+        "no certificate left the process"
+    );
+    // The serial and the linted TBS were recorded before signing.
+    let rows = hm.sql_ok("SELECT serial, status, length(tbs) > 0, cert IS NULL FROM certificates WHERE status <> 'issued'");
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let fields: Vec<&str> = rows[0].split('|').collect();
+    let pending = fields[0].to_string();
+    assert_eq!(fields[1], "pending");
+    assert!(
+        matches!(fields[2], "1" | "t" | "True") && matches!(fields[3], "1" | "t" | "True"),
+        "{fields:?}"
+    );
+    assert_ne!(pending, first);
+
+    // After a restart, an old pending row is abandoned, never reused.
+    hm.sql_ok(&format!(
+        "UPDATE certificates SET created_at = created_at - 3600 WHERE serial = '{pending}'"
+    ));
+    let (next, _) = hm.issue("next", "personal", "CN=After Crash,C=HK", &[]);
+    assert_ne!(next, pending);
+    let status = hm.sql_ok(&format!(
+        "SELECT status FROM certificates WHERE serial = '{pending}'"
+    ));
+    assert_eq!(status.trim(), "abandoned");
+    // Serials are unique per issuer in the database itself.
+    let dup = hm.sql(&format!(
+        "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) \
+         SELECT issuer, serial, 'pending', profile, subject, tbs, not_before, not_after, shard, created_at, changed_at FROM certificates WHERE serial = '{next}'"
+    ));
+    assert!(!dup.status.success(), "a duplicate serial must be refused");
+    // The abandoned serial is unknown to OCSP; the issued ones are good.
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-serial",
+        &format!("0x{pending}"),
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-url",
+        &srv.url("/ocsp"),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": unknown"));
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
+
+fn audit_detects_tampering(b: Backend) {
+    let hm = setup!(b);
+    let (serial, _) = hm.issue("a", "personal", "CN=Audit Me,C=HK", &[]);
+    hm.ok(&["cert", "revoke", &serial, "--reason", "superseded"]);
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+    let issue_seq = hm
+        .sql_ok("SELECT seq FROM audit_log WHERE action = 'certificate.issue'")
+        .trim()
+        .to_string();
+    let original = hm
+        .sql_ok(&format!(
+            "SELECT details FROM audit_log WHERE seq = {issue_seq}"
+        ))
+        .trim()
+        .to_string();
+
+    // Edited entry.
+    hm.sql_ok(&format!("UPDATE audit_log SET details = replace(details, 'personal', 'server') WHERE seq = {issue_seq}"));
+    let out = hm.run(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains(&format!("entry {issue_seq} was edited")),
+        "{text}"
+    );
+    hm.sql_ok(&format!(
+        "UPDATE audit_log SET details = '{}' WHERE seq = {issue_seq}",
+        original.replace('\'', "''")
+    ));
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+
+    // Deleted entry in the middle.
+    let saved = hm.sql_ok("SELECT seq, ts, actor, action, details FROM audit_log WHERE seq = 2");
+    assert!(!saved.is_empty());
+    hm.sql_ok("CREATE TABLE audit_backup AS SELECT * FROM audit_log");
+    hm.sql_ok("DELETE FROM audit_log WHERE seq = 2");
+    let out = hm.run(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("entries 2..2 are missing"),
+        "{text}"
+    );
+    hm.sql_ok("INSERT INTO audit_log SELECT * FROM audit_backup WHERE seq = 2");
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+
+    // Truncated tail: the signed checkpoint still names it.
+    let head = hm
+        .sql_ok("SELECT MAX(seq) FROM audit_log")
+        .trim()
+        .parse::<i64>()
+        .unwrap();
+    hm.sql_ok(&format!("DELETE FROM audit_log WHERE seq = {head}"));
+    let out = hm.run(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("were deleted"),
+        "{text}"
+    );
+    hm.sql_ok(&format!(
+        "INSERT INTO audit_log SELECT * FROM audit_backup WHERE seq = {head}"
+    ));
+
+    // Rewriting history and recomputing the chain is caught by signatures:
+    // an inserted entry with a forged link.
+    hm.sql_ok(&format!(
+        "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) SELECT seq + 1000, ts, actor, action, details, hash, hash FROM audit_log WHERE seq = {head}"
+    ));
+    let out = hm.run(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("missing"), "{text}");
+}
+
+fn revocation_is_final(b: Backend) {
+    let hm = setup!(b);
+    let (serial, _) = hm.issue("a", "personal", "CN=Final,C=HK", &[]);
+    hm.ok(&["cert", "revoke", &serial, "--reason", "affiliationChanged"]);
+    let e = hm.fails(&["cert", "revoke", &serial, "--reason", "superseded"]);
+    assert!(e.contains("already revoked"), "{e}");
+    let un = hm.sql(&format!(
+        "UPDATE certificates SET revoked_at = NULL, reason = NULL WHERE serial = '{serial}'"
+    ));
+    assert!(
+        !un.status.success(),
+        "the database must refuse to un-revoke"
+    );
+    let show = hm.ok(&["cert", "show", &serial]);
+    assert!(
+        show.contains("revoked") && show.contains("affiliationChanged"),
+        "{show}"
+    );
+}
+
+fn api_issue_and_problems(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve();
+    let auth = format!("Bearer {}", hm.token);
+    openssl_ok(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &hm.p("k.pem"),
+    ]);
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-key",
+        &hm.p("k.pem"),
+        "-subj",
+        "/CN=ignored",
+        "-out",
+        &hm.p("r.csr"),
+    ]);
+    let csr = std::fs::read_to_string(hm.path("r.csr")).unwrap();
+    let body = serde_json::json!({"profile": "server", "subject": "CN=api.example.hk", "csr": csr, "dns_names": ["api.example.hk"]});
+    let post = |path: &str, body: &[u8], auth: &str| {
+        srv.request(
+            "POST",
+            path,
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let (st, resp) = post("/api/v1/certificates", body.to_string().as_bytes(), &auth);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    std::fs::write(hm.path("api.pem"), v["certificate"].as_str().unwrap()).unwrap();
+    std::fs::write(hm.path("chain.pem"), v["chain"][0].as_str().unwrap()).unwrap();
+    hm.fetch_ca_files(&srv);
+    assert!(verify_chain(&hm, &hm.p("api.pem")).contains(": OK"));
+    let serial = v["serial"].as_str().unwrap();
+    let (st, resp) = srv.request(
+        "GET",
+        &format!("/api/v1/certificates/{serial}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(st, 200);
+    let got: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(got["status"], "issued");
+
+    let problem = |st: u16, resp: &[u8], kind: &str| {
+        let v: serde_json::Value = serde_json::from_slice(resp)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(resp)));
+        assert_eq!(v["status"], st);
+        assert_eq!(v["type"], format!("urn:hallmark:problem:{kind}"), "{v}");
+        assert!(!v["detail"].as_str().unwrap().is_empty());
+    };
+    let (st, resp) = post(
+        "/api/v1/certificates",
+        body.to_string().as_bytes(),
+        "Bearer hm_wrong",
+    );
+    assert_eq!(st, 401);
+    problem(401, &resp, "unauthorized");
+    let (st, resp) = post("/api/v1/certificates", b"{not json", &auth);
+    assert_eq!(st, 400);
+    problem(400, &resp, "malformed-json");
+    let mut bad = body.clone();
+    bad["profile"] = "gold".into();
+    let (st, resp) = post("/api/v1/certificates", bad.to_string().as_bytes(), &auth);
+    problem(st, &resp, "unknown-profile");
+    let mut bad = body.clone();
+    bad["csr"] = csr.replace('M', "N").into();
+    let (st, resp) = post("/api/v1/certificates", bad.to_string().as_bytes(), &auth);
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&resp));
+    let (st, resp) = post("/api/v1/certificates", &vec![b'x'; 200_000], &auth);
+    assert_eq!(st, 413);
+    problem(413, &resp, "too-large");
+    let (st, resp) = post(
+        "/api/v1/certificates/00ff/revoke",
+        br#"{"reason":"keyCompromise"}"#,
+        &auth,
+    );
+    problem(st, &resp, "not-found");
+    let (st, resp) = srv.get("/api/v1/openapi.json");
+    assert_eq!(st, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (st, _) = srv.get("/api/v1/certificates");
+    assert_eq!(st, 401);
+    let listed = hm.ok(&["cert", "list"]);
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "only the one good request issued a certificate"
+    );
+}
