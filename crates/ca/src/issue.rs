@@ -121,7 +121,7 @@ impl<L: Ledger> Ca<L> {
             .collect();
         let shard = self.settings.shard_of(not_after);
 
-        let policy = profile.policy().map_err(|e| CaError::BadRequest(e))?;
+        let policy = profile.policy().map_err(CaError::BadRequest)?;
         let ku = lint::effective_key_usage(
             profile.key_usage_bits().map_err(CaError::BadRequest)?,
             key_alg,

@@ -233,10 +233,12 @@ pub async fn run(cli: Cli) -> Res {
                 &g.data_dir,
                 &p,
                 g.database_url.as_deref(),
-                &id,
-                &subject,
-                alg,
-                days,
+                &ceremony::NewIssuer {
+                    id: &id,
+                    subject: &subject,
+                    algorithm: alg,
+                    days,
+                },
                 system_now(),
             )
             .await
@@ -495,11 +497,10 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 }
                 _ => return Err("give either --csr FILE or --generate-key --p12-out FILE".into()),
             };
-            if let Some(p) = &a.p12_out {
-                if p.exists() {
+            if let Some(p) = &a.p12_out
+                && p.exists() {
                     return Err(format!("{} exists; refusing to overwrite", p.display()));
                 }
-            }
             let auth = open(g).await?;
             let issued = auth
                 .issue(

@@ -2,7 +2,7 @@
 //! `hallmark` binary, a server on port 0, and the outside judges (openssl,
 //! pkilint).
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

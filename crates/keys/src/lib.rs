@@ -238,11 +238,10 @@ impl KeyStore {
             f.sync_all().map_err(io)?;
         }
         std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = std::fs::File::open(dir) {
                 let _ = d.sync_all();
             }
-        }
         Ok(())
     }
 

@@ -72,7 +72,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
     let s = s.strip_prefix("0x").unwrap_or(s);
     let s: String = s.chars().filter(|c| *c != ':').collect();
-    if s.is_empty() || s.len() % 2 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

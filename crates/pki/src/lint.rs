@@ -129,7 +129,6 @@ pub fn lint_certificate(
             }
         }
     };
-    drop(bad);
 
     // Key identifiers (RFC 5280 §4.2.1.1-2).
     let ski_expected = ext::key_id(&tbs.subject_public_key_info.to_der()?)?;
@@ -149,8 +148,8 @@ pub fn lint_certificate(
             ..
         }
     );
-    if !self_signed {
-        if let Some((crit, v)) = decode(
+    if !self_signed
+        && let Some((crit, v)) = decode(
             AuthorityKeyIdentifier::OID,
             "authorityKeyIdentifier",
             &mut f,
@@ -166,7 +165,6 @@ pub fn lint_certificate(
                 ),
             }
         }
-    }
 
     // Basic constraints and key usage.
     let bc = find(BasicConstraints::OID).map(|e| {
@@ -203,11 +201,10 @@ pub fn lint_certificate(
                     "CA certificate needs critical basicConstraints cA=TRUE, pathLen {path_len:?}"
                 )),
             }
-            if let Some(bits) = ku_bits {
-                if !bits.contains(KeyUsages::KeyCertSign) || !bits.contains(KeyUsages::CRLSign) {
+            if let Some(bits) = ku_bits
+                && (!bits.contains(KeyUsages::KeyCertSign) || !bits.contains(KeyUsages::CRLSign)) {
                     f.push("CA keyUsage must include keyCertSign and cRLSign".into());
                 }
-            }
         }
         Kind::OcspSigner => {
             if matches!(&bc, Some((_, Ok(b))) if b.ca) {
@@ -242,7 +239,7 @@ pub fn lint_certificate(
             if let Ok(want) = p.eku_oids() {
                 check_eku(&exts, &want, &mut f);
             }
-            let days = (na.saturating_sub(nb) + 86_399) / 86_400;
+            let days = na.saturating_sub(nb).div_ceil(86_400);
             if days > p.max_validity_days as u64 {
                 f.push(format!(
                     "validity of {days} days exceeds the profile's {} days",

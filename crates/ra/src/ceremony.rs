@@ -213,16 +213,27 @@ pub async fn init(
 }
 
 /// Adds an issuing CA under the root (the root key must be in the key store).
+/// An issuing CA to add under the root.
+pub struct NewIssuer<'a> {
+    pub id: &'a str,
+    pub subject: &'a str,
+    pub algorithm: KeyAlgorithm,
+    pub days: u32,
+}
+
 pub async fn add_issuer(
     dir: &Path,
     pass: &Passphrase,
     database_url: Option<&str>,
-    id: &str,
-    subject: &str,
-    alg: KeyAlgorithm,
-    days: u32,
+    new: &NewIssuer<'_>,
     now: u64,
 ) -> Result<Vec<u8>> {
+    let NewIssuer {
+        id,
+        subject,
+        algorithm: alg,
+        days,
+    } = *new;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(RaError::Invalid(
             "a CA id uses letters, digits and '-' only".into(),

@@ -127,17 +127,15 @@ impl OcspService {
         if cacheable {
             let id = &parsed.cert_ids[0];
             let key = (slots[0] as u8, id.hash, id.serial.clone());
-            if let Ok(m) = self.cache[Self::shard(&id.serial)].read() {
-                if let Some(e) = m.get(&key) {
-                    if now < e.refresh_at {
+            if let Ok(m) = self.cache[Self::shard(&id.serial)].read()
+                && let Some(e) = m.get(&key)
+                    && now < e.refresh_at {
                         return (e.bytes.clone(), None);
                     }
-                }
-            }
             return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
                 Ok((bytes, known)) => {
-                    if known {
-                        if let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
+                    if known
+                        && let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
                             m.insert(
                                 key,
                                 Entry {
@@ -146,7 +144,6 @@ impl OcspService {
                                 },
                             );
                         }
-                    }
                     (bytes, None)
                 }
                 Err(e) => (
@@ -240,8 +237,7 @@ impl OcspService {
             if let Ok((bytes, true)) = self
                 .sign_fresh(slot, std::slice::from_ref(&id), None, now)
                 .await
-            {
-                if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
+                && let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
                     m.insert(
                         (idx as u8, HashAlg::Sha1, serial),
                         Entry {
@@ -251,7 +247,6 @@ impl OcspService {
                     );
                     n += 1;
                 }
-            }
         }
         n
     }

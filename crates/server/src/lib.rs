@@ -79,8 +79,8 @@ async fn ocsp_post(
             false,
         );
     };
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        if ct.as_bytes() != b"application/ocsp-request" {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && ct.as_bytes() != b"application/ocsp-request" {
             return Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "content-type",
@@ -89,7 +89,6 @@ async fn ocsp_post(
             )
             .into_response();
         }
-    }
     let (bytes, note) = s.auth.ocsp.answer(&body, system_now()).await;
     ocsp_reply(bytes, note, false)
 }
@@ -128,8 +127,8 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = s
+        if b[i] == b'%' && i + 2 < b.len()
+            && let Some(v) = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
@@ -137,7 +136,6 @@ fn percent_decode(s: &str) -> String {
                 i += 3;
                 continue;
             }
-        }
         out.push(b[i]);
         i += 1;
     }

@@ -268,28 +268,22 @@ impl Store {
     }
 
     /// Finds a certificate by serial (hex), optionally under one issuer.
+    /// Serials are unique per issuer; across issuers the oldest wins.
     pub async fn get_cert(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
-        let rows = sqlx::query(concat!(
+        let row = sqlx::query(concat!(
             "SELECT ",
             cert_cols!(),
-            " FROM certificates WHERE serial = $1 ORDER BY created_at"
+            " FROM certificates WHERE serial = $1 AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
         ))
         .bind(serial)
-        .fetch_all(&self.pool)
+        .bind(issuer.unwrap_or(""))
+        .bind(issuer.unwrap_or(""))
+        .fetch_optional(&self.pool)
         .await?;
-        rows.iter()
-            .map(cert_row)
-            .filter(|r| {
-                r.as_ref()
-                    .map(|c| issuer.is_none_or(|i| c.issuer == i))
-                    .unwrap_or(true)
-            })
-            .next()
-            .unwrap_or_else(|| {
-                Err(StoreError::NotFound(format!(
-                    "no certificate with serial {serial}"
-                )))
-            })
+        match row {
+            Some(r) => cert_row(&r),
+            None => Err(StoreError::NotFound(format!("no certificate with serial {serial}"))),
+        }
     }
 
     /// Lists certificates, newest first, `limit` at a time; `before` is the

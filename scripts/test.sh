@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests plus end-to-end tests of the `hallmark`
+# binary judged by tools we did not write (OpenSSL, pkilint).
+#
+# SQLite always; PostgreSQL too when HALLMARK_TEST_DATABASE_URL is set, e.g.
+#   HALLMARK_TEST_DATABASE_URL=postgres://$USER@127.0.0.1:5432/test scripts/test.sh
+# Needs: cargo, openssl, python3 (with venv), psql for PostgreSQL runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v openssl >/dev/null || { echo "the openssl CLI is needed (Debian: apt-get install openssl)" >&2; exit 1; }
+
+# pkilint in a virtual environment of its own.
+VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}
+if ! [ -x "$VENV/bin/lint_pkix_cert" ]; then
+    echo "installing pkilint into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14'
+fi
+export PATH="$VENV/bin:$PATH"
+
+if [ -n "${HALLMARK_TEST_DATABASE_URL:-}" ]; then
+    command -v psql >/dev/null || { echo "psql is needed for PostgreSQL tests (apt-get install postgresql-client)" >&2; exit 1; }
+    echo "running the suite on SQLite and on PostgreSQL ($HALLMARK_TEST_DATABASE_URL)" >&2
+else
+    echo "running the suite on SQLite (set HALLMARK_TEST_DATABASE_URL to add PostgreSQL)" >&2
+fi
+
+exec cargo test --workspace --release "$@"
