@@ -498,9 +498,10 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 _ => return Err("give either --csr FILE or --generate-key --p12-out FILE".into()),
             };
             if let Some(p) = &a.p12_out
-                && p.exists() {
-                    return Err(format!("{} exists; refusing to overwrite", p.display()));
-                }
+                && p.exists()
+            {
+                return Err(format!("{} exists; refusing to overwrite", p.display()));
+            }
             let auth = open(g).await?;
             let issued = auth
                 .issue(

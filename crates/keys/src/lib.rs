@@ -239,9 +239,10 @@ impl KeyStore {
         }
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         if let Some(dir) = self.path.parent()
-            && let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
         Ok(())
     }
 

@@ -153,18 +153,16 @@ pub fn lint_certificate(
             AuthorityKeyIdentifier::OID,
             "authorityKeyIdentifier",
             &mut f,
-        ) {
-            if crit {
-                f.push("authorityKeyIdentifier must not be critical".into());
-            }
-            match AuthorityKeyIdentifier::from_der(&v) {
-                Ok(a) if a.key_identifier.as_ref().map(|k| k.as_bytes()) == Some(issuer.key_id) => {
-                }
-                _ => f.push(
-                    "authorityKeyIdentifier does not match the issuer's key identifier".into(),
-                ),
-            }
+        )
+    {
+        if crit {
+            f.push("authorityKeyIdentifier must not be critical".into());
         }
+        match AuthorityKeyIdentifier::from_der(&v) {
+            Ok(a) if a.key_identifier.as_ref().map(|k| k.as_bytes()) == Some(issuer.key_id) => {}
+            _ => f.push("authorityKeyIdentifier does not match the issuer's key identifier".into()),
+        }
+    }
 
     // Basic constraints and key usage.
     let bc = find(BasicConstraints::OID).map(|e| {
@@ -202,9 +200,10 @@ pub fn lint_certificate(
                 )),
             }
             if let Some(bits) = ku_bits
-                && (!bits.contains(KeyUsages::KeyCertSign) || !bits.contains(KeyUsages::CRLSign)) {
-                    f.push("CA keyUsage must include keyCertSign and cRLSign".into());
-                }
+                && (!bits.contains(KeyUsages::KeyCertSign) || !bits.contains(KeyUsages::CRLSign))
+            {
+                f.push("CA keyUsage must include keyCertSign and cRLSign".into());
+            }
         }
         Kind::OcspSigner => {
             if matches!(&bc, Some((_, Ok(b))) if b.ca) {

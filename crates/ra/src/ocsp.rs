@@ -129,21 +129,21 @@ impl OcspService {
             let key = (slots[0] as u8, id.hash, id.serial.clone());
             if let Ok(m) = self.cache[Self::shard(&id.serial)].read()
                 && let Some(e) = m.get(&key)
-                    && now < e.refresh_at {
-                        return (e.bytes.clone(), None);
-                    }
+                && now < e.refresh_at
+            {
+                return (e.bytes.clone(), None);
+            }
             return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
                 Ok((bytes, known)) => {
-                    if known
-                        && let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
-                            m.insert(
-                                key,
-                                Entry {
-                                    bytes: bytes.clone(),
-                                    refresh_at: now + self.validity_secs / 2,
-                                },
-                            );
-                        }
+                    if known && let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
+                        m.insert(
+                            key,
+                            Entry {
+                                bytes: bytes.clone(),
+                                refresh_at: now + self.validity_secs / 2,
+                            },
+                        );
+                    }
                     (bytes, None)
                 }
                 Err(e) => (
@@ -237,16 +237,17 @@ impl OcspService {
             if let Ok((bytes, true)) = self
                 .sign_fresh(slot, std::slice::from_ref(&id), None, now)
                 .await
-                && let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
-                    m.insert(
-                        (idx as u8, HashAlg::Sha1, serial),
-                        Entry {
-                            bytes,
-                            refresh_at: now + self.validity_secs / 2,
-                        },
-                    );
-                    n += 1;
-                }
+                && let Ok(mut m) = self.cache[Self::shard(&serial)].write()
+            {
+                m.insert(
+                    (idx as u8, HashAlg::Sha1, serial),
+                    Entry {
+                        bytes,
+                        refresh_at: now + self.validity_secs / 2,
+                    },
+                );
+                n += 1;
+            }
         }
         n
     }

@@ -80,15 +80,16 @@ async fn ocsp_post(
         );
     };
     if let Some(ct) = headers.get(header::CONTENT_TYPE)
-        && ct.as_bytes() != b"application/ocsp-request" {
-            return Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content-type",
-                "Unsupported media type",
-                "send OCSP requests as application/ocsp-request",
-            )
-            .into_response();
-        }
+        && ct.as_bytes() != b"application/ocsp-request"
+    {
+        return Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content-type",
+            "Unsupported media type",
+            "send OCSP requests as application/ocsp-request",
+        )
+        .into_response();
+    }
     let (bytes, note) = s.auth.ocsp.answer(&body, system_now()).await;
     ocsp_reply(bytes, note, false)
 }
@@ -127,15 +128,16 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len()
+        if b[i] == b'%'
+            && i + 2 < b.len()
             && let Some(v) = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
         out.push(b[i]);
         i += 1;
     }

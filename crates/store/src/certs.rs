@@ -282,7 +282,9 @@ impl Store {
         .await?;
         match row {
             Some(r) => cert_row(&r),
-            None => Err(StoreError::NotFound(format!("no certificate with serial {serial}"))),
+            None => Err(StoreError::NotFound(format!(
+                "no certificate with serial {serial}"
+            ))),
         }
     }
 

@@ -171,9 +171,10 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].
 pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     if let sqlx::Error::Database(d) = &e
-        && d.is_unique_violation() {
-            return StoreError::Conflict(what());
-        }
+        && d.is_unique_violation()
+    {
+        return StoreError::Conflict(what());
+    }
     StoreError::Database(e)
 }
 
