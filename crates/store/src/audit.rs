@@ -87,22 +87,32 @@ pub async fn append(
     }
     lock_chain(conn, backend).await?;
     let (mut seq, mut prev) = head(conn).await?;
-    for e in events {
-        seq += 1;
-        let h = entry_hash(seq, ts, e, &prev);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(seq)
-        .bind(ts)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.details)
-        .bind(prev.clone())
-        .bind(h.to_vec())
-        .execute(&mut *conn)
-        .await?;
-        prev = h.to_vec();
+    // One multi-row INSERT per chunk: a batch of issuances costs one round trip.
+    for chunk in events.chunks(crate::certs::MAX_ROWS_PER_STATEMENT) {
+        let mut sql = String::from("INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ");
+        for i in 0..chunk.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
+        }
+        // Placeholders only; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            seq += 1;
+            let h = entry_hash(seq, ts, e, &prev);
+            q = q
+                .bind(seq)
+                .bind(ts)
+                .bind(e.actor.clone())
+                .bind(e.action.clone())
+                .bind(e.details.clone())
+                .bind(prev)
+                .bind(h.to_vec());
+            prev = h.to_vec();
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(seq)
 }

@@ -117,6 +117,85 @@ pub async fn reserve(conn: &mut AnyConnection, c: &NewCert) -> Result<bool> {
     Ok(r.rows_affected() == 1)
 }
 
+/// Rows per multi-row statement (SQLite allows 32,766 parameters).
+pub const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+/// Inserts pending certificates in one statement; returns the (issuer,
+/// serial) pairs inserted (the others were taken).
+pub async fn reserve_many(conn: &mut AnyConnection, rows: &[&NewCert]) -> Result<Vec<(String, String)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let b = i * 10;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, 'pending', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+        ));
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING issuer, serial");
+    // The statement text is built from placeholders only; values are bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in rows {
+        q = q
+            .bind(c.issuer.clone())
+            .bind(c.serial.clone())
+            .bind(c.profile.clone())
+            .bind(c.subject.clone())
+            .bind(c.tbs.clone())
+            .bind(c.not_before)
+            .bind(c.not_after)
+            .bind(c.shard)
+            .bind(c.created_at)
+            .bind(c.created_at);
+    }
+    let out = q.fetch_all(&mut *conn).await?;
+    out.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+pub struct Finalize<'a> {
+    pub issuer: &'a str,
+    pub serial: &'a str,
+    pub cert: &'a [u8],
+    pub escrow: Option<&'a [u8]>,
+}
+
+/// Stores signed certificates of pending rows in one statement; returns the
+/// (issuer, serial) pairs updated.
+pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>], now: i64) -> Result<Vec<(String, String)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4, changed_at = $1 FROM (VALUES ");
+    for i in 0..rows.len() {
+        let b = 1 + i * 4;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+    }
+    sql.push_str(
+        ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending' \
+         RETURNING certificates.issuer, certificates.serial",
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+    for f in rows {
+        q = q
+            .bind(f.issuer.to_string())
+            .bind(f.serial.to_string())
+            .bind(f.cert.to_vec())
+            .bind(f.escrow.map(<[u8]>::to_vec));
+    }
+    let out = q.fetch_all(&mut *conn).await?;
+    out.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
 /// Stores the signed certificate of a pending row; `Ok(false)` if there is
 /// no pending row (it was abandoned or already finalised).
 pub async fn finalize(
@@ -128,7 +207,7 @@ pub async fn finalize(
     now: i64,
 ) -> Result<bool> {
     let r = sqlx::query(
-        "UPDATE certificates SET status = 'issued', cert = $1, escrow = $2, changed_at = $3 \
+        "UPDATE certificates SET status = 'issued', cert = $1, tbs = NULL, escrow = $2, changed_at = $3 \
          WHERE issuer = $4 AND serial = $5 AND status = 'pending'",
     )
     .bind(cert.to_vec())

@@ -79,34 +79,76 @@ impl Writer {
 
 async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<()>>> {
     let mut tx = store.begin().await?;
-    let mut out = Vec::with_capacity(batch.len());
-    let mut events = Vec::new();
-    for (op, _) in batch {
-        match op {
-            Op::Reserve(c) => {
-                out.push(if certs::reserve(&mut tx, c).await? {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict(format!(
-                        "serial {} is already used",
-                        c.serial
-                    )))
-                });
-            }
+    let mut out: Vec<Result<()>> = Vec::with_capacity(batch.len());
+
+    // Reservations: one multi-row INSERT; the rows it did not insert collide.
+    let reserves: Vec<(usize, &NewCert)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (op, _))| match op {
+            Op::Reserve(c) => Some((i, c)),
+            Op::Finalize { .. } => None,
+        })
+        .collect();
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in reserves.chunks(certs::MAX_ROWS_PER_STATEMENT) {
+        let rows: Vec<&NewCert> = chunk.iter().map(|(_, c)| *c).collect();
+        inserted.extend(certs::reserve_many(&mut tx, &rows).await?);
+    }
+
+    // Finalisations: one multi-row UPDATE.
+    let finals: Vec<(usize, certs::Finalize<'_>)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (op, _))| match op {
             Op::Finalize {
                 issuer,
                 serial,
                 cert,
                 escrow,
+                ..
+            } => Some((
+                i,
+                certs::Finalize {
+                    issuer,
+                    serial,
+                    cert,
+                    escrow: escrow.as_deref(),
+                },
+            )),
+            Op::Reserve(_) => None,
+        })
+        .collect();
+    let mut finalized = std::collections::HashSet::new();
+    for chunk in finals.chunks(certs::MAX_ROWS_PER_STATEMENT) {
+        let rows: Vec<&certs::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
+        finalized.extend(certs::finalize_many(&mut tx, &rows, now).await?);
+    }
+
+    let mut events = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (op, _) in batch {
+        match op {
+            Op::Reserve(c) => {
+                // A serial repeated inside one batch collides with itself.
+                let key = (c.issuer.clone(), c.serial.clone());
+                out.push(if inserted.contains(&key) && seen.insert(key) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict(format!("serial {} is already used", c.serial)))
+                });
+            }
+            Op::Finalize {
+                issuer,
+                serial,
                 audit,
+                ..
             } => {
-                if certs::finalize(&mut tx, issuer, serial, cert, escrow.as_deref(), now).await? {
+                if finalized.contains(&(issuer.clone(), serial.clone())) {
                     events.push(audit.clone());
                     out.push(Ok(()));
                 } else {
-                    out.push(Err(StoreError::Conflict(format!(
-                        "no pending certificate {serial}"
-                    ))));
+                    out.push(Err(StoreError::Conflict(format!("no pending certificate {serial}"))));
                 }
             }
         }

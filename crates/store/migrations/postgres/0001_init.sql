@@ -13,7 +13,8 @@ CREATE TABLE certificates (
     status TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'abandoned')),
     profile TEXT NOT NULL,
     subject TEXT NOT NULL,
-    tbs BYTEA NOT NULL,
+    -- The linted TBS, kept until the signed certificate is stored.
+    tbs BYTEA,
     cert BYTEA,
     not_before BIGINT NOT NULL,
     not_after BIGINT NOT NULL,

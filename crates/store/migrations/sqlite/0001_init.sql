@@ -13,7 +13,8 @@ CREATE TABLE certificates (
     status TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'abandoned')),
     profile TEXT NOT NULL,
     subject TEXT NOT NULL,
-    tbs BLOB NOT NULL,
+    -- The linted TBS, kept until the signed certificate is stored.
+    tbs BLOB,
     cert BLOB,
     not_before BIGINT NOT NULL,
     not_after BIGINT NOT NULL,
