@@ -7,6 +7,17 @@ use crate::commands::Res;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Insert N made-up revoked certificates under an issuer (for CRL
+    /// benchmarks), and write the same entries as an OpenSSL index.txt.
+    CrlFixture {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+        #[arg(long, default_value = "issuing")]
+        issuer: String,
+        /// Also write the entries as OpenSSL `ca` index lines here.
+        #[arg(long)]
+        openssl_index: Option<std::path::PathBuf>,
+    },
     /// Raw P-256 sign + verify rate of the crypto provider.
     Sign {
         #[arg(long, default_value_t = 3)]
@@ -14,10 +25,63 @@ pub enum BenchCmd {
     },
 }
 
-pub async fn run(_g: &Global, b: BenchCmd) -> Res {
+pub async fn run(g: &Global, b: BenchCmd) -> Res {
     match b {
         BenchCmd::Sign { seconds } => sign(seconds),
+        BenchCmd::CrlFixture {
+            entries,
+            issuer,
+            openssl_index,
+        } => crl_fixture(g, entries, &issuer, openssl_index.as_deref()).await,
     }
+}
+
+async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::path::Path>) -> Res {
+    use std::io::Write;
+    let auth = crate::commands::open(g).await?;
+    let now = hallmark_ra::system_now() as i64;
+    let settings = &auth.ca.settings;
+    let bar = indicatif::ProgressBar::new(n as u64).with_message("inserting revoked certificates");
+    let mut idx = match index {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| e.to_string())?)),
+        None => None,
+    };
+    let not_after = now + 365 * 86_400;
+    let shard = settings.shard_of(not_after as u64);
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(10_000);
+        let mut rows = Vec::with_capacity(k);
+        for _ in 0..k {
+            let serial = hallmark_pki::random_serial().map_err(|e| e.to_string())?;
+            let hex = hallmark_pki::hex(&serial);
+            let revoked_at = now - 86_400;
+            if let Some(w) = idx.as_mut() {
+                let t = hallmark_pki::time::rfc3339(revoked_at as u64);
+                let t = t.replace(['-', 'T', ':'], "");
+                let na = hallmark_pki::time::rfc3339(not_after as u64).replace(['-', 'T', ':'], "");
+                // OpenSSL index.txt: status, expiry, revocation[,reason], serial, file, subject.
+                writeln!(w, "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN=bench", &na[2..], &t[2..], hex.to_uppercase())
+                    .map_err(|e| e.to_string())?;
+            }
+            rows.push(hallmark_store::certs::SyntheticRevoked {
+                serial: hex,
+                revoked_at,
+                reason: 1,
+                not_after,
+                shard,
+            });
+        }
+        auth.store.insert_synthetic_revoked(issuer, &rows, now).await.map_err(|e| e.to_string())?;
+        done += k;
+        bar.set_position(done as u64);
+    }
+    bar.finish_and_clear();
+    if let Some(mut w) = idx {
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    println!("inserted {n} revoked certificates under {issuer}");
+    Ok(())
 }
 
 fn sign(seconds: u64) -> Res {

@@ -128,6 +128,9 @@ pub enum CrlCmd {
     Generate {
         #[arg(long)]
         issuer: Option<String>,
+        /// Only the full CRL of --issuer (no shards).
+        #[arg(long, requires = "issuer")]
+        full_only: bool,
     },
 }
 
@@ -189,14 +192,21 @@ pub async fn run(cli: Cli) -> Res {
         }
         Command::Quickstart(a) => quickstart(g, a).await,
         Command::Cert(c) => cert(&g, c).await,
-        Command::Crl(CrlCmd::Generate { issuer }) => {
+        Command::Crl(CrlCmd::Generate { issuer, full_only }) => {
             let auth = open(&g).await?;
             let spin = indicatif::ProgressBar::new_spinner().with_message("generating CRLs");
             spin.enable_steady_tick(Duration::from_millis(120));
-            let out = auth
-                .generate_crls(issuer.as_deref(), None, system_now())
-                .await
-                .map_err(s)?;
+            let out = match (&issuer, full_only) {
+                (Some(i), true) => vec![
+                    auth.generate_crl(i, hallmark_store::certs::FULL_CRL, system_now())
+                        .await
+                        .map_err(s)?,
+                ],
+                _ => auth
+                    .generate_crls(issuer.as_deref(), None, system_now())
+                    .await
+                    .map_err(s)?,
+            };
             spin.finish_and_clear();
             for c in out {
                 let which = if c.shard < 0 {

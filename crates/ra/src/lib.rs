@@ -382,13 +382,19 @@ impl Authority {
                 }
             }
             for s in shards {
-                out.push(self.generate_one_crl(&id, s, now).await?);
+                out.push(self.generate_crl_locked(&id, s, now).await?);
             }
         }
         Ok(out)
     }
 
-    async fn generate_one_crl(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
+    /// Generates one CRL: the full CRL (`FULL_CRL`) or one shard.
+    pub async fn generate_crl(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
+        let _g = self.crl_lock.lock().await;
+        self.generate_crl_locked(issuer_id, shard, now).await
+    }
+
+    async fn generate_crl_locked(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
         let issuer = self.ca.issuer(Some(issuer_id))?;
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;

@@ -497,3 +497,50 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// A revoked certificate made up for benchmarks and load tests.
+pub struct SyntheticRevoked {
+    pub serial: String,
+    pub revoked_at: i64,
+    pub reason: i64,
+    pub not_after: i64,
+    pub shard: i64,
+}
+
+impl Store {
+    /// Inserts made-up revoked certificates (no certificate body) for CRL
+    /// benchmarks. Never used by the CA itself.
+    pub async fn insert_synthetic_revoked(&self, issuer: &str, rows: &[SyntheticRevoked], now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO certificates (issuer, serial, status, profile, subject, not_before, not_after, shard, created_at, revoked_at, reason, changed_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 'issued', 'bench', 'CN=bench', ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 3, b + 6, b + 7, b + 3
+                ));
+            }
+            // Placeholders only; every value is bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(issuer.to_string())
+                    .bind(r.serial.clone())
+                    .bind(now)
+                    .bind(r.not_after)
+                    .bind(r.shard)
+                    .bind(r.revoked_at)
+                    .bind(r.reason);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -13,7 +13,7 @@ pub mod writer;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use sqlx::AnyConnection;
 
@@ -71,6 +71,9 @@ impl Store {
             url.to_string()
         };
         let opts: AnyConnectOptions = url.parse()?;
+        // Streaming a million revoked entries into a CRL is expected to take
+        // a while; only statements slower than this are worth a warning.
+        let opts = opts.log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(30));
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(30))
