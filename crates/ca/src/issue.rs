@@ -18,6 +18,9 @@ pub enum KeySource {
     /// Central key generation: the key is made here and delivered once in a
     /// PKCS#12 file protected by a one-time PIN.
     Generate(KeyAlgorithm),
+    /// A key held in Hallmark's own custody (e.g. its TLS server key): the
+    /// SubjectPublicKeyInfo, checked but without a proof of possession.
+    Custody(Vec<u8>),
 }
 
 /// An approved request. The subject comes from here, never from the CSR.
@@ -77,6 +80,10 @@ impl<L: Ledger> Ca<L> {
             KeySource::Csr(bytes) => {
                 let v = csr::verify(bytes)?;
                 (v.spki_der, v.key.algorithm, None)
+            }
+            KeySource::Custody(spki) => {
+                let k = hallmark_crypto::classify_spki(spki)?;
+                (spki.clone(), k.algorithm, None)
             }
             KeySource::Generate(alg) => {
                 if !profile.central_keygen {

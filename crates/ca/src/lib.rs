@@ -192,7 +192,8 @@ impl IssuerKey {
         // Lipton), so RSA signatures are verified before they leave; RSA
         // verification is cheap. ECDSA faults are not caught by verifying.
         if self.signer.key_algorithm().is_rsa() {
-            cert::verify_signed_by(&cert_der, &self.spki_der).map_err(|_| CaError::SignedMismatch)?;
+            cert::verify_signed_by(&cert_der, &self.spki_der)
+                .map_err(|_| CaError::SignedMismatch)?;
         }
         Ok(cert_der)
     }

@@ -43,7 +43,9 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
     let settings = &auth.ca.settings;
     let bar = indicatif::ProgressBar::new(n as u64).with_message("inserting revoked certificates");
     let mut idx = match index {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| e.to_string())?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| e.to_string())?,
+        )),
         None => None,
     };
     let not_after = now + 365 * 86_400;
@@ -61,8 +63,14 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
                 let t = t.replace(['-', 'T', ':'], "");
                 let na = hallmark_pki::time::rfc3339(not_after as u64).replace(['-', 'T', ':'], "");
                 // OpenSSL index.txt: status, expiry, revocation[,reason], serial, file, subject.
-                writeln!(w, "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN=bench", &na[2..], &t[2..], hex.to_uppercase())
-                    .map_err(|e| e.to_string())?;
+                writeln!(
+                    w,
+                    "R\t{}\t{},keyCompromise\t{}\tunknown\t/CN=bench",
+                    &na[2..],
+                    &t[2..],
+                    hex.to_uppercase()
+                )
+                .map_err(|e| e.to_string())?;
             }
             rows.push(hallmark_store::certs::SyntheticRevoked {
                 serial: hex,
@@ -72,7 +80,10 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
                 shard,
             });
         }
-        auth.store.insert_synthetic_revoked(issuer, &rows, now).await.map_err(|e| e.to_string())?;
+        auth.store
+            .insert_synthetic_revoked(issuer, &rows, now)
+            .await
+            .map_err(|e| e.to_string())?;
         done += k;
         bar.set_position(done as u64);
     }

@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Listen address (overrides the config).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Also serve HTTPS here (overrides server.https_listen).
+    #[arg(long)]
+    pub https_listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -188,7 +191,7 @@ pub async fn run(cli: Cli) -> Res {
         Command::Init(a) => init(&g, a, None).await.map(|_| ()),
         Command::Serve(a) => {
             let auth = open(&g).await?;
-            serve(auth, a.listen).await
+            serve(auth, a).await
         }
         Command::Quickstart(a) => quickstart(g, a).await,
         Command::Cert(c) => cert(&g, c).await,
@@ -310,8 +313,10 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
     Ok(out)
 }
 
-pub async fn serve(auth: Arc<Authority>, listen: Option<String>) -> Res {
-    let addr = listen.unwrap_or_else(|| auth.config.server.listen.clone());
+pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
+    let addr = args
+        .listen
+        .unwrap_or_else(|| auth.config.server.listen.clone());
     let addr: SocketAddr = addr
         .parse()
         .map_err(|e| format!("listen address {addr:?}: {e}"))?;
@@ -327,6 +332,23 @@ pub async fn serve(auth: Arc<Authority>, listen: Option<String>) -> Res {
     tracing::info!(%local, "serving");
     println!("listening on http://{local}");
     let app = hallmark_server::router(auth.clone());
+    if let Some(https) = args
+        .https_listen
+        .or_else(|| auth.config.server.https_listen.clone())
+    {
+        let addr: SocketAddr = https
+            .parse()
+            .map_err(|e| format!("HTTPS listen address {https:?}: {e}"))?;
+        let (chain, signer) = auth.tls_identity(system_now()).await.map_err(s)?;
+        let cfg = hallmark_server::tls::server_config(chain, signer)?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        println!("listening on https://{}", l.local_addr().map_err(s)?);
+        tokio::spawn(hallmark_server::tls::serve_https(l, app.clone(), cfg));
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -476,7 +498,7 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
         "  hallmark --data-dir {} cert issue --profile personal --subject 'CN=CHAN Tai Man,C=HK' --generate-key --p12-out chan.p12",
         g.data_dir.display()
     );
-    serve(auth, a.listen).await
+    serve(auth, a).await
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Res {

@@ -27,6 +27,7 @@ on_both!(
     audit_detects_tampering,
     revocation_is_final,
     api_issue_and_problems,
+    https_with_own_certificate,
 );
 
 macro_rules! setup {
@@ -953,4 +954,45 @@ fn api_issue_and_problems(b: Backend) {
         1,
         "only the one good request issued a certificate"
     );
+}
+
+fn https_with_own_certificate(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
+    hm.fetch_ca_files(&srv);
+    let port = srv.https_port.unwrap();
+    let connect = format!("127.0.0.1:{port}");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &connect,
+            "-servername",
+            "hallmark.localhost",
+            "-verify_hostname",
+            "hallmark.localhost",
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-verify_return_error",
+            "-brief",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Verification: OK"), "{text}");
+    assert!(text.contains("Protocol version: TLSv1.3"), "{text}");
+    // The TLS key is in the key store, not in a file.
+    let keys = hm.ok(&["keys", "list"]);
+    assert!(keys.lines().any(|l| l.starts_with("tls-")), "{keys}");
+    for entry in std::fs::read_dir(&hm.dir).unwrap() {
+        let p = entry.unwrap().path();
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            assert!(!text.contains("PRIVATE KEY"), "{}", p.display());
+        }
+    }
 }

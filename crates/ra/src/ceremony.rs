@@ -93,8 +93,8 @@ pub async fn init(
             listen: opts.listen.clone(),
             base_url: opts.base_url.trim_end_matches('/').to_string(),
             admin_token_sha256: token_digest(&token),
-            tls_cert: None,
-            tls_key: None,
+            https_listen: None,
+            https_names: vec!["hallmark.localhost".into()],
         },
         database: DatabaseConfig {
             url: opts

@@ -1,7 +1,7 @@
 //! The data directory's configuration file (`hallmark.toml`). Versioned,
 //! unknown fields rejected, safe defaults for new fields.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,11 +28,17 @@ pub struct ServerConfig {
     pub base_url: String,
     /// SHA-256 (hex) of the admin API token. The token itself is never stored.
     pub admin_token_sha256: String,
-    /// Serve HTTPS with this certificate chain and key (PEM files) if set.
+    /// Also serve HTTPS here, with a server certificate from this CA whose
+    /// key lives in the key store (issued and renewed automatically).
     #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
+    pub https_listen: Option<String>,
+    /// DNS names in that certificate.
+    #[serde(default = "d_https_names")]
+    pub https_names: Vec<String>,
+}
+
+fn d_https_names() -> Vec<String> {
+    vec!["hallmark.localhost".into()]
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -115,9 +121,9 @@ impl Config {
                 "CRL and OCSP periods must be positive".into(),
             ));
         }
-        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+        if self.server.https_names.is_empty() {
             return Err(RaError::Config(
-                "set both server.tls_cert and server.tls_key, or neither".into(),
+                "server.https_names must name at least one DNS name".into(),
             ));
         }
         Ok(())

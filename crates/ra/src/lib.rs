@@ -300,6 +300,70 @@ impl Authority {
         Ok(changed)
     }
 
+    /// The server's own TLS certificate chain and key (a `server` profile
+    /// certificate from the default issuer, key in the key store), issued or
+    /// renewed when a third of its validity is left.
+    pub async fn tls_identity(&self, now: u64) -> Result<(Vec<Vec<u8>>, Arc<dyn Signer>)> {
+        let issuer = self.ca.issuer(None)?.clone();
+        if let (Some(label), Some(cert_hex)) = (
+            self.store.get_setting("tls.key").await?,
+            self.store.get_setting("tls.cert").await?,
+        ) {
+            let signer = self
+                .keys
+                .lock()
+                .map_err(|_| RaError::Invalid("key store lock".into()))?
+                .signer(&label);
+            if let (Ok(signer), Some(cert)) = (signer, hallmark_pki::unhex(&cert_hex)) {
+                let c = hallmark_pki::cert::parse(&cert)?;
+                let v = c.tbs_certificate().validity();
+                let (nb, na) = (
+                    hallmark_pki::time::unix(&v.not_before),
+                    hallmark_pki::time::unix(&v.not_after),
+                );
+                if na.saturating_sub(now) > (na - nb) / 3
+                    && signer.spki_der()
+                        == der::Encode::to_der(c.tbs_certificate().subject_public_key_info())
+                            .unwrap_or_default()
+                {
+                    return Ok((vec![cert, issuer.cert_der.clone()], signer));
+                }
+            }
+        }
+        let label = format!("tls-{now}");
+        let signer = {
+            let mut ks = self
+                .keys
+                .lock()
+                .map_err(|_| RaError::Invalid("key store lock".into()))?;
+            let _ = ks.remove(&label);
+            ks.generate(&label, KeyAlgorithm::EcP256)?
+        };
+        let names = self.config.server.https_names.clone();
+        let issued = self
+            .ca
+            .issue(
+                IssueRequest {
+                    profile: "server".into(),
+                    issuer: None,
+                    subject: format!("CN={}", names[0]),
+                    emails: Vec::new(),
+                    dns_names: names,
+                    validity_days: Some(90),
+                    key: hallmark_ca::KeySource::Custody(signer.spki_der().to_vec()),
+                    actor: "system".into(),
+                },
+                now,
+            )
+            .await?;
+        let mut tx = self.store.begin().await?;
+        hallmark_store::put_setting(&mut tx, "tls.key", &label).await?;
+        hallmark_store::put_setting(&mut tx, "tls.cert", &hallmark_pki::hex(&issued.cert_der))
+            .await?;
+        hallmark_store::commit(tx).await?;
+        Ok((vec![issued.cert_der, issuer.cert_der], signer))
+    }
+
     pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
         Ok(self.ca.issue(req, now).await?)
     }

@@ -4,6 +4,7 @@
 
 mod api;
 pub mod problem;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -89,13 +89,24 @@ pub async fn append(
     let (mut seq, mut prev) = head(conn).await?;
     // One multi-row INSERT per chunk: a batch of issuances costs one round trip.
     for chunk in events.chunks(crate::certs::MAX_ROWS_PER_STATEMENT) {
-        let mut sql = String::from("INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ",
+        );
         for i in 0..chunk.len() {
             let b = i * 7;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7));
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
         }
         // Placeholders only; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -122,7 +122,10 @@ pub const MAX_ROWS_PER_STATEMENT: usize = 256;
 
 /// Inserts pending certificates in one statement; returns the (issuer,
 /// serial) pairs inserted (the others were taken).
-pub async fn reserve_many(conn: &mut AnyConnection, rows: &[&NewCert]) -> Result<Vec<(String, String)>> {
+pub async fn reserve_many(
+    conn: &mut AnyConnection,
+    rows: &[&NewCert],
+) -> Result<Vec<(String, String)>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -136,7 +139,16 @@ pub async fn reserve_many(conn: &mut AnyConnection, rows: &[&NewCert]) -> Result
         }
         sql.push_str(&format!(
             "(${}, ${}, 'pending', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10
         ));
     }
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING issuer, serial");
@@ -156,7 +168,9 @@ pub async fn reserve_many(conn: &mut AnyConnection, rows: &[&NewCert]) -> Result
             .bind(c.created_at);
     }
     let out = q.fetch_all(&mut *conn).await?;
-    out.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    out.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 pub struct Finalize<'a> {
@@ -168,11 +182,17 @@ pub struct Finalize<'a> {
 
 /// Stores signed certificates of pending rows in one statement; returns the
 /// (issuer, serial) pairs updated.
-pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>], now: i64) -> Result<Vec<(String, String)>> {
+pub async fn finalize_many(
+    conn: &mut AnyConnection,
+    rows: &[&Finalize<'_>],
+    now: i64,
+) -> Result<Vec<(String, String)>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from("UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4, changed_at = $1 FROM (VALUES ");
+    let mut sql = String::from(
+        "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4, changed_at = $1 FROM (VALUES ",
+    );
     for i in 0..rows.len() {
         let b = 1 + i * 4;
         if i > 0 {
@@ -193,7 +213,9 @@ pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>], now
             .bind(f.escrow.map(<[u8]>::to_vec));
     }
     let out = q.fetch_all(&mut *conn).await?;
-    out.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    out.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 /// Stores the signed certificate of a pending row; `Ok(false)` if there is
@@ -510,7 +532,12 @@ pub struct SyntheticRevoked {
 impl Store {
     /// Inserts made-up revoked certificates (no certificate body) for CRL
     /// benchmarks. Never used by the CA itself.
-    pub async fn insert_synthetic_revoked(&self, issuer: &str, rows: &[SyntheticRevoked], now: i64) -> Result<()> {
+    pub async fn insert_synthetic_revoked(
+        &self,
+        issuer: &str,
+        rows: &[SyntheticRevoked],
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
             let mut sql = String::from(
@@ -523,7 +550,15 @@ impl Store {
                 }
                 sql.push_str(&format!(
                     "(${}, ${}, 'issued', 'bench', 'CN=bench', ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 3, b + 6, b + 7, b + 3
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 3,
+                    b + 6,
+                    b + 7,
+                    b + 3
                 ));
             }
             // Placeholders only; every value is bound.

@@ -135,7 +135,10 @@ async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<
                 out.push(if inserted.contains(&key) && seen.insert(key) {
                     Ok(())
                 } else {
-                    Err(StoreError::Conflict(format!("serial {} is already used", c.serial)))
+                    Err(StoreError::Conflict(format!(
+                        "serial {} is already used",
+                        c.serial
+                    )))
                 });
             }
             Op::Finalize {
@@ -148,7 +151,9 @@ async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<
                     events.push(audit.clone());
                     out.push(Ok(()));
                 } else {
-                    out.push(Err(StoreError::Conflict(format!("no pending certificate {serial}"))));
+                    out.push(Err(StoreError::Conflict(format!(
+                        "no pending certificate {serial}"
+                    ))));
                 }
             }
         }

@@ -152,24 +152,43 @@ impl Hm {
     }
 
     pub fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    /// Starts `hallmark serve` on port 0 (plus `extra` arguments) and reads
+    /// the ports it prints.
+    pub fn serve_with(&self, extra: &[&str]) -> Server {
         let mut child = self
             .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let port_of = |line: &str| -> u16 {
+            line.trim()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        };
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("serve printed {line:?}"));
-        Server { child, port }
+        out.read_line(&mut line).unwrap();
+        let port = port_of(&line);
+        let mut https_port = None;
+        if extra.contains(&"--https-listen") {
+            let mut l2 = String::new();
+            out.read_line(&mut l2).unwrap();
+            assert!(l2.starts_with("listening on https://"), "{l2}");
+            https_port = Some(port_of(&l2));
+        }
+        Server {
+            child,
+            port,
+            https_port,
+        }
     }
 
     /// Issues from a fresh openssl-made P-256 CSR; returns (serial, PEM path).
@@ -294,6 +313,7 @@ fn nanos() -> u32 {
 pub struct Server {
     child: Child,
     pub port: u16,
+    pub https_port: Option<u16>,
 }
 
 impl Server {

@@ -1,0 +1,118 @@
+//! HTTPS with rustls. The private key stays in Hallmark's key custody: rustls
+//! signs handshakes through our `Signer`, so no key bytes are ever loaded.
+
+use std::sync::Arc;
+
+use hallmark_crypto::{KeyAlgorithm, Signer};
+use rustls::pki_types::CertificateDer;
+use rustls::sign::CertifiedKey;
+use rustls::{SignatureAlgorithm, SignatureScheme};
+use tokio::net::TcpListener;
+
+#[derive(Debug)]
+struct CustodyKey(Arc<SignerBox>);
+
+struct SignerBox(Arc<dyn Signer>);
+
+impl std::fmt::Debug for SignerBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "custody key ({})", self.0.key_algorithm())
+    }
+}
+
+#[derive(Debug)]
+struct CustodySigner {
+    key: Arc<SignerBox>,
+    scheme: SignatureScheme,
+}
+
+impl rustls::sign::Signer for CustodySigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.key
+            .0
+            .sign(message)
+            .map_err(|e| rustls::Error::General(format!("signing failed: {e}")))
+    }
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}
+
+impl rustls::sign::SigningKey for CustodyKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        // Our signers produce ECDSA-with-SHA-256/384 (DER) and RSA PKCS#1 v1.5
+        // with SHA-256, which is what these schemes mean.
+        let scheme = match self.0.0.key_algorithm() {
+            KeyAlgorithm::EcP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
+            KeyAlgorithm::EcP384 => SignatureScheme::ECDSA_NISTP384_SHA384,
+            _ => SignatureScheme::RSA_PKCS1_SHA256,
+        };
+        offered.contains(&scheme).then(|| {
+            Box::new(CustodySigner {
+                key: self.0.clone(),
+                scheme,
+            }) as Box<dyn rustls::sign::Signer>
+        })
+    }
+    fn algorithm(&self) -> SignatureAlgorithm {
+        if self.0.0.key_algorithm().is_rsa() {
+            SignatureAlgorithm::RSA
+        } else {
+            SignatureAlgorithm::ECDSA
+        }
+    }
+}
+
+pub fn server_config(
+    chain: Vec<Vec<u8>>,
+    signer: Arc<dyn Signer>,
+) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let key = CertifiedKey::new(
+        chain.into_iter().map(CertificateDer::from).collect(),
+        Arc::new(CustodyKey(Arc::new(SignerBox(signer)))),
+    );
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Serves `app` over TLS on `listener` until the process ends.
+pub async fn serve_https(listener: TcpListener, app: axum::Router, cfg: rustls::ServerConfig) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+        });
+    }
+}
