@@ -17,6 +17,7 @@ PARTS=${PARTS:-raw issue ocsp}
 export REPS=${REPS:-3} DUR=${DUR:-10} CONNS=${CONNS:-8}
 PG_URL=${PG_URL:-postgres://$(id -un)@127.0.0.1:5432}
 W=${W:-$(mktemp -d /tmp/hallmark-bench.XXXXXX)}
+mkdir -p "$W"
 PORT=${PORT:-18080}
 echo "work dir $W; binary $HM" >&2
 cd "$W"
@@ -66,7 +67,7 @@ if [[ " $PARTS " == *" issue "* ]]; then
     HALLMARK_DATA_DIR=$D "$HM" audit verify | tail -1
     stop
   done
-  W=$W/cfssl PART=sign bash "$PEERS/02-cfssl.sh" 2>&1 | grep -E "^cfssl-sign.*(ok/s|p99|srv_cpu)" | tee -a raw.txt
+  { W=$W/cfssl PART=sign bash "$PEERS/02-cfssl.sh" 2>&1 || true; } | grep -E "^cfssl-sign[^ ]* (ok/s|p99_ms|srv_cpu_ms/op) " | tee -a raw.txt
 fi
 
 if [[ " $PARTS " == *" ocsp "* ]]; then
@@ -87,7 +88,7 @@ if [[ " $PARTS " == *" ocsp "* ]]; then
       http://127.0.0.1:$PORT/ocsp 2>>ab.log | tee -a raw.txt
   done
   stop
-  W=$W/openssl NREV=1000 bash "$PEERS/03-openssl-ocsp-crl.sh" 2>&1 | grep -E "^(openssl-ocsp|cfssl-ocspserve).*(ok/s|p99|srv_cpu)" | tee -a raw.txt
+  { W=$W/openssl NREV=1000 bash "$PEERS/03-openssl-ocsp-crl.sh" 2>&1 || true; } | grep -E "^(openssl-ocsp|cfssl-ocspserve)[^ ]* (ok/s|p99_ms|srv_cpu_ms/op) " | tee -a raw.txt
 fi
 
 echo "== medians"

@@ -253,6 +253,11 @@ impl<L: Ledger> Ca<L> {
 
     pub fn issuer(&self, id: Option<&str>) -> Result<&IssuerKey> {
         let id = id.unwrap_or(&self.default_issuer);
+        if id.is_empty() {
+            return Err(CaError::BadRequest(
+                "this installation has no issuing CA (root only): sign issuing CAs with `hallmark ca sign-request`".into(),
+            ));
+        }
         self.issuers
             .get(id)
             .ok_or_else(|| CaError::UnknownIssuer(id.into()))

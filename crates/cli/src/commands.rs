@@ -54,9 +54,15 @@ pub struct InitArgs {
     /// Public base URL for CDP and AIA (default: http://LISTEN).
     #[arg(long)]
     pub base_url: Option<String>,
-    /// Create only the root (keep it offline; sign issuing CAs with `ca add`).
-    #[arg(long)]
+    /// Create only the root (keep it offline; sign issuing CAs with `ca sign-request`).
+    #[arg(long, conflicts_with = "root_cert")]
     pub root_only: bool,
+    /// The root is elsewhere (offline): trust this root certificate (PEM)…
+    #[arg(long, requires = "issuing_csr_out")]
+    pub root_cert: Option<PathBuf>,
+    /// …and write the issuing CA's CSR here for the root to sign.
+    #[arg(long, requires = "root_cert")]
+    pub issuing_csr_out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -141,6 +147,30 @@ pub enum CrlCmd {
 pub enum CaCmd {
     /// List the CAs.
     List,
+    /// Print a CA certificate (PEM).
+    Show { id: String },
+    /// On the offline root: sign an issuing CA's CSR.
+    SignRequest {
+        #[arg(long)]
+        id: String,
+        /// Subject of the issuing CA (the CSR's subject is not used).
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the issuing CA certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3653)]
+        days: u32,
+    },
+    /// On the online machine: install the issuing CA certificate the root signed.
+    Import {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        cert: PathBuf,
+    },
     /// Add an issuing CA under the root (needs the root key).
     Add {
         #[arg(long)]
@@ -234,6 +264,67 @@ pub async fn run(cli: Cli) -> Res {
             }
             Ok(())
         }
+        Command::Ca(CaCmd::Show { id }) => {
+            let auth = open(&g).await?;
+            let rows = auth.store.issuers().await.map_err(s)?;
+            let r = rows
+                .iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| format!("no CA with id {id:?}; see `hallmark ca list`"))?;
+            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &r.cert));
+            Ok(())
+        }
+        Command::Ca(CaCmd::SignRequest {
+            id,
+            subject,
+            csr,
+            out,
+            days,
+        }) => {
+            let p = pass(&g, false)?;
+            let csr =
+                std::fs::read(&csr).map_err(|e| format!("cannot read {}: {e}", csr.display()))?;
+            let cert = ceremony::sign_request(
+                &g.data_dir,
+                &p,
+                g.database_url.as_deref(),
+                &ceremony::NewIssuer {
+                    id: &id,
+                    subject: &subject,
+                    algorithm: KeyAlgorithm::EcP256,
+                    days,
+                },
+                &csr,
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
+            std::fs::write(&out, hallmark_pki::pem::encode("CERTIFICATE", &cert))
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "signed issuing CA {id:?}; take {} to the online machine and run `hallmark ca import`",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Ca(CaCmd::Import { id, cert }) => {
+            let p = pass(&g, false)?;
+            let bytes =
+                std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+            let der = hallmark_pki::pem::decode("CERTIFICATE", &bytes).map_err(s)?;
+            ceremony::import_issuer(
+                &g.data_dir,
+                &p,
+                g.database_url.as_deref(),
+                &id,
+                &der,
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
+            eprintln!("issuing CA {id:?} installed");
+            Ok(())
+        }
         Command::Ca(CaCmd::Add {
             id,
             subject,
@@ -291,6 +382,17 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
         listen: a.listen,
         database_url: g.database_url.clone(),
         root_only: a.root_only,
+        external_root: match (a.root_cert, a.issuing_csr_out) {
+            (Some(root), Some(out)) => {
+                let bytes = std::fs::read(&root)
+                    .map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+                Some((
+                    hallmark_pki::pem::decode("CERTIFICATE", &bytes).map_err(s)?,
+                    out,
+                ))
+            }
+            _ => None,
+        },
         kdf: kdf(),
     };
     let spin = indicatif::ProgressBar::new_spinner()
@@ -305,6 +407,11 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
     eprintln!("  root CA        sha256:{}", fp(&out.root_cert));
     if let Some(c) = &out.issuing_cert {
         eprintln!("  issuing CA     sha256:{}", fp(c));
+    }
+    if out.issuing_csr.is_some() {
+        eprintln!(
+            "  issuing CA CSR written: have the offline root sign it (`hallmark ca sign-request`), then `hallmark ca import`"
+        );
     }
     eprintln!(
         "  admin API token (shown once, store it safely): {}",
@@ -462,6 +569,8 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
             base_url: Some(format!("http://{listen}")),
             listen,
             root_only: false,
+            root_cert: None,
+            issuing_csr_out: None,
         };
         let out = init(&g, args, Some(p)).await?;
         write_private(&demo_token, out.admin_token.as_bytes())?;

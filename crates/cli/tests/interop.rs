@@ -28,6 +28,7 @@ on_both!(
     revocation_is_final,
     api_issue_and_problems,
     https_with_own_certificate,
+    offline_root_signs_issuing_ca,
 );
 
 macro_rules! setup {
@@ -995,4 +996,100 @@ fn https_with_own_certificate(b: Backend) {
             assert!(!text.contains("PRIVATE KEY"), "{}", p.display());
         }
     }
+}
+
+fn offline_root_signs_issuing_ca(b: Backend) {
+    // The offline root machine.
+    let Some(root) = Hm::with_args(b, &["--root-only"]) else {
+        return;
+    };
+    std::fs::write(root.path("root.pem"), root.ok(&["ca", "show", "root"])).unwrap();
+    let e = root.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--generate-key",
+        "--p12-out",
+        &root.p("x.p12"),
+    ]);
+    assert!(e.contains("root only"), "{e}");
+
+    // The online machine: trusts the root, makes its issuing key and a CSR.
+    let csr = root.p("issuing.csr");
+    let online = Hm::with_args(
+        b,
+        &[
+            "--root-cert",
+            &root.p("root.pem"),
+            "--issuing-csr-out",
+            &csr,
+        ],
+    )
+    .unwrap();
+    let e = online.fails(&["cert", "list"]);
+    assert!(e.contains("hallmark ca import"), "{e}");
+    let csr_text = openssl_ok(&["req", "-in", &csr, "-verify", "-noout"]);
+    assert!(csr_text.contains("verify OK"), "{csr_text}");
+
+    // The root signs; a forged or foreign certificate is refused on import.
+    let issuing = root.p("issuing.pem");
+    root.ok(&[
+        "ca",
+        "sign-request",
+        "--id",
+        "issuing",
+        "--subject",
+        "CN=Hallmark Online CA 2,O=Hallmark,C=HK",
+        "--csr",
+        &csr,
+        "--out",
+        &issuing,
+    ]);
+    let e = online.fails(&[
+        "ca",
+        "import",
+        "--id",
+        "issuing",
+        "--cert",
+        &root.p("root.pem"),
+    ]);
+    assert!(
+        e.contains("does not match") || e.contains("not signed"),
+        "{e}"
+    );
+    online.ok(&["ca", "import", "--id", "issuing", "--cert", &issuing]);
+
+    // The online CA issues; the chain verifies; the root's CRL comes from the root.
+    let (_, leaf) = online.issue("leaf", "personal", "CN=Online Subscriber,C=HK", &[]);
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &root.p("root.pem"),
+        "-untrusted",
+        &issuing,
+        &leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&root.p("root.pem")],
+        issuing.as_ref(),
+    );
+    root.ok(&["crl", "generate", "--issuer", "root"]);
+    let der = root.sql_ok("SELECT 1 FROM crls WHERE issuer = 'root' AND shard = -1");
+    assert_eq!(der.trim(), "1");
+    assert!(root.ok(&["audit", "verify"]).contains("audit log OK"));
+    assert!(online.ok(&["audit", "verify"]).contains("audit log OK"));
+    let list = root.ok(&["ca", "list"]);
+    assert!(
+        list.contains("issuing") && list.contains("Online CA 2"),
+        "{list}"
+    );
 }

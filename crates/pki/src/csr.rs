@@ -72,3 +72,21 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
         requested_subject: crate::subject::display(&req.info.subject),
     })
 }
+
+/// Builds a PKCS#10 request for a key in custody (e.g. an issuing CA's key,
+/// to be signed by an offline root), signed by that key.
+pub fn build(
+    subject: &x509_cert::name::Name,
+    signer: &dyn hallmark_crypto::Signer,
+) -> Result<Vec<u8>> {
+    use x509_cert::request::{CertReqInfo, Version};
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: subject.clone(),
+        public_key: spki::SubjectPublicKeyInfoOwned::from_der(signer.spki_der())?,
+        attributes: Default::default(),
+    };
+    let tbs = info.to_der()?;
+    let sig = signer.sign(&tbs)?;
+    crate::cert::signed_sequence(&tbs, &signer.signature_algorithm(), &sig)
+}

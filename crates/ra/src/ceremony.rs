@@ -38,6 +38,10 @@ pub struct InitOptions {
     pub base_url: String,
     pub database_url: Option<String>,
     pub root_only: bool,
+    /// Online half of an offline-root installation: the root certificate
+    /// (DER) to trust, and where to write the issuing CA's CSR for the root
+    /// to sign (`ca sign-request` there, `ca import` here).
+    pub external_root: Option<(Vec<u8>, std::path::PathBuf)>,
     pub kdf: KdfParams,
 }
 
@@ -45,6 +49,8 @@ pub struct InitOutput {
     pub admin_token: Zeroizing<String>,
     pub root_cert: Vec<u8>,
     pub issuing_cert: Option<Vec<u8>>,
+    /// For an external root: the CSR written for the root to sign.
+    pub issuing_csr: Option<Vec<u8>>,
 }
 
 fn new_admin_token() -> Result<Zeroizing<String>> {
@@ -126,6 +132,74 @@ pub async fn init(
         ));
     }
 
+    let audit_signer = ks.generate(AUDIT_KEY, KeyAlgorithm::EcP256)?;
+    let mut tx = store.begin().await?;
+    hallmark_store::put_setting(
+        &mut tx,
+        "audit.spki",
+        &hallmark_pki::hex(audit_signer.spki_der()),
+    )
+    .await?;
+
+    if let Some((root_cert, csr_out)) = &opts.external_root {
+        // The root lives elsewhere: record its certificate, make the issuing
+        // key here and ask the root to sign it.
+        let c = hallmark_pki::cert::parse(root_cert)?;
+        let spki = der::Encode::to_der(c.tbs_certificate().subject_public_key_info())
+            .map_err(hallmark_pki::PkiError::from)?;
+        hallmark_pki::cert::verify_signed_by(root_cert, &spki).map_err(|_| {
+            RaError::Invalid("--root-cert is not a self-signed CA certificate".into())
+        })?;
+        let root_subject = hallmark_pki::subject::display(c.tbs_certificate().subject());
+        certs::insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: ROOT_ID.into(),
+                subject: root_subject.clone(),
+                cert: root_cert.clone(),
+                parent: None,
+                key_label: ca_key_label(ROOT_ID),
+                is_root: true,
+                created_at: now as i64,
+            },
+        )
+        .await?;
+        let signer = ks.generate(&ca_key_label(&opts.issuing_id), opts.issuing_algorithm)?;
+        let csr = hallmark_pki::csr::build(
+            &hallmark_pki::subject::parse(&opts.issuing_subject)?,
+            signer.as_ref(),
+        )?;
+        std::fs::write(
+            csr_out,
+            hallmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
+        )
+        .map_err(|e| RaError::Config(format!("cannot write {}: {e}", csr_out.display())))?;
+        audit::append(
+            &mut tx,
+            store.backend(),
+            now as i64,
+            &[AuditEvent::new(
+                "ceremony",
+                "ca.init.external-root",
+                serde_json::json!({"root": root_subject, "issuer": opts.issuing_id,
+                    "root_sha256": hallmark_pki::hex(&hallmark_crypto::sha256(root_cert))})
+                .to_string(),
+            )],
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        store.checkpoint(now as i64, audit_signer.as_ref()).await?;
+        cfg.save(dir)?;
+        std::fs::write(dir.join(config::PROFILES_FILE), profiles)
+            .map_err(|e| RaError::Config(format!("cannot write profiles: {e}")))?;
+        return Ok(InitOutput {
+            admin_token: token,
+            root_cert: root_cert.clone(),
+            issuing_cert: None,
+            issuing_csr: Some(csr),
+        });
+    }
+
     let root_signer = ks.generate(&ca_key_label(ROOT_ID), opts.root_algorithm)?;
     let root_cert = hierarchy::root_certificate(
         root_signer.as_ref(),
@@ -134,9 +208,6 @@ pub async fn init(
         opts.root_days,
     )?;
     let root = IssuerKey::new(ROOT_ID, root_cert.clone(), root_signer, true)?;
-    let audit_signer = ks.generate(AUDIT_KEY, KeyAlgorithm::EcP256)?;
-
-    let mut tx = store.begin().await?;
     certs::insert_issuer(
         &mut tx,
         &IssuerRow {
@@ -148,12 +219,6 @@ pub async fn init(
             is_root: true,
             created_at: now as i64,
         },
-    )
-    .await?;
-    hallmark_store::put_setting(
-        &mut tx,
-        "audit.spki",
-        &hallmark_pki::hex(audit_signer.spki_der()),
     )
     .await?;
     let mut events = vec![AuditEvent::new(
@@ -209,6 +274,7 @@ pub async fn init(
         admin_token: token,
         root_cert,
         issuing_cert,
+        issuing_csr: None,
     })
 }
 
@@ -303,4 +369,172 @@ pub async fn add_issuer(
     let audit_signer = ks.signer(AUDIT_KEY)?;
     store.checkpoint(now as i64, audit_signer.as_ref()).await?;
     Ok(cert)
+}
+
+/// On the offline root: signs an issuing CA's CSR with the root key and
+/// records the new CA (its key stays with the requester).
+pub async fn sign_request(
+    dir: &Path,
+    pass: &Passphrase,
+    database_url: Option<&str>,
+    new: &NewIssuer<'_>,
+    csr: &[u8],
+    now: u64,
+) -> Result<Vec<u8>> {
+    let NewIssuer {
+        id, subject, days, ..
+    } = *new;
+    check_id(id)?;
+    let cfg = Config::load(dir)?;
+    let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+    let url = database_url
+        .map(str::to_string)
+        .unwrap_or_else(|| cfg.database_url(dir));
+    let store = Store::connect(&url).await?;
+    let rows = store.issuers().await?;
+    if rows.iter().any(|r| r.id == id) {
+        return Err(RaError::Invalid(format!(
+            "a CA with id {id:?} already exists"
+        )));
+    }
+    let root_row = rows
+        .iter()
+        .find(|r| r.is_root)
+        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+    let root_signer = ks
+        .signer(&root_row.key_label)
+        .map_err(|_| RaError::Config("the root key is not in this key store".into()))?;
+    let root = IssuerKey::new(&root_row.id, root_row.cert.clone(), root_signer, true)?;
+    let verified = hallmark_pki::csr::verify(csr)?;
+    let cert = hierarchy::issuing_certificate(
+        &root,
+        &verified.spki_der,
+        subject,
+        now,
+        days,
+        &cfg.ca_settings(),
+    )?;
+    let mut tx = store.begin().await?;
+    certs::insert_issuer(
+        &mut tx,
+        &IssuerRow {
+            id: id.into(),
+            subject: subject.into(),
+            cert: cert.clone(),
+            parent: Some(root_row.id.clone()),
+            key_label: format!("external:{id}"),
+            is_root: false,
+            created_at: now as i64,
+        },
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        store.backend(),
+        now as i64,
+        &[AuditEvent::new(
+            "ceremony",
+            "ca.sign-request",
+            serde_json::json!({"issuer": id, "subject": subject,
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
+            .to_string(),
+        )],
+    )
+    .await?;
+    hallmark_store::commit(tx).await?;
+    store
+        .checkpoint(now as i64, ks.signer(AUDIT_KEY)?.as_ref())
+        .await?;
+    Ok(cert)
+}
+
+/// On the online machine: installs the issuing CA certificate the offline
+/// root signed, after checking it certifies our key and chains to the root.
+pub async fn import_issuer(
+    dir: &Path,
+    pass: &Passphrase,
+    database_url: Option<&str>,
+    id: &str,
+    cert: &[u8],
+    now: u64,
+) -> Result<()> {
+    check_id(id)?;
+    let cfg = Config::load(dir)?;
+    let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+    let url = database_url
+        .map(str::to_string)
+        .unwrap_or_else(|| cfg.database_url(dir));
+    let store = Store::connect(&url).await?;
+    let rows = store.issuers().await?;
+    if rows.iter().any(|r| r.id == id) {
+        return Err(RaError::Invalid(format!(
+            "a CA with id {id:?} already exists"
+        )));
+    }
+    let root_row = rows
+        .iter()
+        .find(|r| r.is_root)
+        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+    let root_spki = der::Encode::to_der(
+        hallmark_pki::cert::parse(&root_row.cert)?
+            .tbs_certificate()
+            .subject_public_key_info(),
+    )
+    .map_err(hallmark_pki::PkiError::from)?;
+    hallmark_pki::cert::verify_signed_by(cert, &root_spki).map_err(|_| {
+        RaError::Invalid("the certificate is not signed by this installation's root".into())
+    })?;
+    let label = ca_key_label(id);
+    let signer = ks.signer(&label).map_err(|_| {
+        RaError::Invalid(format!(
+            "no key {label:?} in the key store: was the CSR made here?"
+        ))
+    })?;
+    // IssuerKey::new checks that the certificate certifies our key.
+    IssuerKey::new(id, cert.to_vec(), signer, false)?;
+    let subject = hallmark_pki::subject::display(
+        hallmark_pki::cert::parse(cert)?.tbs_certificate().subject(),
+    );
+    let mut tx = store.begin().await?;
+    certs::insert_issuer(
+        &mut tx,
+        &IssuerRow {
+            id: id.into(),
+            subject: subject.clone(),
+            cert: cert.to_vec(),
+            parent: Some(root_row.id.clone()),
+            key_label: label,
+            is_root: false,
+            created_at: now as i64,
+        },
+    )
+    .await?;
+    audit::append(
+        &mut tx,
+        store.backend(),
+        now as i64,
+        &[AuditEvent::new(
+            "ceremony",
+            "ca.import",
+            serde_json::json!({"issuer": id, "subject": subject,
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(cert))})
+            .to_string(),
+        )],
+    )
+    .await?;
+    hallmark_store::commit(tx).await?;
+    store
+        .checkpoint(now as i64, ks.signer(AUDIT_KEY)?.as_ref())
+        .await?;
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(RaError::Invalid(
+            "a CA id uses 1 to 64 letters, digits and '-'".into(),
+        ));
+    }
+    Ok(())
 }

@@ -131,16 +131,19 @@ impl Authority {
         for row in store.issuers().await? {
             match keys.signer(&row.key_label) {
                 Ok(s) => issuers.push(IssuerKey::new(&row.id, row.cert.clone(), s, row.is_root)?),
-                Err(KeyError::NotFound(_)) if row.is_root => {
-                    tracing::info!(issuer = %row.id, "root key is not in this key store (offline root)");
+                Err(KeyError::NotFound(_)) if row.is_root || row.id != config.ca.default_issuer => {
+                    // An offline root, or a CA signed here for another machine.
+                    tracing::info!(issuer = %row.id, "CA key is not in this key store; not signing for it");
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        if !issuers.iter().any(|i| i.id == config.ca.default_issuer) {
+        if !config.ca.default_issuer.is_empty()
+            && !issuers.iter().any(|i| i.id == config.ca.default_issuer)
+        {
             return Err(RaError::Config(format!(
-                "default issuer {:?} is not in the database or its key is missing",
-                config.ca.default_issuer
+                "issuing CA {:?} is not installed: if its CSR went to an offline root, import the signed certificate with `hallmark ca import --id {} --cert FILE`",
+                config.ca.default_issuer, config.ca.default_issuer
             )));
         }
         let audit_signer = keys.signer(ceremony::AUDIT_KEY)?;
