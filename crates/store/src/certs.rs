@@ -185,16 +185,15 @@ pub struct Finalize<'a> {
 pub async fn finalize_many(
     conn: &mut AnyConnection,
     rows: &[&Finalize<'_>],
-    now: i64,
 ) -> Result<Vec<(String, String)>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4, changed_at = $1 FROM (VALUES ",
+        "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4 FROM (VALUES ",
     );
     for i in 0..rows.len() {
-        let b = 1 + i * 4;
+        let b = i * 4;
         if i > 0 {
             sql.push(',');
         }
@@ -204,7 +203,7 @@ pub async fn finalize_many(
         ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending' \
          RETURNING certificates.issuer, certificates.serial",
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for f in rows {
         q = q
             .bind(f.issuer.to_string())
@@ -216,30 +215,6 @@ pub async fn finalize_many(
     out.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
-}
-
-/// Stores the signed certificate of a pending row; `Ok(false)` if there is
-/// no pending row (it was abandoned or already finalised).
-pub async fn finalize(
-    conn: &mut AnyConnection,
-    issuer: &str,
-    serial: &str,
-    cert: &[u8],
-    escrow: Option<&[u8]>,
-    now: i64,
-) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE certificates SET status = 'issued', cert = $1, tbs = NULL, escrow = $2, changed_at = $3 \
-         WHERE issuer = $4 AND serial = $5 AND status = 'pending'",
-    )
-    .bind(cert.to_vec())
-    .bind(escrow.map(<[u8]>::to_vec))
-    .bind(now)
-    .bind(issuer)
-    .bind(serial)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// Revokes an issued certificate. Revocation is final (also enforced by a
@@ -412,13 +387,13 @@ impl Store {
         rows.iter().map(cert_row).collect()
     }
 
-    /// Certificates whose status changed at or after `since` (for refreshing
-    /// pre-signed OCSP responses across processes).
+    /// Certificates revoked (status changed) at or after `since`, for
+    /// refreshing pre-signed OCSP responses across processes.
     pub async fn changed_since(&self, since: i64) -> Result<Vec<CertRow>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             cert_cols!(),
-            " FROM certificates WHERE changed_at >= $1 AND status = 'issued'"
+            " FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL"
         ))
         .bind(since)
         .fetch_all(&self.pool)

@@ -122,7 +122,7 @@ async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<
     let mut finalized = std::collections::HashSet::new();
     for chunk in finals.chunks(certs::MAX_ROWS_PER_STATEMENT) {
         let rows: Vec<&certs::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
-        finalized.extend(certs::finalize_many(&mut tx, &rows, now).await?);
+        finalized.extend(certs::finalize_many(&mut tx, &rows).await?);
     }
 
     let mut events = Vec::new();

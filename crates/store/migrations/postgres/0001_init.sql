@@ -27,7 +27,8 @@ CREATE TABLE certificates (
     PRIMARY KEY (issuer, serial)
 );
 CREATE INDEX certificates_revoked ON certificates (issuer, shard) WHERE revoked_at IS NOT NULL;
-CREATE INDEX certificates_changed ON certificates (changed_at);
+-- Revocations by time of change, for responders polling for news.
+CREATE INDEX certificates_changed ON certificates (changed_at) WHERE revoked_at IS NOT NULL;
 CREATE INDEX certificates_created ON certificates (created_at);
 -- A revocation is final: it can be neither undone nor altered.
 CREATE FUNCTION certificates_revocation_is_final() RETURNS trigger AS $$
