@@ -1,4 +1,6 @@
 //! Encoders and parsers against vectors made by OpenSSL and against an
+
+#![allow(clippy::unwrap_used)]
 //! independent decoder (x509-cert's), not only our own.
 
 use der::Decode;
