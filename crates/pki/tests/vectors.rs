@@ -1,7 +1,7 @@
 //! Encoders and parsers against vectors made by OpenSSL and against an
+//! independent decoder (x509-cert's), not only our own.
 
 #![allow(clippy::unwrap_used)]
-//! independent decoder (x509-cert's), not only our own.
 
 use der::Decode;
 use hallmark_pki::crl::{CrlParams, EntryWriter, Reason};
