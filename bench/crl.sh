@@ -8,7 +8,7 @@ set -euo pipefail
 N=${N:-1000000}; REPS=${REPS:-3}
 HM=${HM:-${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/release/hallmark}
 W=${W:-$(mktemp -d /tmp/hallmark-bench-crl.XXXXXX)}
-cd "$W"
+mkdir -p "$W" && cd "$W"
 export HALLMARK_DATA_DIR=$W/data HALLMARK_PASSPHRASE="benchmark passphrase" HALLMARK_DANGER_INSECURE_KDF=1 HALLMARK_LOG=warn
 "$HM" init >/dev/null 2>&1
 "$HM" bench crl-fixture --entries "$N" --openssl-index index.add

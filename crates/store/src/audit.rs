@@ -88,7 +88,7 @@ pub async fn append(
     lock_chain(conn, backend).await?;
     let (mut seq, mut prev) = head(conn).await?;
     // One multi-row INSERT per chunk: a batch of issuances costs one round trip.
-    for chunk in events.chunks(crate::certs::MAX_ROWS_PER_STATEMENT) {
+    for chunk in crate::certs::pow2_chunks(events) {
         let mut sql = String::from(
             "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ",
         );

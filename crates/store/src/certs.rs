@@ -120,8 +120,29 @@ pub async fn reserve(conn: &mut AnyConnection, c: &NewCert) -> Result<bool> {
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 pub const MAX_ROWS_PER_STATEMENT: usize = 256;
 
+/// Splits `items` into chunks whose lengths are powers of two (at most
+/// [`MAX_ROWS_PER_STATEMENT`]), so multi-row statements come in a few
+/// shapes that stay in the prepared-statement cache instead of being
+/// prepared anew for every batch size.
+pub fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = items.len().min(MAX_ROWS_PER_STATEMENT);
+        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (head, tail) = items.split_at(size);
+        items = tail;
+        Some(head)
+    })
+}
+
 /// Inserts pending certificates in one statement; returns the (issuer,
 /// serial) pairs inserted (the others were taken).
+///
+/// The common case costs one round trip without result rows (sqlx's SQLite
+/// driver hands every result row across threads); only when a serial was
+/// already taken are the inserted rows looked up.
 pub async fn reserve_many(
     conn: &mut AnyConnection,
     rows: &[&NewCert],
@@ -151,7 +172,7 @@ pub async fn reserve_many(
             b + 10
         ));
     }
-    sql.push_str(" ON CONFLICT DO NOTHING RETURNING issuer, serial");
+    sql.push_str(" ON CONFLICT DO NOTHING");
     // The statement text is built from placeholders only; values are bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for c in rows {
@@ -167,10 +188,31 @@ pub async fn reserve_many(
             .bind(c.created_at)
             .bind(c.created_at);
     }
-    let out = q.fetch_all(&mut *conn).await?;
-    out.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    let done = q.execute(&mut *conn).await?.rows_affected();
+    if done == rows.len() as u64 {
+        return Ok(rows
+            .iter()
+            .map(|c| (c.issuer.clone(), c.serial.clone()))
+            .collect());
+    }
+    // Some serial was taken: ours are the pending rows with our TBS.
+    let mut ours = Vec::new();
+    for c in rows {
+        let r = sqlx::query(
+            "SELECT tbs FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'pending'",
+        )
+        .bind(c.issuer.clone())
+        .bind(c.serial.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(r) = r {
+            let tbs: Option<Vec<u8>> = r.try_get(0)?;
+            if tbs.as_deref() == Some(c.tbs.as_slice()) {
+                ours.push((c.issuer.clone(), c.serial.clone()));
+            }
+        }
+    }
+    Ok(ours)
 }
 
 pub struct Finalize<'a> {
@@ -200,8 +242,7 @@ pub async fn finalize_many(
         sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
     }
     sql.push_str(
-        ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending' \
-         RETURNING certificates.issuer, certificates.serial",
+        ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending'",
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for f in rows {
@@ -211,10 +252,31 @@ pub async fn finalize_many(
             .bind(f.cert.to_vec())
             .bind(f.escrow.map(<[u8]>::to_vec));
     }
-    let out = q.fetch_all(&mut *conn).await?;
-    out.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    let done = q.execute(&mut *conn).await?.rows_affected();
+    if done == rows.len() as u64 {
+        return Ok(rows
+            .iter()
+            .map(|f| (f.issuer.to_string(), f.serial.to_string()))
+            .collect());
+    }
+    // Some row was not pending: ours are those now holding our certificate.
+    let mut ours = Vec::new();
+    for f in rows {
+        let r = sqlx::query(
+            "SELECT cert FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'issued'",
+        )
+        .bind(f.issuer.to_string())
+        .bind(f.serial.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(r) = r {
+            let cert: Option<Vec<u8>> = r.try_get(0)?;
+            if cert.as_deref() == Some(f.cert) {
+                ours.push((f.issuer.to_string(), f.serial.to_string()));
+            }
+        }
+    }
+    Ok(ours)
 }
 
 /// Revokes an issued certificate. Revocation is final (also enforced by a
@@ -552,5 +614,96 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(serial: &str) -> NewCert {
+        NewCert {
+            issuer: "ca".into(),
+            serial: serial.into(),
+            profile: "p".into(),
+            subject: "CN=x".into(),
+            tbs: serial.as_bytes().to_vec(),
+            not_before: 1,
+            not_after: 2,
+            shard: 0,
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn batch_writes_single_out_collisions() {
+        let dir = std::env::temp_dir().join(format!("hm-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: "ca".into(),
+                subject: "CN=ca".into(),
+                cert: vec![1],
+                parent: None,
+                key_label: "k".into(),
+                is_root: false,
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        let (a, b, c) = (cert("aa"), cert("bb"), cert("cc"));
+        assert_eq!(reserve_many(&mut tx, &[&a]).await.unwrap().len(), 1);
+        // "aa" is taken: only "bb" and "cc" are ours.
+        let mut taken = a.clone();
+        taken.tbs = b"another".to_vec();
+        let got = reserve_many(&mut tx, &[&taken, &b, &c]).await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("ca".to_string(), "bb".to_string()),
+                ("ca".to_string(), "cc".to_string())
+            ]
+        );
+        let f = |serial: &'static str| Finalize {
+            issuer: "ca",
+            serial,
+            cert: serial.as_bytes(),
+            escrow: None,
+        };
+        let (fa, fz) = (f("aa"), f("zz"));
+        assert_eq!(finalize_many(&mut tx, &[&fa]).await.unwrap().len(), 1);
+        // "aa" is no longer pending and "zz" never was.
+        let (fb, fa2) = (f("bb"), f("aa"));
+        let got = finalize_many(&mut tx, &[&fa2, &fb, &fz]).await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("ca".to_string(), "aa".to_string()),
+                ("ca".to_string(), "bb".to_string())
+            ]
+        );
+        tx.rollback().await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything() {
+        for n in 0..600usize {
+            let v: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = pow2_chunks(&v).collect();
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= 256)
+            );
+            assert_eq!(chunks.concat(), v);
+        }
     }
 }

@@ -91,7 +91,7 @@ async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<
         })
         .collect();
     let mut inserted = std::collections::HashSet::new();
-    for chunk in reserves.chunks(certs::MAX_ROWS_PER_STATEMENT) {
+    for chunk in certs::pow2_chunks(&reserves) {
         let rows: Vec<&NewCert> = chunk.iter().map(|(_, c)| *c).collect();
         inserted.extend(certs::reserve_many(&mut tx, &rows).await?);
     }
@@ -120,7 +120,7 @@ async fn run_batch(store: &Store, batch: &[Job], now: i64) -> Result<Vec<Result<
         })
         .collect();
     let mut finalized = std::collections::HashSet::new();
-    for chunk in finals.chunks(certs::MAX_ROWS_PER_STATEMENT) {
+    for chunk in certs::pow2_chunks(&finals) {
         let rows: Vec<&certs::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
         finalized.extend(certs::finalize_many(&mut tx, &rows).await?);
     }
