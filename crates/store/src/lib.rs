@@ -86,8 +86,6 @@ impl Store {
                         conn.execute("PRAGMA synchronous=FULL").await?;
                         conn.execute("PRAGMA busy_timeout=10000").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
-                        // 64 MiB page cache: the certificate index is hot.
-                        conn.execute("PRAGMA cache_size=-65536").await?;
                     }
                     Ok(())
                 })
