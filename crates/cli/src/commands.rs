@@ -196,7 +196,7 @@ pub enum KeysCmd {
 }
 
 pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
-    passphrase::obtain(g.passphrase_file.as_deref(), confirm)
+    passphrase::obtain(g.passphrase_file.as_deref(), &g.data_dir, confirm)
 }
 
 pub async fn open(g: &Global) -> Res<Arc<Authority>> {
@@ -535,9 +535,8 @@ fn spawn_maintenance(auth: Arc<Authority>) {
 }
 
 async fn quickstart(g: Global, a: ServeArgs) -> Res {
-    let demo_pass = g.data_dir.join("passphrase.demo");
+    let demo_pass = g.data_dir.join(passphrase::DEMO_FILE);
     let demo_token = g.data_dir.join("admin-token.demo");
-    let mut g = g;
     if !g.data_dir.join(hallmark_ra::config::CONFIG_FILE).exists() {
         let listen = a.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
         let p = match (&g.passphrase_file, std::env::var("HALLMARK_PASSPHRASE")) {
@@ -574,12 +573,6 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
         };
         let out = init(&g, args, Some(p)).await?;
         write_private(&demo_token, out.admin_token.as_bytes())?;
-    }
-    if g.passphrase_file.is_none()
-        && std::env::var("HALLMARK_PASSPHRASE").is_err()
-        && demo_pass.exists()
-    {
-        g.passphrase_file = Some(demo_pass);
     }
     let auth = open(&g).await?;
     let base = auth.config.server.base_url.clone();

@@ -6,8 +6,23 @@ use std::path::Path;
 
 use hallmark_keys::Passphrase;
 
-pub fn obtain(file: Option<&Path>, confirm: bool) -> Result<Passphrase, String> {
-    if let Some(f) = file {
+/// The demo passphrase file `quickstart` leaves in its data directory.
+pub const DEMO_FILE: &str = "passphrase.demo";
+
+pub fn obtain(file: Option<&Path>, data_dir: &Path, confirm: bool) -> Result<Passphrase, String> {
+    let demo = data_dir.join(DEMO_FILE);
+    let file = match file {
+        Some(f) => Some(f.to_path_buf()),
+        None if std::env::var("HALLMARK_PASSPHRASE").is_err() && demo.exists() => {
+            eprintln!(
+                "note: using the demo passphrase in {} (quickstart data directory)",
+                demo.display()
+            );
+            Some(demo)
+        }
+        None => None,
+    };
+    if let Some(f) = file.as_deref() {
         let s = std::fs::read_to_string(f)
             .map_err(|e| format!("cannot read passphrase file {}: {e}", f.display()))?;
         return Passphrase::new(s).map_err(|e| format!("passphrase in {}: {e}", f.display()));
