@@ -278,7 +278,6 @@ pub async fn init(
     })
 }
 
-/// Adds an issuing CA under the root (the root key must be in the key store).
 /// An issuing CA to add under the root.
 pub struct NewIssuer<'a> {
     pub id: &'a str,
@@ -287,6 +286,111 @@ pub struct NewIssuer<'a> {
     pub days: u32,
 }
 
+/// What the CA-changing ceremonies (`ca add`, `ca sign-request`,
+/// `ca import`) share: the installation, opened, and its root.
+struct Installation {
+    cfg: Config,
+    ks: KeyStore,
+    store: Store,
+    root: IssuerRow,
+}
+
+impl Installation {
+    /// Opens the installation in `dir` for adding the CA `id`, which must be
+    /// a fresh, well-formed id.
+    async fn open(
+        dir: &Path,
+        pass: &Passphrase,
+        database_url: Option<&str>,
+        id: &str,
+    ) -> Result<Self> {
+        check_id(id)?;
+        let cfg = Config::load(dir)?;
+        let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+        let url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| cfg.database_url(dir));
+        let store = Store::connect(&url).await?;
+        let rows = store.issuers().await?;
+        if rows.iter().any(|r| r.id == id) {
+            return Err(RaError::Invalid(format!(
+                "a CA with id {id:?} already exists"
+            )));
+        }
+        let root = rows
+            .into_iter()
+            .find(|r| r.is_root)
+            .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+        Ok(Self {
+            cfg,
+            ks,
+            store,
+            root,
+        })
+    }
+
+    /// The root as a signing CA; fails where the root key is kept elsewhere.
+    fn root_signing_key(&self, elsewhere: &str) -> Result<IssuerKey> {
+        let signer = self.ks.signer(&self.root.key_label).map_err(|_| {
+            RaError::Config(format!(
+                "the root key is not in this key store: {elsewhere}"
+            ))
+        })?;
+        Ok(IssuerKey::new(
+            &self.root.id,
+            self.root.cert.clone(),
+            signer,
+            true,
+        )?)
+    }
+
+    /// Records a new issuing CA and its audit entry in one transaction, then
+    /// signs the audit head.
+    async fn record(
+        &self,
+        id: &str,
+        subject: &str,
+        cert: &[u8],
+        key_label: String,
+        action: &str,
+        now: u64,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        certs::insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: id.into(),
+                subject: subject.into(),
+                cert: cert.to_vec(),
+                parent: Some(self.root.id.clone()),
+                key_label,
+                is_root: false,
+                created_at: now as i64,
+            },
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            self.store.backend(),
+            now as i64,
+            &[AuditEvent::new(
+                "ceremony",
+                action,
+                serde_json::json!({"issuer": id, "subject": subject,
+                    "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(cert))})
+                .to_string(),
+            )],
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        self.store
+            .checkpoint(now as i64, self.ks.signer(AUDIT_KEY)?.as_ref())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Adds an issuing CA under the root (the root key must be in the key store).
 pub async fn add_issuer(
     dir: &Path,
     pass: &Passphrase,
@@ -294,80 +398,21 @@ pub async fn add_issuer(
     new: &NewIssuer<'_>,
     now: u64,
 ) -> Result<Vec<u8>> {
-    let NewIssuer {
-        id,
-        subject,
-        algorithm: alg,
-        days,
-    } = *new;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(RaError::Invalid(
-            "a CA id uses letters, digits and '-' only".into(),
-        ));
-    }
-    let cfg = Config::load(dir)?;
-    let mut ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
-    let url = database_url
-        .map(str::to_string)
-        .unwrap_or_else(|| cfg.database_url(dir));
-    let store = Store::connect(&url).await?;
-    let rows = store.issuers().await?;
-    if rows.iter().any(|r| r.id == id) {
-        return Err(RaError::Invalid(format!(
-            "a CA with id {id:?} already exists"
-        )));
-    }
-    let root_row = rows
-        .iter()
-        .find(|r| r.is_root)
-        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
-    let root_signer = ks.signer(&root_row.key_label).map_err(|_| {
-        RaError::Config(
-            "the root key is not in this key store: sign the request on the offline root machine"
-                .into(),
-        )
-    })?;
-    let root = IssuerKey::new(&root_row.id, root_row.cert.clone(), root_signer, true)?;
-    let label = ca_key_label(id);
-    let signer = ks.generate(&label, alg)?;
+    let mut inst = Installation::open(dir, pass, database_url, new.id).await?;
+    let root =
+        inst.root_signing_key("sign the request on the offline root machine (`ca sign-request`)")?;
+    let label = ca_key_label(new.id);
+    let signer = inst.ks.generate(&label, new.algorithm)?;
     let cert = hierarchy::issuing_certificate(
         &root,
         signer.spki_der(),
-        subject,
+        new.subject,
         now,
-        days,
-        &cfg.ca_settings(),
+        new.days,
+        &inst.cfg.ca_settings(),
     )?;
-    let mut tx = store.begin().await?;
-    certs::insert_issuer(
-        &mut tx,
-        &IssuerRow {
-            id: id.into(),
-            subject: subject.into(),
-            cert: cert.clone(),
-            parent: Some(root_row.id.clone()),
-            key_label: label,
-            is_root: false,
-            created_at: now as i64,
-        },
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        store.backend(),
-        now as i64,
-        &[AuditEvent::new(
-            "ceremony",
-            "ca.add",
-            serde_json::json!({"issuer": id, "subject": subject, "algorithm": alg.name(),
-                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
-            .to_string(),
-        )],
-    )
-    .await?;
-    hallmark_store::commit(tx).await?;
-    let audit_signer = ks.signer(AUDIT_KEY)?;
-    store.checkpoint(now as i64, audit_signer.as_ref()).await?;
+    inst.record(new.id, new.subject, &cert, label, "ca.add", now)
+        .await?;
     Ok(cert)
 }
 
@@ -381,70 +426,26 @@ pub async fn sign_request(
     csr: &[u8],
     now: u64,
 ) -> Result<Vec<u8>> {
-    let NewIssuer {
-        id, subject, days, ..
-    } = *new;
-    check_id(id)?;
-    let cfg = Config::load(dir)?;
-    let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
-    let url = database_url
-        .map(str::to_string)
-        .unwrap_or_else(|| cfg.database_url(dir));
-    let store = Store::connect(&url).await?;
-    let rows = store.issuers().await?;
-    if rows.iter().any(|r| r.id == id) {
-        return Err(RaError::Invalid(format!(
-            "a CA with id {id:?} already exists"
-        )));
-    }
-    let root_row = rows
-        .iter()
-        .find(|r| r.is_root)
-        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
-    let root_signer = ks
-        .signer(&root_row.key_label)
-        .map_err(|_| RaError::Config("the root key is not in this key store".into()))?;
-    let root = IssuerKey::new(&root_row.id, root_row.cert.clone(), root_signer, true)?;
+    let inst = Installation::open(dir, pass, database_url, new.id).await?;
+    let root = inst.root_signing_key("run `ca sign-request` where the root key is")?;
     let verified = hallmark_pki::csr::verify(csr)?;
     let cert = hierarchy::issuing_certificate(
         &root,
         &verified.spki_der,
-        subject,
+        new.subject,
         now,
-        days,
-        &cfg.ca_settings(),
+        new.days,
+        &inst.cfg.ca_settings(),
     )?;
-    let mut tx = store.begin().await?;
-    certs::insert_issuer(
-        &mut tx,
-        &IssuerRow {
-            id: id.into(),
-            subject: subject.into(),
-            cert: cert.clone(),
-            parent: Some(root_row.id.clone()),
-            key_label: format!("external:{id}"),
-            is_root: false,
-            created_at: now as i64,
-        },
+    inst.record(
+        new.id,
+        new.subject,
+        &cert,
+        format!("external:{}", new.id),
+        "ca.sign-request",
+        now,
     )
     .await?;
-    audit::append(
-        &mut tx,
-        store.backend(),
-        now as i64,
-        &[AuditEvent::new(
-            "ceremony",
-            "ca.sign-request",
-            serde_json::json!({"issuer": id, "subject": subject,
-                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
-            .to_string(),
-        )],
-    )
-    .await?;
-    hallmark_store::commit(tx).await?;
-    store
-        .checkpoint(now as i64, ks.signer(AUDIT_KEY)?.as_ref())
-        .await?;
     Ok(cert)
 }
 
@@ -458,25 +459,9 @@ pub async fn import_issuer(
     cert: &[u8],
     now: u64,
 ) -> Result<()> {
-    check_id(id)?;
-    let cfg = Config::load(dir)?;
-    let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
-    let url = database_url
-        .map(str::to_string)
-        .unwrap_or_else(|| cfg.database_url(dir));
-    let store = Store::connect(&url).await?;
-    let rows = store.issuers().await?;
-    if rows.iter().any(|r| r.id == id) {
-        return Err(RaError::Invalid(format!(
-            "a CA with id {id:?} already exists"
-        )));
-    }
-    let root_row = rows
-        .iter()
-        .find(|r| r.is_root)
-        .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+    let inst = Installation::open(dir, pass, database_url, id).await?;
     let root_spki = der::Encode::to_der(
-        hallmark_pki::cert::parse(&root_row.cert)?
+        hallmark_pki::cert::parse(&inst.root.cert)?
             .tbs_certificate()
             .subject_public_key_info(),
     )
@@ -485,7 +470,7 @@ pub async fn import_issuer(
         RaError::Invalid("the certificate is not signed by this installation's root".into())
     })?;
     let label = ca_key_label(id);
-    let signer = ks.signer(&label).map_err(|_| {
+    let signer = inst.ks.signer(&label).map_err(|_| {
         RaError::Invalid(format!(
             "no key {label:?} in the key store: was the CSR made here?"
         ))
@@ -495,38 +480,8 @@ pub async fn import_issuer(
     let subject = hallmark_pki::subject::display(
         hallmark_pki::cert::parse(cert)?.tbs_certificate().subject(),
     );
-    let mut tx = store.begin().await?;
-    certs::insert_issuer(
-        &mut tx,
-        &IssuerRow {
-            id: id.into(),
-            subject: subject.clone(),
-            cert: cert.to_vec(),
-            parent: Some(root_row.id.clone()),
-            key_label: label,
-            is_root: false,
-            created_at: now as i64,
-        },
-    )
-    .await?;
-    audit::append(
-        &mut tx,
-        store.backend(),
-        now as i64,
-        &[AuditEvent::new(
-            "ceremony",
-            "ca.import",
-            serde_json::json!({"issuer": id, "subject": subject,
-                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(cert))})
-            .to_string(),
-        )],
-    )
-    .await?;
-    hallmark_store::commit(tx).await?;
-    store
-        .checkpoint(now as i64, ks.signer(AUDIT_KEY)?.as_ref())
-        .await?;
-    Ok(())
+    inst.record(id, &subject, cert, label, "ca.import", now)
+        .await
 }
 
 fn check_id(id: &str) -> Result<()> {

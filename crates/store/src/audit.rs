@@ -92,22 +92,7 @@ pub async fn append(
         let mut sql = String::from(
             "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let b = i * 7;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
-        }
+        sql.push_str(&crate::values_list(chunk.len(), 7));
         // Placeholders only; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in chunk {

@@ -153,25 +153,7 @@ pub async fn reserve_many(
     let mut sql = String::from(
         "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) VALUES ",
     );
-    for i in 0..rows.len() {
-        let b = i * 10;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, 'pending', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10
-        ));
-    }
+    sql.push_str(&crate::values_list(rows.len(), 11));
     sql.push_str(" ON CONFLICT DO NOTHING");
     // The statement text is built from placeholders only; values are bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -179,6 +161,7 @@ pub async fn reserve_many(
         q = q
             .bind(c.issuer.clone())
             .bind(c.serial.clone())
+            .bind("pending")
             .bind(c.profile.clone())
             .bind(c.subject.clone())
             .bind(c.tbs.clone())
@@ -234,13 +217,7 @@ pub async fn finalize_many(
     let mut sql = String::from(
         "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4 FROM (VALUES ",
     );
-    for i in 0..rows.len() {
-        let b = i * 4;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-    }
+    sql.push_str(&crate::values_list(rows.len(), 4));
     sql.push_str(
         ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending'",
     );
@@ -580,35 +557,23 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO certificates (issuer, serial, status, profile, subject, not_before, not_after, shard, created_at, revoked_at, reason, changed_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, 'issued', 'bench', 'CN=bench', ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 3,
-                    b + 6,
-                    b + 7,
-                    b + 3
-                ));
-            }
+            sql.push_str(&crate::values_list(chunk.len(), 12));
             // Placeholders only; every value is bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
                 q = q
                     .bind(issuer.to_string())
                     .bind(r.serial.clone())
+                    .bind("issued")
+                    .bind("bench")
+                    .bind("CN=bench")
                     .bind(now)
                     .bind(r.not_after)
                     .bind(r.shard)
+                    .bind(now)
                     .bind(r.revoked_at)
-                    .bind(r.reason);
+                    .bind(r.reason)
+                    .bind(now);
             }
             q.execute(&mut *tx).await?;
         }

@@ -171,6 +171,25 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
     Ok(())
 }
 
+/// `VALUES`-list placeholders for a multi-row statement: `rows` tuples of
+/// `cols` parameters each, numbered from `$1`. Every value is bound, so the
+/// statement text holds placeholders only.
+pub(crate) fn values_list(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].
 pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     if let sqlx::Error::Database(d) = &e
