@@ -182,6 +182,13 @@ impl Authority {
         Ok(Arc::new(auth))
     }
 
+    /// The key store, locked for one operation.
+    fn keys(&self) -> Result<std::sync::MutexGuard<'_, KeyStore>> {
+        self.keys
+            .lock()
+            .map_err(|_| RaError::Invalid("the key store lock is poisoned".into()))
+    }
+
     /// Audits a change of the configuration or profiles since the last start.
     async fn record_config_change(&self, now: u64) -> Result<()> {
         let mut h = hallmark_crypto::Sha256::default();
@@ -223,11 +230,7 @@ impl Authority {
                 self.store.get_setting(&cert_setting).await?,
             ) {
                 (Some(label), Some(cert_hex)) => {
-                    let signer = self
-                        .keys
-                        .lock()
-                        .map_err(|_| RaError::Invalid("key store lock".into()))?
-                        .signer(&label);
+                    let signer = self.keys()?.signer(&label);
                     match (signer, hallmark_pki::unhex(&cert_hex)) {
                         (Ok(s), Some(cert)) => Some(Responder::new(&issuer.id, cert, s)?),
                         _ => None,
@@ -247,10 +250,7 @@ impl Authority {
                         .map_err(|e| RaError::Invalid(e.to_string()))?;
                     let label = format!("ocsp-{}-{now}-{}", issuer.id, hallmark_pki::hex(&rnd));
                     let signer = {
-                        let mut ks = self
-                            .keys
-                            .lock()
-                            .map_err(|_| RaError::Invalid("key store lock".into()))?;
+                        let mut ks = self.keys()?;
                         ks.generate(&label, KeyAlgorithm::EcP256)?
                     };
                     let cert = match hallmark_ca::hierarchy::ocsp_signer_certificate(
@@ -312,11 +312,7 @@ impl Authority {
             self.store.get_setting("tls.key").await?,
             self.store.get_setting("tls.cert").await?,
         ) {
-            let signer = self
-                .keys
-                .lock()
-                .map_err(|_| RaError::Invalid("key store lock".into()))?
-                .signer(&label);
+            let signer = self.keys()?.signer(&label);
             if let (Ok(signer), Some(cert)) = (signer, hallmark_pki::unhex(&cert_hex)) {
                 let c = hallmark_pki::cert::parse(&cert)?;
                 let v = c.tbs_certificate().validity();
@@ -335,10 +331,7 @@ impl Authority {
         }
         let label = format!("tls-{now}");
         let signer = {
-            let mut ks = self
-                .keys
-                .lock()
-                .map_err(|_| RaError::Invalid("key store lock".into()))?;
+            let mut ks = self.keys()?;
             let _ = ks.remove(&label);
             ks.generate(&label, KeyAlgorithm::EcP256)?
         };
