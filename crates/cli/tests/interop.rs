@@ -29,6 +29,7 @@ on_both!(
     api_issue_and_problems,
     https_with_own_certificate,
     offline_root_signs_issuing_ca,
+    rsa_hierarchy,
 );
 
 macro_rules! setup {
@@ -1091,5 +1092,73 @@ fn offline_root_signs_issuing_ca(b: Backend) {
     assert!(
         list.contains("issuing") && list.contains("Online CA 2"),
         "{list}"
+    );
+}
+
+fn rsa_hierarchy(b: Backend) {
+    let Some(hm) = Hm::with_args(b, &["--root-key", "rsa3072", "--issuing-key", "rsa2048"]) else {
+        return;
+    };
+    let key = hm.p("rsa.key");
+    openssl_ok(&["genrsa", "-out", &key, "2048"]);
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-key",
+        &key,
+        "-subj",
+        "/CN=x",
+        "-out",
+        &hm.p("rsa.csr"),
+    ]);
+    let out = hm.p("rsa.pem");
+    hm.ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "encipherment",
+        "--subject",
+        "CN=RSA Holder,C=HK",
+        "--csr",
+        &hm.p("rsa.csr"),
+        "--out",
+        &out,
+    ]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    assert!(verify_chain(&hm, &out).contains(": OK"));
+    let text = openssl_ok(&["x509", "-in", &out, "-noout", "-text"]);
+    assert!(
+        text.contains("sha256WithRSAEncryption") && text.contains("Key Encipherment"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Key Agreement"),
+        "RSA keys do not agree keys: {text}"
+    );
+    let root = openssl_ok(&["x509", "-in", &hm.p("root.pem"), "-noout", "-text"]);
+    assert!(root.contains("Public-Key: (3072 bit)"), "{root}");
+    for f in ["root.pem", "issuing.pem", "rsa.pem"] {
+        pkilint_clean("lint_pkix_cert", &[], &hm.path(f));
+    }
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-cert",
+        &out,
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-url",
+        &srv.url("/ocsp"),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("Response verify OK") && text.contains(": good"),
+        "{text}"
     );
 }
