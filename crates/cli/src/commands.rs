@@ -504,6 +504,21 @@ fn spawn_maintenance(auth: Arc<Authority>) {
     });
     let a = auth.clone();
     tokio::spawn(async move {
+        // Pre-sign OCSP responses at start, then again at a quarter of their
+        // validity, so cached answers are always refreshed well before
+        // nextUpdate.
+        let period = (a.ca.settings.ocsp_validity_secs / 4).max(60);
+        let mut tick = tokio::time::interval(Duration::from_secs(period));
+        loop {
+            tick.tick().await;
+            match a.presign_ocsp(system_now()).await {
+                Ok(n) => tracing::info!(responses = n, "pre-signed OCSP responses"),
+                Err(e) => tracing::error!(error = %e, "pre-signing OCSP responses failed"),
+            }
+        }
+    });
+    let a = auth.clone();
+    tokio::spawn(async move {
         // Regenerate CRLs at half their validity.
         let period = (a.ca.settings.crl_validity_secs / 2).max(60);
         let mut tick = tokio::time::interval(Duration::from_secs(period));

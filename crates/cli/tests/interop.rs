@@ -44,6 +44,14 @@ macro_rules! setup {
     };
 }
 
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn verify_chain(hm: &Hm, leaf: &str) -> String {
     let o = openssl(&[
         "verify",
@@ -212,6 +220,43 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     assert!(
         o.contains("Response verify OK") && o.contains(": good"),
         "{o}"
+    );
+    // Responses for certificates issued before the server started were
+    // pre-signed at start, not when first asked.
+    let started = unix_now();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Without a nonce (RFC 5019), so that a cached response may answer.
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        &hm.p("issuing.pem"),
+        "-cert",
+        &good,
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-no_nonce",
+        "-url",
+        &srv.url("/ocsp"),
+    ]);
+    let o = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.contains(": good"), "{o}");
+    let this_update = o
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("This Update: "))
+        .map(|d| {
+            let out = std::process::Command::new("date")
+                .args(["-u", "-d", d, "+%s"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .unwrap();
+    assert!(
+        this_update <= started + 1,
+        "thisUpdate {this_update} is not from the start ({started}): {o}"
     );
 
     // Revoke through the API: the server refreshes its answers at once.

@@ -523,6 +523,38 @@ impl Authority {
         })
     }
 
+    /// Pre-signs the OCSP responses of every live certificate (in the
+    /// background of `serve`, at start and again before responses age), so
+    /// that no query for an issued certificate waits for a signature.
+    pub async fn presign_ocsp(&self, now: u64) -> Result<usize> {
+        use hallmark_pki::ocsp::CertStatus;
+        let mut total = 0;
+        let ids: Vec<String> = self.ocsp.issuers().iter().map(|s| s.id.clone()).collect();
+        for id in ids {
+            // Signed in chunks as rows stream in: memory stays bounded
+            // whatever the number of certificates.
+            let mut batch: Vec<(String, CertStatus)> = Vec::with_capacity(1024);
+            self.store
+                .for_each_live(&id, now as i64, |serial, revoked_at, reason| {
+                    let status = match revoked_at {
+                        Some(at) => CertStatus::Revoked {
+                            at: at.max(0) as u64,
+                            reason: Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified),
+                        },
+                        None => CertStatus::Good,
+                    };
+                    batch.push((serial.to_string(), status));
+                    if batch.len() == 1024 {
+                        total += self.ocsp.presign(&id, &batch, now);
+                        batch.clear();
+                    }
+                })
+                .await?;
+            total += self.ocsp.presign(&id, &batch, now);
+        }
+        Ok(total)
+    }
+
     /// Signs the head of the audit chain if it moved.
     pub async fn checkpoint(&self, now: u64) -> Result<Option<i64>> {
         Ok(self

@@ -197,10 +197,21 @@ impl OcspService {
             statuses.push(self.status(&slot.id, id).await?);
         }
         let known = statuses.iter().all(|s| *s != CertStatus::Unknown);
+        Ok((self.sign_with(slot, ids, &statuses, nonce, now)?, known))
+    }
+
+    fn sign_with(
+        &self,
+        slot: &IssuerSlot,
+        ids: &[CertId],
+        statuses: &[CertStatus],
+        nonce: Option<&x509_cert::ext::Extension>,
+        now: u64,
+    ) -> Result<Bytes, String> {
         let next_update = (now + self.validity_secs).min(slot.responder.not_after);
         let singles: Vec<SingleResponse<'_>> = ids
             .iter()
-            .zip(&statuses)
+            .zip(statuses)
             .map(|(id, s)| SingleResponse {
                 cert_id: id,
                 status: *s,
@@ -212,19 +223,20 @@ impl OcspService {
             .responder
             .sign(&singles, nonce, now)
             .map_err(|e| e.to_string())?;
-        Ok((Bytes::from(der), known))
+        Ok(Bytes::from(der))
     }
 
     /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
-    /// the given issued certificates.
-    pub async fn presign(&self, issuer_id: &str, serials_hex: &[String], now: u64) -> usize {
+    /// certificates whose status is known, so that their first query costs
+    /// no signature either. Returns how many were signed.
+    pub fn presign(&self, issuer_id: &str, certs: &[(String, CertStatus)], now: u64) -> usize {
         let issuers = self.issuers();
         let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
             return 0;
         };
         let slot = &issuers[idx];
         let mut n = 0;
-        for s in serials_hex {
+        for (s, status) in certs {
             let Some(serial) = hallmark_pki::unhex(s) else {
                 continue;
             };
@@ -234,11 +246,11 @@ impl OcspService {
                 issuer_key_hash: slot.hashes.sha1_key.clone(),
                 serial: serial.clone(),
             };
-            if let Ok((bytes, true)) = self
-                .sign_fresh(slot, std::slice::from_ref(&id), None, now)
-                .await
-                && let Ok(mut m) = self.cache[Self::shard(&serial)].write()
-            {
+            let Ok(bytes) = self.sign_with(slot, std::slice::from_ref(&id), &[*status], None, now)
+            else {
+                continue;
+            };
+            if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
                 m.insert(
                     (idx as u8, HashAlg::Sha1, serial),
                     Entry {

@@ -474,6 +474,35 @@ impl Store {
         Ok(n)
     }
 
+    /// Streams the issued, unexpired certificates of an issuer as (serial
+    /// hex, revoked_at, reason), for pre-signing OCSP responses.
+    pub async fn for_each_live(
+        &self,
+        issuer: &str,
+        now: i64,
+        mut f: impl FnMut(&str, Option<i64>, i64),
+    ) -> Result<u64> {
+        use futures_util::TryStreamExt;
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = sqlx::query(
+            "SELECT serial, revoked_at, reason FROM certificates WHERE issuer = $1 AND status = 'issued' AND not_after >= $2",
+        )
+        .bind(issuer)
+        .bind(now)
+        .fetch(&mut *conn);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let serial: &str = r.try_get(0)?;
+            f(
+                serial,
+                r.try_get(1)?,
+                r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+            );
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Shards holding revoked, unexpired certificates of an issuer.
     pub async fn revoked_shards(&self, issuer: &str, now: i64) -> Result<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as(
