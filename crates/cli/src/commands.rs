@@ -536,7 +536,9 @@ fn spawn_maintenance(auth: Arc<Authority>) {
         loop {
             tick.tick().await;
             let now = system_now() as i64;
-            match auth.store.changed_since(since - 1).await {
+            // A revocation's changed_at is taken before its commit, which
+            // can wait on locks: look back well past the polling period.
+            match auth.store.changed_since(since - 120).await {
                 Ok(rows) => {
                     for r in rows.iter().filter(|r| r.revoked_at.is_some()) {
                         auth.ocsp.invalidate(&r.issuer, &r.serial);

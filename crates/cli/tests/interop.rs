@@ -409,6 +409,11 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
         .unwrap();
     let shard = crl_of(&path, "shard");
     let root_crl = crl_of("/crl/root.crl", "root");
+    // Partitions nobody can name are not generated on request.
+    let crls_before = hm.sql_ok("SELECT COUNT(*) FROM crls");
+    let (st, _) = srv.get("/crl/issuing/99999999.crl");
+    assert_eq!(st, 404);
+    assert_eq!(hm.sql_ok("SELECT COUNT(*) FROM crls"), crls_before);
     let shard_text = openssl_ok(&["crl", "-in", &shard, "-noout", "-text"]);
     assert!(
         shard_text.contains("Issuing Distribution Point") && shard_text.contains(&url),

@@ -58,10 +58,13 @@ pub fn build(
     password: &str,
 ) -> Result<Vec<u8>> {
     let local_key_id = hallmark_crypto::sha1(certs.first().copied().unwrap_or_default());
-    let key_attrs = set(&[
-        &seq(&[&oid(&FRIENDLY_NAME), &set(&[&bmp_string(friendly_name)])]),
-        &seq(&[&oid(&LOCAL_KEY_ID), &set(&[&octets(&local_key_id)])]),
-    ]);
+    // DER orders the elements of a SET OF by their encodings (X.690 §11.6).
+    let mut attrs = [
+        seq(&[&oid(&FRIENDLY_NAME), &set(&[&bmp_string(friendly_name)])]),
+        seq(&[&oid(&LOCAL_KEY_ID), &set(&[&octets(&local_key_id)])]),
+    ];
+    attrs.sort();
+    let key_attrs = set(&[&attrs[0], &attrs[1]]);
 
     // Certificate bags, encrypted together.
     let mut bags = Vec::new();

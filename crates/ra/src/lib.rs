@@ -399,8 +399,14 @@ impl Authority {
         hallmark_store::commit(tx).await?;
         self.ocsp.invalidate(&row.issuer, &row.serial);
         // Publish promptly: the full CRL and the revoked certificate's shard.
-        self.generate_crls(Some(&row.issuer), Some(row.shard), now)
-            .await?;
+        // The revocation is already stored; a CRL failure is retried by the
+        // schedule and must not make the caller think it was not.
+        if let Err(e) = self
+            .generate_crls(Some(&row.issuer), Some(row.shard), now)
+            .await
+        {
+            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed");
+        }
         Ok(row)
     }
 
@@ -534,6 +540,7 @@ impl Authority {
             // Signed in chunks as rows stream in: memory stays bounded
             // whatever the number of certificates.
             let mut batch: Vec<(String, CertStatus)> = Vec::with_capacity(1024);
+            let generation = self.ocsp.generation();
             self.store
                 .for_each_live(&id, now as i64, |serial, revoked_at, reason| {
                     let status = match revoked_at {
@@ -545,12 +552,12 @@ impl Authority {
                     };
                     batch.push((serial.to_string(), status));
                     if batch.len() == 1024 {
-                        total += self.ocsp.presign(&id, &batch, now);
+                        total += self.ocsp.presign(&id, &batch, generation, now);
                         batch.clear();
                     }
                 })
                 .await?;
-            total += self.ocsp.presign(&id, &batch, now);
+            total += self.ocsp.presign(&id, &batch, generation, now);
         }
         Ok(total)
     }

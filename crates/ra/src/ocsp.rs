@@ -4,6 +4,7 @@
 //! several CertIDs are signed live.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -34,6 +35,9 @@ pub struct OcspService {
     cache: Vec<Shard>,
     store: Store,
     validity_secs: u64,
+    /// Bumped by every invalidation. A response signed from a status read
+    /// before a bump is not cached: it might predate a revocation.
+    generation: AtomicU64,
 }
 
 impl OcspService {
@@ -43,7 +47,38 @@ impl OcspService {
             cache: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             store,
             validity_secs,
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Caches `bytes` unless an invalidation happened since `generation`
+    /// was read (checked under the shard's write lock, which invalidation
+    /// also takes). Entries are refreshed at half their validity and never
+    /// served past their nextUpdate.
+    fn cache_put(
+        &self,
+        key: (u8, HashAlg, Vec<u8>),
+        bytes: Bytes,
+        generation: u64,
+        refresh_at: u64,
+    ) -> bool {
+        let Ok(mut m) = self.cache[Self::shard(&key.2)].write() else {
+            return false;
+        };
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return false;
+        }
+        m.insert(key, Entry { bytes, refresh_at });
+        true
+    }
+
+    fn refresh_at(&self, slot: &IssuerSlot, now: u64) -> u64 {
+        (now + self.validity_secs / 2).min(slot.responder.not_after)
+    }
+
+    /// The current invalidation generation; read it before reading statuses.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Replaces the responders (after an OCSP signer renewal) and drops
@@ -77,6 +112,7 @@ impl OcspService {
             return;
         };
         if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             for h in [HashAlg::Sha1, HashAlg::Sha256] {
                 m.remove(&(idx as u8, h, serial.clone()));
             }
@@ -133,16 +169,11 @@ impl OcspService {
             {
                 return (e.bytes.clone(), None);
             }
+            let generation = self.generation();
             return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
                 Ok((bytes, known)) => {
-                    if known && let Ok(mut m) = self.cache[Self::shard(&id.serial)].write() {
-                        m.insert(
-                            key,
-                            Entry {
-                                bytes: bytes.clone(),
-                                refresh_at: now + self.validity_secs / 2,
-                            },
-                        );
+                    if known {
+                        self.cache_put(key, bytes.clone(), generation, self.refresh_at(slot, now));
                     }
                     (bytes, None)
                 }
@@ -229,7 +260,15 @@ impl OcspService {
     /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
     /// certificates whose status is known, so that their first query costs
     /// no signature either. Returns how many were signed.
-    pub fn presign(&self, issuer_id: &str, certs: &[(String, CertStatus)], now: u64) -> usize {
+    /// `generation` is [`generation`](Self::generation) as read before the
+    /// statuses were: if anything was invalidated since, nothing is cached.
+    pub fn presign(
+        &self,
+        issuer_id: &str,
+        certs: &[(String, CertStatus)],
+        generation: u64,
+        now: u64,
+    ) -> usize {
         let issuers = self.issuers();
         let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
             return 0;
@@ -250,15 +289,16 @@ impl OcspService {
             else {
                 continue;
             };
-            if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
-                m.insert(
-                    (idx as u8, HashAlg::Sha1, serial),
-                    Entry {
-                        bytes,
-                        refresh_at: now + self.validity_secs / 2,
-                    },
-                );
+            if self.cache_put(
+                (idx as u8, HashAlg::Sha1, serial),
+                bytes,
+                generation,
+                self.refresh_at(slot, now),
+            ) {
                 n += 1;
+            } else {
+                // Something was revoked meanwhile: the rest is signed on demand.
+                break;
             }
         }
         n

@@ -178,9 +178,20 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
     match s.auth.store.get_crl(issuer, shard).await {
         Ok(c) => Ok(der_response("application/pkix-crl", c.der)),
         Err(hallmark_store::StoreError::NotFound(_)) => {
-            // A shard nobody has asked for yet: generate it if the issuer exists.
-            if s.auth.ca.issuer(Some(issuer)).is_err() {
+            // A shard not generated yet: only for a CA we sign for, and only
+            // a shard a live certificate can name (else anyone could make the
+            // CA sign and store CRLs without end).
+            let Ok(ca) = s.auth.ca.issuer(Some(issuer)) else {
                 return Err(Problem::not_found(format!("no CA named {issuer:?}")));
+            };
+            let settings = &s.auth.ca.settings;
+            let live = settings.shard_of(system_now())..=settings.shard_of(ca.not_after);
+            if shard != FULL_CRL && !live.contains(&shard) {
+                return Err(Problem::not_found(format!(
+                    "no CRL partition {shard} for {issuer:?}: live partitions are {}..={}",
+                    live.start(),
+                    live.end()
+                )));
             }
             s.auth
                 .generate_crls(

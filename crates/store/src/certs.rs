@@ -294,7 +294,7 @@ pub async fn revoke(
             "certificate {serial} is already revoked; a revocation cannot be changed"
         )));
     }
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE certificates SET revoked_at = $1, reason = $2, changed_at = $3 WHERE issuer = $4 AND serial = $5 AND revoked_at IS NULL",
     )
     .bind(revoked_at)
@@ -304,21 +304,28 @@ pub async fn revoke(
     .bind(serial)
     .execute(&mut *conn)
     .await?;
+    if done.rows_affected() != 1 {
+        // Revoked by someone else between our read and our write.
+        return Err(StoreError::Conflict(format!(
+            "certificate {serial} is already revoked; a revocation cannot be changed"
+        )));
+    }
     c.revoked_at = Some(revoked_at);
     c.reason = Some(reason);
     c.changed_at = now;
     Ok(c)
 }
 
+/// Takes the next CRL number of an issuer in one statement, so concurrent
+/// generators (several processes on PostgreSQL) never share a number
+/// (RFC 5280 §5.2.3: CRL numbers increase).
 pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str) -> Result<i64> {
-    let r: (i64,) = sqlx::query_as("SELECT next FROM crl_numbers WHERE issuer = $1")
-        .bind(issuer)
-        .fetch_one(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE crl_numbers SET next = next + 1 WHERE issuer = $1")
-        .bind(issuer)
-        .execute(&mut *conn)
-        .await?;
+    let r: (i64,) = sqlx::query_as(
+        "UPDATE crl_numbers SET next = next + 1 WHERE issuer = $1 RETURNING next - 1",
+    )
+    .bind(issuer)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(r.0)
 }
 
