@@ -4,11 +4,12 @@
 #
 # SQLite always; PostgreSQL too when HALLMARK_TEST_DATABASE_URL is set, e.g.
 #   HALLMARK_TEST_DATABASE_URL=postgres://$USER@127.0.0.1:5432/test scripts/test.sh
-# Needs: cargo, openssl, python3 (with venv), psql for PostgreSQL runs.
+# Needs: cargo, openssl, softhsm2, python3 (with venv), psql for PostgreSQL runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v openssl >/dev/null || { echo "the openssl CLI is needed (Debian: apt-get install openssl)" >&2; exit 1; }
+command -v softhsm2-util >/dev/null || { echo "SoftHSM2 is needed for the PKCS#11 tests (Debian: apt-get install softhsm2)" >&2; exit 1; }
 
 # pkilint in a virtual environment of its own.
 VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}

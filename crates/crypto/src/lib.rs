@@ -390,6 +390,13 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+pub fn sha384(data: &[u8]) -> [u8; 48] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, data);
+    let mut out = [0u8; 48];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// Incremental SHA-256.
 pub struct Sha256(aws_lc_rs::digest::Context);
 
@@ -428,4 +435,35 @@ pub mod pbe;
 /// DER encoding helper that never fails for in-memory values of bounded size.
 pub fn to_der<T: Encode>(v: &T) -> Result<Vec<u8>, CryptoError> {
     Ok(v.to_der()?)
+}
+
+/// Converts a raw ECDSA signature r ‖ s (as PKCS#11 tokens return it) into
+/// the DER ECDSA-Sig-Value used in certificates (RFC 5480 §2.2.3 / RFC 3279).
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
+        return Err(CryptoError::SigningFailed);
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let int = |v: &[u8]| -> Vec<u8> {
+        let skip = v.iter().take_while(|b| **b == 0).count().min(v.len() - 1);
+        let v = &v[skip..];
+        let mut out = vec![0x02];
+        let pad = v[0] & 0x80 != 0;
+        out.push((v.len() + pad as usize) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+        out
+    };
+    let (ri, si) = (int(r), int(s));
+    let body = ri.len() + si.len();
+    let mut out = vec![0x30];
+    if body >= 0x80 {
+        out.push(0x81);
+    }
+    out.push(body as u8);
+    out.extend(ri);
+    out.extend(si);
+    Ok(out)
 }

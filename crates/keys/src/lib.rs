@@ -17,6 +17,8 @@ use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub mod pkcs11;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {

@@ -1,0 +1,382 @@
+//! Keys on a PKCS#11 token (a hardware security module; SoftHSM2 in tests).
+//! Keys are generated on the token as sensitive and non-extractable and never
+//! leave it: Hallmark gets [`Signer`]s that ask the token to sign. Sessions
+//! are pooled, and a session the token dropped is reopened and the operation
+//! retried once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5912;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use der::Encode;
+use der::asn1::{BitString, OctetString, UintRef};
+use hallmark_crypto::{CryptoError, KeyAlgorithm, Signer};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::{KeyError, Result};
+
+fn p11(e: cryptoki::error::Error) -> KeyError {
+    KeyError::Io {
+        path: "pkcs11".into(),
+        detail: e.to_string(),
+    }
+}
+
+/// A logged-in token.
+pub struct Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: AuthPin,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sessions per signer: signing from several threads does not queue on one.
+const POOL: usize = 4;
+
+impl Token {
+    /// Loads the module, finds the token by label and checks the PIN.
+    pub fn open(module: &Path, token_label: &str, pin: &str) -> Result<Arc<Self>> {
+        let ctx = context(module)?;
+        let slot = ctx
+            .get_slots_with_token()
+            .map_err(p11)?
+            .into_iter()
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .map(|t| t.label().trim() == token_label)
+                    .unwrap_or(false)
+            })
+            .ok_or_else(|| KeyError::NotFound(format!("PKCS#11 token {token_label:?}")))?;
+        let token = Arc::new(Self {
+            ctx,
+            slot,
+            pin: AuthPin::from(pin.to_string()),
+        });
+        drop(token.session()?);
+        Ok(token)
+    }
+
+    fn session(&self) -> Result<Session> {
+        let s = self.ctx.open_rw_session(self.slot).map_err(p11)?;
+        match s.login(UserType::User, Some(&self.pin)) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+                return Err(KeyError::Passphrase("wrong PKCS#11 user PIN".into()));
+            }
+            Err(e) => return Err(p11(e)),
+        }
+        Ok(s)
+    }
+
+    /// Generates a key pair on the token (private half sensitive, never
+    /// extractable, signing only) and returns its signer.
+    pub fn generate(self: &Arc<Self>, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>> {
+        let s = self.session()?;
+        if !s
+            .find_objects(&[
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+            ])
+            .map_err(p11)?
+            .is_empty()
+        {
+            return Err(KeyError::Exists(label.into()));
+        }
+        let id = label.as_bytes().to_vec();
+        let common_pub = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id),
+        ];
+        let (mech, mut public) = match alg {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                let curve = curve_oid(alg);
+                (
+                    Mechanism::EccKeyPairGen,
+                    vec![Attribute::EcParams(
+                        curve.to_der().map_err(CryptoError::from)?,
+                    )],
+                )
+            }
+            _ => {
+                let bits = match alg {
+                    KeyAlgorithm::Rsa2048 => 2048,
+                    KeyAlgorithm::Rsa3072 => 3072,
+                    _ => 4096,
+                };
+                (
+                    Mechanism::RsaPkcsKeyPairGen,
+                    vec![
+                        Attribute::ModulusBits(cryptoki::types::Ulong::from(bits)),
+                        Attribute::PublicExponent(vec![1, 0, 1]),
+                    ],
+                )
+            }
+        };
+        public.extend(common_pub);
+        s.generate_key_pair(&mech, &public, &private).map_err(p11)?;
+        drop(s);
+        self.signer(label, alg)
+    }
+
+    /// The signer for an existing key pair, found by label.
+    pub fn signer(self: &Arc<Self>, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>> {
+        let s = self.session()?;
+        let (key, public) = find_pair(&s, label)?;
+        let spki = spki_of(&s, public, alg)?;
+        let sessions = (0..POOL).map(|_| Mutex::new(None)).collect();
+        let signer = TokenSigner {
+            token: self.clone(),
+            label: label.into(),
+            alg,
+            spki,
+            key: Mutex::new(key),
+            sessions,
+            next: AtomicUsize::new(0),
+        };
+        *signer.sessions[0]
+            .lock()
+            .map_err(|_| KeyError::NotFound("session lock".into()))? = Some(s);
+        Ok(Arc::new(signer))
+    }
+
+    /// Whether the token would hand out the private key's value (it must not).
+    pub fn private_value_readable(&self, label: &str) -> Result<bool> {
+        let s = self.session()?;
+        let (key, _) = find_pair(&s, label)?;
+        Ok(match s.get_attributes(key, &[AttributeType::Value]) {
+            Ok(attrs) => attrs
+                .iter()
+                .any(|a| matches!(a, Attribute::Value(v) if !v.is_empty())),
+            Err(_) => false,
+        })
+    }
+}
+
+/// One initialised context per module per process: C_Initialize may be
+/// called once, and finalising one context would break the others.
+fn context(module: &Path) -> Result<Pkcs11> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut map = CONTEXTS
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| KeyError::NotFound("PKCS#11 context lock".into()))?;
+    if let Some(c) = map.get(module) {
+        return Ok(c.clone());
+    }
+    let ctx = Pkcs11::new(module).map_err(p11)?;
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(p11)?;
+    map.insert(module.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+fn curve_oid(alg: KeyAlgorithm) -> ObjectIdentifier {
+    if alg == KeyAlgorithm::EcP384 {
+        rfc5912::SECP_384_R_1
+    } else {
+        rfc5912::SECP_256_R_1
+    }
+}
+
+fn find_pair(s: &Session, label: &str) -> Result<(ObjectHandle, ObjectHandle)> {
+    let find = |class| -> Result<ObjectHandle> {
+        s.find_objects(&[
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Class(class),
+        ])
+        .map_err(p11)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| KeyError::NotFound(label.into()))
+    };
+    Ok((
+        find(ObjectClass::PRIVATE_KEY)?,
+        find(ObjectClass::PUBLIC_KEY)?,
+    ))
+}
+
+/// SubjectPublicKeyInfo DER from the token's public key object.
+fn spki_of(s: &Session, public: ObjectHandle, alg: KeyAlgorithm) -> Result<Vec<u8>> {
+    let attrs = s
+        .get_attributes(
+            public,
+            &[
+                AttributeType::KeyType,
+                AttributeType::EcPoint,
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+            ],
+        )
+        .map_err(p11)?;
+    let get = |t: AttributeType| attrs.iter().find(|a| a.attribute_type() == t);
+    let spki = match get(AttributeType::KeyType) {
+        Some(Attribute::KeyType(k)) if *k == KeyType::EC => {
+            // CKA_EC_POINT is the point wrapped in a DER OCTET STRING.
+            let Some(Attribute::EcPoint(wrapped)) = get(AttributeType::EcPoint) else {
+                return Err(KeyError::NotFound("EC point".into()));
+            };
+            let point = der::Decode::from_der(wrapped)
+                .map(|o: OctetString| o.as_bytes().to_vec())
+                .map_err(CryptoError::from)?;
+            SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: rfc5912::ID_EC_PUBLIC_KEY,
+                    parameters: Some(
+                        der::Any::encode_from(&curve_oid(alg)).map_err(CryptoError::from)?,
+                    ),
+                },
+                subject_public_key: BitString::from_bytes(&point).map_err(CryptoError::from)?,
+            }
+        }
+        _ => {
+            let (Some(Attribute::Modulus(n)), Some(Attribute::PublicExponent(e))) = (
+                get(AttributeType::Modulus),
+                get(AttributeType::PublicExponent),
+            ) else {
+                return Err(KeyError::NotFound("RSA public key".into()));
+            };
+            let mut body = UintRef::new(n)
+                .map_err(CryptoError::from)?
+                .to_der()
+                .map_err(CryptoError::from)?;
+            body.extend(
+                UintRef::new(e)
+                    .map_err(CryptoError::from)?
+                    .to_der()
+                    .map_err(CryptoError::from)?,
+            );
+            let mut pkcs1 = vec![0x30];
+            der::Length::try_from(body.len())
+                .and_then(|l| l.encode_to_vec(&mut pkcs1))
+                .map_err(CryptoError::from)?;
+            pkcs1.extend(body);
+            SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: rfc5912::RSA_ENCRYPTION,
+                    parameters: Some(der::Any::null()),
+                },
+                subject_public_key: BitString::from_bytes(&pkcs1).map_err(CryptoError::from)?,
+            }
+        }
+    };
+    let der = spki.to_der().map_err(CryptoError::from)?;
+    // Refuse what Hallmark would refuse from a CSR.
+    let k = hallmark_crypto::classify_spki(&der)?;
+    if k.algorithm != alg {
+        return Err(KeyError::Corrupt {
+            path: "pkcs11".into(),
+            detail: format!("key {alg} on the token is a {}", k.algorithm),
+        });
+    }
+    Ok(der)
+}
+
+struct TokenSigner {
+    token: Arc<Token>,
+    label: String,
+    alg: KeyAlgorithm,
+    spki: Vec<u8>,
+    key: Mutex<ObjectHandle>,
+    sessions: Vec<Mutex<Option<Session>>>,
+    next: AtomicUsize,
+}
+
+impl TokenSigner {
+    fn sign_once(
+        &self,
+        slot: &mut Option<Session>,
+        msg: &[u8],
+    ) -> std::result::Result<Vec<u8>, KeyError> {
+        if slot.is_none() {
+            *slot = Some(self.token.session()?);
+        }
+        let s = slot
+            .as_ref()
+            .ok_or_else(|| KeyError::NotFound("session".into()))?;
+        let key = *self
+            .key
+            .lock()
+            .map_err(|_| KeyError::NotFound("key lock".into()))?;
+        Ok(match self.alg {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                let digest = if self.alg == KeyAlgorithm::EcP256 {
+                    hallmark_crypto::sha256(msg).to_vec()
+                } else {
+                    hallmark_crypto::sha384(msg).to_vec()
+                };
+                let raw = s.sign(&Mechanism::Ecdsa, key, &digest).map_err(p11)?;
+                hallmark_crypto::ecdsa_raw_to_der(&raw)?
+            }
+            _ => s.sign(&Mechanism::Sha256RsaPkcs, key, msg).map_err(p11)?,
+        })
+    }
+}
+
+impl Signer for TokenSigner {
+    fn key_algorithm(&self) -> KeyAlgorithm {
+        self.alg
+    }
+    fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, CryptoError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let mut slot = self.sessions[i]
+            .lock()
+            .map_err(|_| CryptoError::SigningFailed)?;
+        match self.sign_once(&mut slot, msg) {
+            Ok(sig) => Ok(sig),
+            Err(_) => {
+                // The token may have dropped the session or restarted: open a
+                // new session, find the key again, retry once.
+                *slot = None;
+                if let Ok(s) = self.token.session()
+                    && let Ok((key, _)) = find_pair(&s, &self.label)
+                    && let Ok(mut k) = self.key.lock()
+                {
+                    *k = key;
+                    *slot = Some(s);
+                }
+                self.sign_once(&mut slot, msg)
+                    .map_err(|_| CryptoError::SigningFailed)
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Keys on a PKCS#11 token (SoftHSM2): generated on the token, never
+//! extractable, signatures checked by OpenSSL.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use hallmark_crypto::{KeyAlgorithm, Signer};
+use hallmark_keys::pkcs11::Token;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A fresh SoftHSM2 token, deleted on drop.
+struct TestToken(String);
+
+impl TestToken {
+    fn new(tag: &str) -> Self {
+        let label = format!("hm-{tag}-{}", std::process::id());
+        let o = Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                &label,
+                "--pin",
+                "123456",
+                "--so-pin",
+                "654321",
+            ])
+            .output()
+            .expect("softhsm2-util is needed (Debian: apt-get install softhsm2)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Self(label)
+    }
+}
+
+impl Drop for TestToken {
+    fn drop(&mut self) {
+        let _ = Command::new("softhsm2-util")
+            .args(["--delete-token", "--token", &self.0])
+            .output();
+    }
+}
+
+fn openssl_verifies(dir: &Path, signer: &dyn Signer, msg: &[u8], sig: &[u8]) -> bool {
+    let spki = dir.join("pub.der");
+    std::fs::write(&spki, signer.spki_der()).unwrap();
+    std::fs::write(dir.join("msg"), msg).unwrap();
+    std::fs::write(dir.join("sig"), sig).unwrap();
+    let digest = if signer.key_algorithm() == KeyAlgorithm::EcP384 {
+        "-sha384"
+    } else {
+        "-sha256"
+    };
+    let o = Command::new("openssl")
+        .args(["dgst", digest, "-keyform", "DER", "-verify"])
+        .arg(&spki)
+        .arg("-signature")
+        .arg(dir.join("sig"))
+        .arg(dir.join("msg"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).contains("Verified OK")
+}
+
+#[test]
+fn keys_generated_on_the_token_sign_and_never_leave_it() {
+    let t = TestToken::new("sign");
+    let dir = std::env::temp_dir().join(format!("hm-p11-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+    for (label, alg) in [
+        ("ca-root", KeyAlgorithm::EcP384),
+        ("ca-issuing", KeyAlgorithm::EcP256),
+        ("rsa", KeyAlgorithm::Rsa2048),
+    ] {
+        let signer = token.generate(label, alg).unwrap();
+        assert_eq!(
+            hallmark_crypto::classify_spki(signer.spki_der())
+                .unwrap()
+                .algorithm,
+            alg
+        );
+        let msg = format!("to be signed by {label}");
+        let sig = signer.sign(msg.as_bytes()).unwrap();
+        assert!(
+            openssl_verifies(&dir, signer.as_ref(), msg.as_bytes(), &sig),
+            "{label}"
+        );
+        let mut bad = sig.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(!openssl_verifies(
+            &dir,
+            signer.as_ref(),
+            msg.as_bytes(),
+            &bad
+        ));
+        // CKA_VALUE of the private key is refused.
+        assert!(
+            !token.private_value_readable(label).unwrap(),
+            "{label} is extractable"
+        );
+        // Found again by label after a restart of our side.
+        let again = token.signer(label, alg).unwrap();
+        assert_eq!(again.spki_der(), signer.spki_der());
+    }
+    assert!(matches!(
+        token.generate("ca-root", KeyAlgorithm::EcP256),
+        Err(hallmark_keys::KeyError::Exists(_))
+    ));
+    let e = Token::open(Path::new(MODULE), &t.0, "000000").unwrap_err();
+    assert!(e.to_string().contains("wrong PKCS#11 user PIN"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn signing_from_many_threads_uses_the_session_pool() {
+    let t = TestToken::new("pool");
+    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+    let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let s = signer.clone();
+            std::thread::spawn(move || {
+                for j in 0..50 {
+                    let msg = format!("{i}-{j}");
+                    let sig = s.sign(msg.as_bytes()).unwrap();
+                    hallmark_crypto::verify_signature(
+                        s.spki_der(),
+                        KeyAlgorithm::EcP256.signature_algorithm().oid,
+                        None,
+                        msg.as_bytes(),
+                        &sig,
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
