@@ -63,6 +63,18 @@ pub struct InitArgs {
     /// …and write the issuing CA's CSR here for the root to sign.
     #[arg(long, requires = "root_cert")]
     pub issuing_csr_out: Option<PathBuf>,
+    /// Where CA, OCSP, audit and TLS keys live: software (default) or pkcs11.
+    #[arg(long, default_value = "software")]
+    pub key_store: String,
+    /// PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long)]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token. The user PIN comes from $HALLMARK_PKCS11_PIN
+    /// or --pkcs11-pin-file.
+    #[arg(long)]
+    pub pkcs11_token: Option<String>,
+    #[arg(long)]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -192,7 +204,10 @@ pub enum AuditCmd {
 
 #[derive(Subcommand)]
 pub enum KeysCmd {
+    /// Labels and algorithms of the keys (never key material).
     List,
+    /// Sign and verify a test message with every key.
+    Test,
 }
 
 pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
@@ -354,8 +369,26 @@ pub async fn run(cli: Cli) -> Res {
         Command::Audit(AuditCmd::Verify) => audit_verify(&g).await,
         Command::Keys(KeysCmd::List) => {
             let auth = open(&g).await?;
+            println!("key store: {}", auth.key_backend());
             for (label, alg) in auth.key_labels() {
                 println!("{label:<40} {alg}");
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Test) => {
+            let auth = open(&g).await?;
+            let mut failed = 0;
+            for (label, r) in auth.test_keys().map_err(s)? {
+                match r {
+                    Ok(()) => println!("{label:<40} signs and verifies"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{label:<40} FAILED: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(format!("{failed} keys failed"));
             }
             Ok(())
         }
@@ -382,6 +415,12 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
         listen: a.listen,
         database_url: g.database_url.clone(),
         root_only: a.root_only,
+        keys: hallmark_ra::config::KeysConfig {
+            backend: a.key_store,
+            pkcs11_module: a.pkcs11_module,
+            pkcs11_token: a.pkcs11_token,
+            pkcs11_pin_file: a.pkcs11_pin_file,
+        },
         external_root: match (a.root_cert, a.issuing_csr_out) {
             (Some(root), Some(out)) => {
                 let bytes = std::fs::read(&root)
@@ -587,6 +626,10 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
             root_only: false,
             root_cert: None,
             issuing_csr_out: None,
+            key_store: "software".into(),
+            pkcs11_module: None,
+            pkcs11_token: None,
+            pkcs11_pin_file: None,
         };
         let out = init(&g, args, Some(p)).await?;
         write_private(&demo_token, out.admin_token.as_bytes())?;

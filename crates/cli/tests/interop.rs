@@ -30,6 +30,7 @@ on_both!(
     https_with_own_certificate,
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
+    keys_on_a_pkcs11_token,
 );
 
 macro_rules! setup {
@@ -1211,4 +1212,141 @@ fn rsa_hierarchy(b: Backend) {
         text.contains("Response verify OK") && text.contains(": good"),
         "{text}"
     );
+}
+
+fn keys_on_a_pkcs11_token(b: Backend) {
+    if b == Backend::Postgres && postgres_base().is_none() {
+        return;
+    }
+    let label = format!("hm-e2e-{}-{:?}", std::process::id(), b);
+    let o = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            &label,
+            "--pin",
+            "246810",
+            "--so-pin",
+            "135790",
+        ])
+        .output()
+        .expect("softhsm2-util is needed");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pin_file = std::env::temp_dir().join(format!("{label}.pin"));
+    std::fs::write(&pin_file, "246810\n").unwrap();
+    let pin = pin_file.display().to_string();
+    let hm = Hm::with_args(
+        b,
+        &[
+            "--key-store",
+            "pkcs11",
+            "--pkcs11-module",
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "--pkcs11-token",
+            &label,
+            "--pkcs11-pin-file",
+            &pin,
+        ],
+    )
+    .unwrap();
+    let (serial, leaf) = hm.issue(
+        "leaf",
+        "personal",
+        "CN=HSM Subscriber,C=HK",
+        &["--email", "hsm@example.hk"],
+    );
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    // Every signing key is on the token, and each one signs.
+    let keys = hm.ok(&["keys", "list"]);
+    assert!(keys.contains("key store: pkcs11"), "{keys}");
+    for k in ["ca-root", "ca-issuing", "audit", "ocsp-issuing"] {
+        assert!(
+            keys.lines()
+                .any(|l| l.starts_with(k) && l.contains("(PKCS#11)")),
+            "{k}: {keys}"
+        );
+    }
+    let tested = hm.ok(&["keys", "test"]);
+    assert!(
+        !tested.contains("FAILED") && tested.lines().count() >= 4,
+        "{tested}"
+    );
+    // The keystore file holds no private key at all.
+    let ks = std::fs::read_to_string(hm.path("keystore.json")).unwrap();
+    assert!(
+        !ks.contains("ca-root") && !ks.contains("ca-issuing"),
+        "{ks}"
+    );
+
+    assert!(verify_chain(&hm, &leaf).contains(": OK"));
+    for f in ["root.pem", "issuing.pem"] {
+        pkilint_clean("lint_pkix_cert", &[], &hm.path(f));
+    }
+    pkilint_clean("lint_pkix_cert", &[], leaf.as_ref());
+    let ocsp = |cert: &str| {
+        let o = openssl(&[
+            "ocsp",
+            "-issuer",
+            &hm.p("issuing.pem"),
+            "-cert",
+            cert,
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-url",
+            &srv.url("/ocsp"),
+        ]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = ocsp(&leaf);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+    let auth = format!("Bearer {}", hm.token);
+    let (st, _) = srv.request(
+        "POST",
+        &format!("/api/v1/certificates/{serial}/revoke"),
+        &[("Authorization", &auth)],
+        br#"{"reason":"keyCompromise"}"#,
+    );
+    assert_eq!(st, 200);
+    let o = ocsp(&leaf);
+    assert!(o.contains(": revoked"), "{o}");
+    let (st, der) = srv.get("/crl/issuing.crl");
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("full.der"), der).unwrap();
+    openssl_ok(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &hm.p("full.der"),
+        "-out",
+        &hm.p("full.crl"),
+    ]);
+    let o = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing.pem"),
+        "-CRLfile",
+        &hm.p("full.crl"),
+        &leaf,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("certificate revoked"));
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+    drop(srv);
+    drop(hm);
+    let _ = std::process::Command::new("softhsm2-util")
+        .args(["--delete-token", "--token", &label])
+        .output();
+    let _ = std::fs::remove_file(&pin_file);
 }

@@ -17,6 +17,7 @@ use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub mod custody;
 pub mod pkcs11;
 
 #[derive(Debug, thiserror::Error)]

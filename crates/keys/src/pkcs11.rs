@@ -155,6 +155,50 @@ impl Token {
         self.signer(label, alg)
     }
 
+    /// The signer for an existing key pair, found by label; its algorithm
+    /// is read from the token.
+    pub fn signer_by_label(self: &Arc<Self>, label: &str) -> Result<Arc<dyn Signer>> {
+        let s = self.session()?;
+        let (_, public) = find_pair(&s, label)?;
+        let alg = algorithm_of(&s, public)?;
+        drop(s);
+        self.signer(label, alg)
+    }
+
+    /// Labels and algorithms of the key pairs on the token.
+    pub fn list(&self) -> Result<Vec<(String, String)>> {
+        let s = self.session()?;
+        let mut out = Vec::new();
+        for h in s
+            .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY)])
+            .map_err(p11)?
+        {
+            let label = match s
+                .get_attributes(h, &[AttributeType::Label])
+                .map_err(p11)?
+                .first()
+            {
+                Some(Attribute::Label(l)) => String::from_utf8_lossy(l).into_owned(),
+                _ => continue,
+            };
+            let alg = algorithm_of(&s, h)
+                .map(|a| a.name().to_string())
+                .unwrap_or_else(|_| "unsupported".into());
+            out.push((label, format!("{alg} (PKCS#11)")));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Destroys a key pair on the token.
+    pub fn remove(&self, label: &str) -> Result<()> {
+        let s = self.session()?;
+        let (private, public) = find_pair(&s, label)?;
+        s.destroy_object(private).map_err(p11)?;
+        s.destroy_object(public).map_err(p11)?;
+        Ok(())
+    }
+
     /// The signer for an existing key pair, found by label.
     pub fn signer(self: &Arc<Self>, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>> {
         let s = self.session()?;
@@ -212,6 +256,50 @@ fn curve_oid(alg: KeyAlgorithm) -> ObjectIdentifier {
         rfc5912::SECP_384_R_1
     } else {
         rfc5912::SECP_256_R_1
+    }
+}
+
+fn algorithm_of(s: &Session, public: ObjectHandle) -> Result<KeyAlgorithm> {
+    let attrs = s
+        .get_attributes(
+            public,
+            &[
+                AttributeType::KeyType,
+                AttributeType::EcParams,
+                AttributeType::ModulusBits,
+            ],
+        )
+        .map_err(p11)?;
+    let mut key_type = None;
+    let mut params = None;
+    let mut bits = None;
+    for a in attrs {
+        match a {
+            Attribute::KeyType(k) => key_type = Some(k),
+            Attribute::EcParams(p) => params = Some(p),
+            Attribute::ModulusBits(b) => bits = Some(u64::from(b)),
+            _ => {}
+        }
+    }
+    match key_type {
+        Some(k) if k == KeyType::EC => {
+            let p = params.unwrap_or_default();
+            if p == rfc5912::SECP_256_R_1.to_der().map_err(CryptoError::from)? {
+                Ok(KeyAlgorithm::EcP256)
+            } else if p == rfc5912::SECP_384_R_1.to_der().map_err(CryptoError::from)? {
+                Ok(KeyAlgorithm::EcP384)
+            } else {
+                Err(KeyError::NotFound("EC key on an unsupported curve".into()))
+            }
+        }
+        Some(k) if k == KeyType::RSA => Ok(match bits.unwrap_or(0) {
+            0..=2048 => KeyAlgorithm::Rsa2048,
+            2049..=3072 => KeyAlgorithm::Rsa3072,
+            _ => KeyAlgorithm::Rsa4096,
+        }),
+        _ => Err(KeyError::NotFound(
+            "unsupported key type on the token".into(),
+        )),
     }
 }
 

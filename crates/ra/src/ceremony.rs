@@ -7,7 +7,8 @@ use std::path::Path;
 use hallmark_ca::IssuerKey;
 use hallmark_ca::hierarchy;
 use hallmark_crypto::KeyAlgorithm;
-use hallmark_keys::{KdfParams, KeyStore, Passphrase};
+use hallmark_keys::custody::Custody;
+use hallmark_keys::{KdfParams, Passphrase};
 use hallmark_store::Store;
 use hallmark_store::audit::{self, AuditEvent};
 use hallmark_store::certs::{self, IssuerRow};
@@ -38,6 +39,8 @@ pub struct InitOptions {
     pub base_url: String,
     pub database_url: Option<String>,
     pub root_only: bool,
+    /// Where the signing keys live (software store or a PKCS#11 token).
+    pub keys: config::KeysConfig,
     /// Online half of an offline-root installation: the root certificate
     /// (DER) to trust, and where to write the issuing CA's CSR for the root
     /// to sign (`ca sign-request` there, `ca import` here).
@@ -120,11 +123,17 @@ pub async fn init(
             ocsp_validity_hours: 96,
             ocsp_signer_days: 30,
         },
+        keys: opts.keys.clone(),
     };
     cfg.validate()?;
     let settings = cfg.ca_settings();
 
-    let mut ks = KeyStore::create(&dir.join(config::KEYSTORE_FILE), pass, opts.kdf)?;
+    let mut ks = Custody::create(
+        &dir.join(config::KEYSTORE_FILE),
+        pass,
+        opts.kdf,
+        cfg.keys.token()?.as_ref(),
+    )?;
     let store = Store::connect(&cfg.database_url(dir)).await?;
     if !store.issuers().await?.is_empty() {
         return Err(RaError::Config(
@@ -290,7 +299,7 @@ pub struct NewIssuer<'a> {
 /// `ca import`) share: the installation, opened, and its root.
 struct Installation {
     cfg: Config,
-    ks: KeyStore,
+    ks: Custody,
     store: Store,
     root: IssuerRow,
 }
@@ -306,7 +315,11 @@ impl Installation {
     ) -> Result<Self> {
         check_id(id)?;
         let cfg = Config::load(dir)?;
-        let ks = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+        let ks = Custody::open(
+            &dir.join(config::KEYSTORE_FILE),
+            pass,
+            cfg.keys.token()?.as_ref(),
+        )?;
         let url = database_url
             .map(str::to_string)
             .unwrap_or_else(|| cfg.database_url(dir));

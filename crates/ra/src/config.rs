@@ -18,6 +18,71 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub ca: CaConfig,
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// Where signing keys live. The PKCS#11 user PIN is never in this file: it
+/// comes from `$HALLMARK_PKCS11_PIN` or the file named by `pkcs11_pin_file`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// `software` (default) or `pkcs11`.
+    #[serde(default = "d_backend")]
+    pub backend: String,
+    #[serde(default)]
+    pub pkcs11_module: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub pkcs11_token: Option<String>,
+    #[serde(default)]
+    pub pkcs11_pin_file: Option<std::path::PathBuf>,
+}
+
+fn d_backend() -> String {
+    "software".into()
+}
+
+impl KeysConfig {
+    /// The token to use, with its PIN, or None for the software store.
+    pub fn token(&self) -> Result<Option<hallmark_keys::custody::TokenConfig>, RaError> {
+        match self.backend.as_str() {
+            "" | "software" => Ok(None),
+            "pkcs11" => {
+                let module = self.pkcs11_module.clone().ok_or_else(|| {
+                    RaError::Config("keys.pkcs11_module is required for the pkcs11 backend".into())
+                })?;
+                let token = self.pkcs11_token.clone().ok_or_else(|| {
+                    RaError::Config("keys.pkcs11_token is required for the pkcs11 backend".into())
+                })?;
+                let pin = match (&self.pkcs11_pin_file, std::env::var("HALLMARK_PKCS11_PIN")) {
+                    (_, Ok(p)) => p,
+                    (Some(f), Err(_)) => std::fs::read_to_string(f)
+                        .map_err(|e| {
+                            RaError::Config(format!(
+                                "cannot read the PKCS#11 PIN file {}: {e}",
+                                f.display()
+                            ))
+                        })?
+                        .trim_end()
+                        .to_string(),
+                    (None, Err(_)) => {
+                        return Err(RaError::Config(
+                            "the PKCS#11 user PIN: set HALLMARK_PKCS11_PIN or keys.pkcs11_pin_file"
+                                .into(),
+                        ));
+                    }
+                };
+                Ok(Some(hallmark_keys::custody::TokenConfig {
+                    module,
+                    token,
+                    pin: zeroize::Zeroizing::new(pin),
+                }))
+            }
+            other => Err(RaError::Config(format!(
+                "keys.backend {other:?}: use software or pkcs11"
+            ))),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use hallmark_ca::{Final, Ledger, LedgerError, Pending, Sealer};
-use hallmark_keys::KeyStore;
+use hallmark_keys::custody::Custody;
 use hallmark_store::StoreError;
 use hallmark_store::audit::AuditEvent;
 use hallmark_store::certs::NewCert;
@@ -57,7 +57,7 @@ impl Ledger for StoreLedger {
 }
 
 /// Seals escrowed keys under the key store's master key.
-pub struct KeyStoreSealer(pub Arc<Mutex<KeyStore>>);
+pub struct KeyStoreSealer(pub Arc<Mutex<Custody>>);
 
 impl Sealer for KeyStoreSealer {
     fn seal(&self, context: &str, secret: &[u8]) -> Result<Vec<u8>, String> {

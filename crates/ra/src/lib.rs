@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use hallmark_ca::ocsp::{IssuerHashes, Responder};
 use hallmark_ca::{Ca, CaError, IssueRequest, Issued, IssuerKey};
 use hallmark_crypto::{KeyAlgorithm, Signer};
-use hallmark_keys::{KeyError, KeyStore, Passphrase};
+use hallmark_keys::custody::Custody;
+use hallmark_keys::{KeyError, Passphrase};
 use hallmark_pki::crl::{EntryWriter, Reason};
 use hallmark_pki::profile::Profile;
 use hallmark_store::audit::{self, AuditEvent};
@@ -64,7 +65,7 @@ pub struct Authority {
     pub store: Store,
     pub ca: Ca<StoreLedger>,
     pub ocsp: ocsp::OcspService,
-    keys: Arc<Mutex<KeyStore>>,
+    keys: Arc<Mutex<Custody>>,
     audit_signer: Arc<dyn Signer>,
     /// Serialises CRL generation per process.
     crl_lock: tokio::sync::Mutex<()>,
@@ -100,7 +101,11 @@ impl Authority {
     ) -> Result<Arc<Self>> {
         let config = Config::load(dir)?;
         let profiles = load_profiles(dir)?;
-        let keys = KeyStore::open(&dir.join(config::KEYSTORE_FILE), pass)?;
+        let keys = Custody::open(
+            &dir.join(config::KEYSTORE_FILE),
+            pass,
+            config.keys.token()?.as_ref(),
+        )?;
         let url = database_url
             .map(str::to_string)
             .unwrap_or_else(|| config.database_url(dir));
@@ -183,7 +188,7 @@ impl Authority {
     }
 
     /// The key store, locked for one operation.
-    fn keys(&self) -> Result<std::sync::MutexGuard<'_, KeyStore>> {
+    fn keys(&self) -> Result<std::sync::MutexGuard<'_, Custody>> {
         self.keys
             .lock()
             .map_err(|_| RaError::Invalid("the key store lock is poisoned".into()))
@@ -572,6 +577,39 @@ impl Authority {
 
     pub fn audit_spki(&self) -> Vec<u8> {
         self.audit_signer.spki_der().to_vec()
+    }
+
+    /// `software` or `pkcs11`.
+    pub fn key_backend(&self) -> &'static str {
+        self.keys.lock().map(|k| k.backend()).unwrap_or("unknown")
+    }
+
+    /// Signs and verifies a test message with every key (`hallmark keys test`).
+    pub fn test_keys(&self) -> Result<Vec<(String, std::result::Result<(), String>)>> {
+        let keys = self.keys()?;
+        Ok(keys
+            .list()
+            .into_iter()
+            .map(|(label, _)| {
+                let r = keys
+                    .signer(&label)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| {
+                        let msg = b"hallmark keys test";
+                        let sig = s.sign(msg).map_err(|e| e.to_string())?;
+                        hallmark_crypto::verify_signature(
+                            s.spki_der(),
+                            s.signature_algorithm().oid,
+                            None,
+                            msg,
+                            &sig,
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                    });
+                (label, r)
+            })
+            .collect())
     }
 
     pub fn key_labels(&self) -> Vec<(String, String)> {
