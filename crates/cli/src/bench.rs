@@ -7,6 +7,17 @@ use crate::commands::Res;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Signatures per second with this installation's own keys (issuing CA
+    /// or OCSP responder), from N threads: software key store vs PKCS#11.
+    Keys {
+        /// issuing or ocsp
+        #[arg(long, default_value = "issuing")]
+        key: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// Insert N made-up revoked certificates under an issuer (for CRL
     /// benchmarks), and write the same entries as an OpenSSL index.txt.
     CrlFixture {
@@ -28,6 +39,7 @@ pub enum BenchCmd {
 pub async fn run(g: &Global, b: BenchCmd) -> Res {
     match b {
         BenchCmd::Sign { seconds } => sign(seconds),
+        BenchCmd::Keys { key, threads, seconds } => keys(g, &key, threads, seconds).await,
         BenchCmd::CrlFixture {
             entries,
             issuer,
@@ -118,4 +130,48 @@ fn const_oid_p256() -> const_oid::ObjectIdentifier {
     hallmark_crypto::KeyAlgorithm::EcP256
         .signature_algorithm()
         .oid
+}
+
+async fn keys(g: &Global, key: &str, threads: usize, seconds: u64) -> Res {
+    let auth = crate::commands::open(g).await?;
+    let signer: std::sync::Arc<dyn hallmark_crypto::Signer> = match key {
+        "issuing" => auth.ca.issuer(None).map_err(|e| e.to_string())?.signer.clone(),
+        "ocsp" => auth
+            .ocsp
+            .issuers()
+            .first()
+            .map(|s| s.responder.signer.clone())
+            .ok_or("no OCSP responder")?,
+        other => return Err(format!("--key {other:?}: use issuing or ocsp")),
+    };
+    // A message the size of an OCSP ResponseData or a small TBSCertificate.
+    let msg = vec![0x5a_u8; 400];
+    let start = std::time::Instant::now();
+    let counts: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                let (signer, msg) = (signer.clone(), &msg);
+                scope.spawn(move || {
+                    let mut n = 0u64;
+                    while start.elapsed().as_secs() < seconds {
+                        if signer.sign(msg).is_err() {
+                            break;
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    let total: u64 = counts.iter().sum();
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{} {key} key ({}), {} threads: {rate:.0} signatures/s",
+        auth.key_backend(),
+        signer.key_algorithm(),
+        threads.max(1)
+    );
+    Ok(())
 }
