@@ -39,7 +39,11 @@ pub enum BenchCmd {
 pub async fn run(g: &Global, b: BenchCmd) -> Res {
     match b {
         BenchCmd::Sign { seconds } => sign(seconds),
-        BenchCmd::Keys { key, threads, seconds } => keys(g, &key, threads, seconds).await,
+        BenchCmd::Keys {
+            key,
+            threads,
+            seconds,
+        } => keys(g, &key, threads, seconds).await,
         BenchCmd::CrlFixture {
             entries,
             issuer,
@@ -135,7 +139,12 @@ fn const_oid_p256() -> const_oid::ObjectIdentifier {
 async fn keys(g: &Global, key: &str, threads: usize, seconds: u64) -> Res {
     let auth = crate::commands::open(g).await?;
     let signer: std::sync::Arc<dyn hallmark_crypto::Signer> = match key {
-        "issuing" => auth.ca.issuer(None).map_err(|e| e.to_string())?.signer.clone(),
+        "issuing" => auth
+            .ca
+            .issuer(None)
+            .map_err(|e| e.to_string())?
+            .signer
+            .clone(),
         "ocsp" => auth
             .ocsp
             .issuers()
