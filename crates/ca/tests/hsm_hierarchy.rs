@@ -12,6 +12,17 @@ use hallmark_keys::pkcs11::Token;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
+/// Deletes the test token even when an assertion fails.
+struct DeleteToken(String);
+
+impl Drop for DeleteToken {
+    fn drop(&mut self) {
+        let _ = Command::new("softhsm2-util")
+            .args(["--delete-token", "--token", &self.0])
+            .output();
+    }
+}
+
 #[test]
 fn root_and_issuing_ca_signed_on_the_token() {
     let label = format!("hm-ca-{}", std::process::id());
@@ -29,6 +40,7 @@ fn root_and_issuing_ca_signed_on_the_token() {
         .output()
         .expect("softhsm2-util is needed (Debian: apt-get install softhsm2)");
     assert!(o.status.success());
+    let _guard = DeleteToken(label.clone());
     let dir = std::env::temp_dir().join(format!("hm-hsm-ca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
