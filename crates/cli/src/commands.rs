@@ -206,20 +206,70 @@ pub enum AuditCmd {
 pub enum KeysCmd {
     /// Labels and algorithms of the keys (never key material).
     List,
+    /// Split the key-store passphrase into N custodian shares, any M of
+    /// which open the key store (pass them with --share FILE, M times).
+    Split {
+        #[arg(long)]
+        m: u8,
+        #[arg(long)]
+        n: u8,
+        /// Directory for the share files (share-1.txt …, mode 0600).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
     /// Sign and verify a test message with every key.
     Test,
 }
 
 pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
+    if !g.shares.is_empty() {
+        return quorum(g).map(|(p, _)| p);
+    }
     passphrase::obtain(g.passphrase_file.as_deref(), &g.data_dir, confirm)
+}
+
+/// The passphrase from M custodians' shares, and which shares were used.
+fn quorum(g: &Global) -> Res<(Passphrase, Vec<u8>)> {
+    let mut shares = Vec::new();
+    for f in &g.shares {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read share {}: {e}", f.display()))?;
+        shares.push(
+            hallmark_keys::shamir::Share::decode(&text)
+                .map_err(|e| format!("{}: {e}", f.display()))?,
+        );
+    }
+    let used = shares.iter().map(|s| s.index).collect();
+    Ok((hallmark_keys::shamir::combine(&shares).map_err(s)?, used))
 }
 
 pub async fn open(g: &Global) -> Res<Arc<Authority>> {
     let p = pass(g, false)?;
     let abort = std::env::var("HALLMARK_DANGER_ABORT_AFTER_SIGN").is_ok_and(|v| v == "1");
-    Authority::open_with(&g.data_dir, &p, g.database_url.as_deref(), abort)
+    let auth = Authority::open_with(&g.data_dir, &p, g.database_url.as_deref(), abort)
         .await
-        .map_err(s)
+        .map_err(s)?;
+    if !g.shares.is_empty() {
+        // Each custodian's presence is on the record.
+        let (_, used) = quorum(g)?;
+        let cmd: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .take(2)
+            .collect();
+        auth.store
+            .audit(
+                system_now() as i64,
+                &[hallmark_store::audit::AuditEvent::new(
+                    "custody",
+                    "custody.quorum",
+                    serde_json::json!({"shares": used, "command": cmd.join(" ")}).to_string(),
+                )],
+            )
+            .await
+            .map_err(s)?;
+    }
+    Ok(auth)
 }
 
 fn kdf() -> KdfParams {
@@ -373,6 +423,34 @@ pub async fn run(cli: Cli) -> Res {
             for (label, alg) in auth.key_labels() {
                 println!("{label:<40} {alg}");
             }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Split { m, n, out_dir }) => {
+            let auth = open(&g).await?;
+            let p = pass(&g, false)?;
+            let shares = hallmark_keys::shamir::split(&p, m, n).map_err(s)?;
+            std::fs::create_dir_all(&out_dir)
+                .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+            for sh in &shares {
+                let path = out_dir.join(format!("share-{}.txt", sh.index));
+                write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
+            }
+            auth.store
+                .audit(
+                    system_now() as i64,
+                    &[hallmark_store::audit::AuditEvent::new(
+                        &format!("cli:{}", whoami()),
+                        "custody.split",
+                        serde_json::json!({"m": m, "n": n}).to_string(),
+                    )],
+                )
+                .await
+                .map_err(s)?;
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            eprintln!(
+                "wrote {n} shares to {}: hand one to each custodian, then remove the passphrase from this machine; any {m} open the key store",
+                out_dir.display()
+            );
             Ok(())
         }
         Command::Keys(KeysCmd::Test) => {

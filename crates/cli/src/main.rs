@@ -38,6 +38,9 @@ pub struct Global {
     /// File holding the key-store passphrase (else $HALLMARK_PASSPHRASE, else a prompt).
     #[arg(long, global = true, env = "HALLMARK_PASSPHRASE_FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// A custodian's share of the passphrase (M-of-N); give M of them.
+    #[arg(long = "share", global = true)]
+    pub shares: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]

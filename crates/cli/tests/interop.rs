@@ -31,6 +31,7 @@ on_both!(
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
     keys_on_a_pkcs11_token,
+    m_of_n_custodians,
 );
 
 macro_rules! setup {
@@ -1349,4 +1350,65 @@ fn keys_on_a_pkcs11_token(b: Backend) {
         .args(["--delete-token", "--token", &label])
         .output();
     let _ = std::fs::remove_file(&pin_file);
+}
+
+fn m_of_n_custodians(b: Backend) {
+    let hm = setup!(b);
+    let dir = hm.p("shares");
+    hm.ok(&["keys", "split", "--m", "2", "--n", "3", "--out-dir", &dir]);
+    let share = |i: u8| hm.p(&format!("shares/share-{i}.txt"));
+    let run = |shares: &[u8]| {
+        let mut c = hm.command();
+        c.env_remove("HALLMARK_PASSPHRASE");
+        for i in shares {
+            c.arg("--share").arg(share(*i));
+        }
+        c.args(["cert", "list"]).output().unwrap()
+    };
+    // M - 1 shares cannot start the CA …
+    for i in 1..=3 {
+        let o = run(&[i]);
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("2 custodians' shares are needed, 1 given"),
+            "{e}"
+        );
+    }
+    // … any M can.
+    for pair in [[1, 2], [1, 3], [2, 3]] {
+        let o = run(&pair);
+        assert!(
+            o.status.success(),
+            "{pair:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // A share of another split does not combine.
+    let other = hm.p("other");
+    hm.ok(&["keys", "split", "--m", "2", "--n", "2", "--out-dir", &other]);
+    let mut c = hm.command();
+    c.env_remove("HALLMARK_PASSPHRASE")
+        .arg("--share")
+        .arg(share(1))
+        .arg("--share")
+        .arg(hm.p("other/share-2.txt"))
+        .args(["cert", "list"]);
+    assert!(!c.output().unwrap().status.success());
+    // Each quorum is on the audit record, and the log verifies.
+    let rows =
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'custody.quorum' ORDER BY seq");
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows[0].contains("[1,2]") && rows[2].contains("[2,3]"),
+        "{rows:?}"
+    );
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(share(1)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 pub mod custody;
 pub mod pkcs11;
+pub mod shamir;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

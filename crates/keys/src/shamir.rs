@@ -1,0 +1,226 @@
+//! M-of-N control of the key-store passphrase: Shamir secret sharing over
+//! GF(2^8) (the AES field). Fewer than M shares say nothing about the
+//! passphrase; any M recover it. Shares carry their threshold, their index
+//! and a checksum that catches typing mistakes.
+
+use zeroize::Zeroizing;
+
+use crate::{KeyError, Passphrase, Result};
+
+fn gf_mul(mut a: u8, mut b: u8) -> u8 {
+    let mut p = 0u8;
+    while b != 0 {
+        if b & 1 != 0 {
+            p ^= a;
+        }
+        let hi = a & 0x80;
+        a <<= 1;
+        if hi != 0 {
+            a ^= 0x1b;
+        }
+        b >>= 1;
+    }
+    p
+}
+
+fn gf_inv(a: u8) -> u8 {
+    // a^254 = a^-1 in GF(2^8).
+    let mut r = 1u8;
+    let mut base = a;
+    let mut e = 254u32;
+    while e > 0 {
+        if e & 1 != 0 {
+            r = gf_mul(r, base);
+        }
+        base = gf_mul(base, base);
+        e >>= 1;
+    }
+    r
+}
+
+/// One custodian's share.
+#[derive(Clone)]
+pub struct Share {
+    pub threshold: u8,
+    pub index: u8,
+    y: Zeroizing<Vec<u8>>,
+}
+
+impl Share {
+    /// `hallmark-share:v1:M:X:HEX:CHECK`.
+    pub fn encode(&self) -> Zeroizing<String> {
+        let body = format!("{}:{}:{}", self.threshold, self.index, hex(&self.y));
+        let check = &hex(&hallmark_crypto::sha256(body.as_bytes()))[..8];
+        Zeroizing::new(format!("hallmark-share:v1:{body}:{check}"))
+    }
+
+    pub fn decode(s: &str) -> Result<Self> {
+        let bad = |why: &str| KeyError::Passphrase(format!("malformed share: {why}"));
+        let rest = s
+            .trim()
+            .strip_prefix("hallmark-share:v1:")
+            .ok_or_else(|| bad("it must start with hallmark-share:v1:"))?;
+        let (body, check) = rest.rsplit_once(':').ok_or_else(|| bad("no checksum"))?;
+        if &hex(&hallmark_crypto::sha256(body.as_bytes()))[..8] != check {
+            return Err(bad("the checksum does not match (mistyped?)"));
+        }
+        let mut parts = body.split(':');
+        let threshold: u8 = parts
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("threshold"))?;
+        let index: u8 = parts
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("index"))?;
+        let y = parts.next().and_then(unhex).ok_or_else(|| bad("value"))?;
+        if threshold < 2 || index == 0 {
+            return Err(bad("threshold or index out of range"));
+        }
+        Ok(Self {
+            threshold,
+            index,
+            y: Zeroizing::new(y),
+        })
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Splits the passphrase into `n` shares, any `m` of which recover it.
+pub fn split(pass: &Passphrase, m: u8, n: u8) -> Result<Vec<Share>> {
+    if m < 2 || m > n {
+        return Err(KeyError::Passphrase(format!(
+            "need 2 <= M <= N, got M={m}, N={n}"
+        )));
+    }
+    let secret = pass.expose().as_bytes();
+    let mut coeffs = Zeroizing::new(vec![0u8; secret.len() * (m as usize - 1)]);
+    hallmark_crypto::fill_random(&mut coeffs)?;
+    Ok((1..=n)
+        .map(|x| {
+            let y = secret
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    // Horner: s + c1 x + c2 x^2 + …
+                    let c = &coeffs[i * (m as usize - 1)..(i + 1) * (m as usize - 1)];
+                    let mut acc = 0u8;
+                    for k in c.iter().rev() {
+                        acc = gf_mul(acc, x) ^ k;
+                    }
+                    gf_mul(acc, x) ^ s
+                })
+                .collect();
+            Share {
+                threshold: m,
+                index: x,
+                y: Zeroizing::new(y),
+            }
+        })
+        .collect())
+}
+
+/// Recovers the passphrase from at least M distinct shares of one split.
+pub fn combine(shares: &[Share]) -> Result<Passphrase> {
+    let Some(first) = shares.first() else {
+        return Err(KeyError::Passphrase("no shares given".into()));
+    };
+    let m = first.threshold as usize;
+    let mut idx: Vec<u8> = shares.iter().map(|s| s.index).collect();
+    idx.sort_unstable();
+    idx.dedup();
+    if idx.len() != shares.len() {
+        return Err(KeyError::Passphrase(
+            "the same share was given twice".into(),
+        ));
+    }
+    if shares
+        .iter()
+        .any(|s| s.threshold as usize != m || s.y.len() != first.y.len())
+    {
+        return Err(KeyError::Passphrase(
+            "the shares come from different splits".into(),
+        ));
+    }
+    if shares.len() < m {
+        return Err(KeyError::Passphrase(format!(
+            "{m} custodians' shares are needed, {} given",
+            shares.len()
+        )));
+    }
+    let use_ = &shares[..m];
+    let mut secret = Zeroizing::new(vec![0u8; first.y.len()]);
+    for (i, si) in use_.iter().enumerate() {
+        // Lagrange basis at 0: prod_{j != i} x_j / (x_j - x_i).
+        let mut l = 1u8;
+        for (j, sj) in use_.iter().enumerate() {
+            if i != j {
+                l = gf_mul(l, gf_mul(sj.index, gf_inv(sj.index ^ si.index)));
+            }
+        }
+        for (b, y) in secret.iter_mut().zip(si.y.iter()) {
+            *b ^= gf_mul(*y, l);
+        }
+    }
+    let s = String::from_utf8(secret.to_vec())
+        .map_err(|_| KeyError::Passphrase("the shares do not combine into a passphrase".into()))?;
+    Passphrase::new(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_m_of_n_recover_and_fewer_do_not() {
+        let pass = Passphrase::new("correct horse battery staple 香港".into()).unwrap();
+        let shares = split(&pass, 3, 5).unwrap();
+        let text: Vec<_> = shares
+            .iter()
+            .map(|s| Share::decode(&s.encode()).unwrap())
+            .collect();
+        for a in 0..5 {
+            for b in a + 1..5 {
+                for c in b + 1..5 {
+                    let got =
+                        combine(&[text[a].clone(), text[b].clone(), text[c].clone()]).unwrap();
+                    assert_eq!(got.expose(), pass.expose());
+                }
+                let e = combine(&[text[a].clone(), text[b].clone()]).err().unwrap();
+                assert!(
+                    e.to_string()
+                        .contains("3 custodians' shares are needed, 2 given")
+                );
+            }
+        }
+        // A mistyped share is caught by its checksum.
+        let mut s = shares[0].encode().to_string();
+        let pos = s.len() - 12;
+        s.replace_range(
+            pos..pos + 1,
+            if &s[pos..pos + 1] == "0" { "1" } else { "0" },
+        );
+        assert!(Share::decode(&s).is_err());
+        assert!(split(&pass, 1, 3).is_err() && split(&pass, 4, 3).is_err());
+    }
+
+    #[test]
+    fn field_inverse() {
+        for a in 1..=255u8 {
+            assert_eq!(gf_mul(a, gf_inv(a)), 1);
+        }
+    }
+}
