@@ -470,6 +470,54 @@ pub async fn run(cli: Cli) -> Res {
             }
             Ok(())
         }
+        Command::Backup { out } => {
+            let auth = open(&g).await?;
+            let p = pass(&g, false)?;
+            let bytes = hallmark_ra::backup::create(&auth, &p, &out, kdf())
+                .await
+                .map_err(s)?;
+            auth.store
+                .audit(
+                    system_now() as i64,
+                    &[hallmark_store::audit::AuditEvent::new(
+                        &format!("cli:{}", whoami()),
+                        "backup.create",
+                        serde_json::json!({"bytes": bytes}).to_string(),
+                    )],
+                )
+                .await
+                .map_err(s)?;
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            eprintln!(
+                "encrypted backup written to {} ({bytes} bytes)",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Restore { input } => {
+            let p = pass(&g, false)?;
+            let names = hallmark_ra::backup::restore(&input, &g.data_dir, &p).map_err(s)?;
+            // Open it once: the passphrase fits, the keys and the database agree.
+            let auth = open(&g).await?;
+            auth.store
+                .audit(
+                    system_now() as i64,
+                    &[hallmark_store::audit::AuditEvent::new(
+                        &format!("cli:{}", whoami()),
+                        "backup.restore",
+                        serde_json::json!({"files": names}).to_string(),
+                    )],
+                )
+                .await
+                .map_err(s)?;
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            eprintln!(
+                "restored {} into {}",
+                names.join(", "),
+                g.data_dir.display()
+            );
+            Ok(())
+        }
         Command::Bench(b) => crate::bench::run(&g, b).await,
     }
 }

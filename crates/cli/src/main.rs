@@ -66,6 +66,16 @@ pub enum Command {
     /// Keys in the key store (labels and algorithms only).
     #[command(subcommand)]
     Keys(commands::KeysCmd),
+    /// Write an encrypted backup of the installation (config, keys, SQLite database).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into --data-dir (which must be new).
+    Restore {
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),

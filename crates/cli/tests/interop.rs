@@ -32,6 +32,7 @@ on_both!(
     rsa_hierarchy,
     keys_on_a_pkcs11_token,
     m_of_n_custodians,
+    backup_and_restore,
 );
 
 macro_rules! setup {
@@ -1411,4 +1412,82 @@ fn m_of_n_custodians(b: Backend) {
         let mode = std::fs::metadata(share(1)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+}
+
+fn backup_and_restore(b: Backend) {
+    let hm = setup!(b);
+    let (_, good) = hm.issue("g", "personal", "CN=Backup Good,C=HK", &[]);
+    let (bad_serial, bad) = hm.issue("r", "personal", "CN=Backup Revoked,C=HK", &[]);
+    hm.ok(&[
+        "cert",
+        "revoke",
+        &bad_serial,
+        "--reason",
+        "cessationOfOperation",
+    ]);
+    let archive = hm.p("backup.hmbk");
+    if b == Backend::Postgres {
+        let e = hm.fails(&["backup", "--out", &archive]);
+        assert!(e.contains("pg_dump"), "{e}");
+        return;
+    }
+    hm.ok(&["backup", "--out", &archive]);
+    let bytes = std::fs::read(&archive).unwrap();
+    for clear in [
+        &b"Backup Good"[..],
+        b"PRIVATE KEY",
+        PASSPHRASE.as_bytes(),
+        b"CREATE TABLE",
+    ] {
+        assert!(
+            !bytes.windows(clear.len()).any(|w| w == clear),
+            "backup holds {:?} in clear",
+            String::from_utf8_lossy(clear)
+        );
+    }
+    // Restore onto a "fresh machine": a new data directory.
+    let fresh = hm.path("restored");
+    let mut wrong = hm.command();
+    wrong
+        .env("HALLMARK_DATA_DIR", &fresh)
+        .env("HALLMARK_PASSPHRASE", "not the right passphrase")
+        .args(["restore", "--in", &archive]);
+    let o = wrong.output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
+    let o = hm
+        .command()
+        .env("HALLMARK_DATA_DIR", &fresh)
+        .args(["restore", "--in", &archive])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let srv = hm.serve_in(&fresh, &[]);
+    hm.fetch_ca_files(&srv);
+    let ocsp = |cert: &str| {
+        let o = openssl(&[
+            "ocsp",
+            "-issuer",
+            &hm.p("issuing.pem"),
+            "-cert",
+            cert,
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-url",
+            &srv.url("/ocsp"),
+        ]);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert!(ocsp(&good).contains(": good"));
+    let o = ocsp(&bad);
+    assert!(
+        o.contains(": revoked") && o.contains("cessationOfOperation"),
+        "{o}"
+    );
+    let v = hm
+        .command()
+        .env("HALLMARK_DATA_DIR", &fresh)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("audit log OK"));
 }

@@ -3,6 +3,7 @@
 //! revocation policy, CRL publication, the OCSP service and the key ceremony,
 //! and it is where storage, key custody and the CA meet.
 
+pub mod backup;
 pub mod ceremony;
 pub mod config;
 pub mod ledger;

@@ -205,3 +205,21 @@ pub async fn commit(tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+impl Store {
+    /// Writes a consistent copy of a SQLite database to `path` (VACUUM INTO),
+    /// while the database stays in use. PostgreSQL is backed up with its own
+    /// tools (pg_dump, base backups).
+    pub async fn snapshot_sqlite(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Conflict(
+                "the database is PostgreSQL: back it up with pg_dump or a base backup; `hallmark backup` covers SQLite installations".into(),
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -158,8 +158,14 @@ impl Hm {
     /// Starts `hallmark serve` on port 0 (plus `extra` arguments) and reads
     /// the ports it prints.
     pub fn serve_with(&self, extra: &[&str]) -> Server {
+        self.serve_in(&self.dir, extra)
+    }
+
+    /// As [`serve_with`](Self::serve_with), for another data directory.
+    pub fn serve_in(&self, dir: &Path, extra: &[&str]) -> Server {
         let mut child = self
             .command()
+            .env("HALLMARK_DATA_DIR", dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())

@@ -1,0 +1,169 @@
+//! Encrypted backups of a whole installation (configuration, profiles, key
+//! store and a consistent SQLite snapshot) and their restore onto a fresh
+//! machine. The archive is sealed with AES-256-GCM under a key derived with
+//! Argon2id from the key-store passphrase; keys inside stay sealed as well.
+
+use std::path::Path;
+
+use hallmark_crypto::aead::SealingKey;
+use hallmark_keys::{KdfParams, Passphrase};
+use zeroize::Zeroizing;
+
+use crate::config::{self, Config};
+use crate::{RaError, Result};
+
+const MAGIC: &[u8; 6] = b"HMBK1\n";
+const DB_NAME: &str = "hallmark.db";
+
+fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| RaError::Invalid(e.to_string()))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    a.hash_password_into(pass.expose().as_bytes(), salt, &mut key[..])
+        .map_err(|e| RaError::Invalid(e.to_string()))?;
+    SealingKey::new(&key).map_err(|e| RaError::Invalid(e.to_string()))
+}
+
+fn push(out: &mut Vec<u8>, name: &str, data: &[u8]) {
+    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    out.extend_from_slice(data);
+}
+
+/// Writes an encrypted backup of the installation in `dir` to `out`.
+pub async fn create(
+    auth: &crate::Authority,
+    pass: &Passphrase,
+    out: &Path,
+    kdf: KdfParams,
+) -> Result<u64> {
+    let dir = &auth.dir;
+    if out.exists() {
+        return Err(RaError::Invalid(format!(
+            "{} exists; refusing to overwrite",
+            out.display()
+        )));
+    }
+    let snapshot = dir.join(format!(".backup-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&snapshot);
+    auth.store.snapshot_sqlite(&snapshot).await?;
+    let mut payload = Zeroizing::new(Vec::new());
+    for name in [
+        config::CONFIG_FILE,
+        config::PROFILES_FILE,
+        config::KEYSTORE_FILE,
+    ] {
+        let data = std::fs::read(dir.join(name))
+            .map_err(|e| RaError::Config(format!("cannot read {name}: {e}")))?;
+        push(&mut payload, name, &data);
+    }
+    let db = std::fs::read(&snapshot)
+        .map_err(|e| RaError::Config(format!("cannot read the snapshot: {e}")));
+    let _ = std::fs::remove_file(&snapshot);
+    push(&mut payload, DB_NAME, &db?);
+
+    let mut salt = [0u8; 16];
+    hallmark_crypto::fill_random(&mut salt).map_err(|e| RaError::Invalid(e.to_string()))?;
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(&salt);
+    for v in [kdf.m_kib, kdf.t, kdf.p] {
+        header.extend_from_slice(&v.to_be_bytes());
+    }
+    let sealed = derive(pass, &salt, kdf)?
+        .seal(&header, &payload)
+        .map_err(|e| RaError::Invalid(e.to_string()))?;
+    let mut file = header;
+    file.extend_from_slice(&sealed);
+    std::fs::write(out, &file)
+        .map_err(|e| RaError::Config(format!("cannot write {}: {e}", out.display())))?;
+    Ok(file.len() as u64)
+}
+
+/// Restores a backup into `dir`, which must not hold an installation.
+pub fn restore(input: &Path, dir: &Path, pass: &Passphrase) -> Result<Vec<String>> {
+    if dir.join(config::CONFIG_FILE).exists() || dir.join(config::KEYSTORE_FILE).exists() {
+        return Err(RaError::Config(format!(
+            "{} already holds an installation",
+            dir.display()
+        )));
+    }
+    let file = std::fs::read(input)
+        .map_err(|e| RaError::Config(format!("cannot read {}: {e}", input.display())))?;
+    let hlen = MAGIC.len() + 16 + 12;
+    if file.len() < hlen || &file[..MAGIC.len()] != MAGIC {
+        return Err(RaError::Invalid(format!(
+            "{} is not a Hallmark backup",
+            input.display()
+        )));
+    }
+    let (header, sealed) = file.split_at(hlen);
+    let salt = &header[MAGIC.len()..MAGIC.len() + 16];
+    let n = |i: usize| {
+        let o = MAGIC.len() + 16 + 4 * i;
+        u32::from_be_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]])
+    };
+    let kdf = KdfParams {
+        m_kib: n(0),
+        t: n(1),
+        p: n(2),
+    };
+    let payload = derive(pass, salt, kdf)?
+        .open(header, sealed)
+        .map_err(|_| RaError::Invalid("wrong passphrase, or the backup was altered".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| RaError::Config(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let mut rest: &[u8] = &payload;
+    let mut names = Vec::new();
+    while !rest.is_empty() {
+        let bad = || RaError::Invalid("the backup's contents are malformed".into());
+        let nl = u16::from_be_bytes(
+            rest.get(..2)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let name = std::str::from_utf8(rest.get(2..2 + nl).ok_or_else(bad)?)
+            .map_err(|_| bad())?
+            .to_string();
+        let dl_at = 2 + nl;
+        let dl = u64::from_be_bytes(
+            rest.get(dl_at..dl_at + 8)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let data = rest.get(dl_at + 8..dl_at + 8 + dl).ok_or_else(bad)?;
+        if ![
+            config::CONFIG_FILE,
+            config::PROFILES_FILE,
+            config::KEYSTORE_FILE,
+            DB_NAME,
+        ]
+        .contains(&name.as_str())
+        {
+            return Err(bad());
+        }
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        use std::io::Write;
+        o.open(dir.join(&name))
+            .and_then(|mut f| f.write_all(data).and_then(|_| f.sync_all()))
+            .map_err(|e| RaError::Config(format!("cannot write {name}: {e}")))?;
+        names.push(name);
+        rest = &rest[dl_at + 8 + dl..];
+    }
+    // The restored configuration must load.
+    Config::load(dir)?;
+    Ok(names)
+}
