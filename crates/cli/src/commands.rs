@@ -161,6 +161,20 @@ pub enum CaCmd {
     List,
     /// Print a CA certificate (PEM).
     Show { id: String },
+    /// Key rollover: a new issuing CA (new key) under the root becomes the
+    /// default; the old one keeps answering OCSP and signing CRLs for what it
+    /// issued until its certificates expire.
+    Rollover {
+        /// Id of the new issuing CA.
+        #[arg(long)]
+        new_id: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "p256")]
+        key: String,
+        #[arg(long, default_value_t = 3653)]
+        days: u32,
+    },
     /// On the offline root: sign an issuing CA's CSR.
     SignRequest {
         #[arg(long)]
@@ -337,6 +351,55 @@ pub async fn run(cli: Cli) -> Res {
                 .find(|r| r.id == id)
                 .ok_or_else(|| format!("no CA with id {id:?}; see `hallmark ca list`"))?;
             print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &r.cert));
+            Ok(())
+        }
+        Command::Ca(CaCmd::Rollover {
+            new_id,
+            subject,
+            key,
+            days,
+        }) => {
+            let p = pass(&g, false)?;
+            let alg = KeyAlgorithm::from_str(&key).map_err(s)?;
+            let mut cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
+            let old = cfg.ca.default_issuer.clone();
+            let cert = ceremony::add_issuer(
+                &g.data_dir,
+                &p,
+                g.database_url.as_deref(),
+                &ceremony::NewIssuer {
+                    id: &new_id,
+                    subject: &subject,
+                    algorithm: alg,
+                    days,
+                },
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
+            cfg.ca.default_issuer = new_id.clone();
+            cfg.save(&g.data_dir).map_err(s)?;
+            // The switch is a configuration change: audited at the next start,
+            // and here with what it means.
+            let auth = open(&g).await?;
+            auth.store
+                .audit(
+                    system_now() as i64,
+                    &[hallmark_store::audit::AuditEvent::new(
+                        &format!("cli:{}", whoami()),
+                        "ca.rollover",
+                        serde_json::json!({"from": old, "to": new_id,
+                            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
+                        .to_string(),
+                    )],
+                )
+                .await
+                .map_err(s)?;
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
+            eprintln!(
+                "new certificates are issued by {new_id:?}; {old:?} keeps serving OCSP and CRLs for its own; restart `hallmark serve`"
+            );
             Ok(())
         }
         Command::Ca(CaCmd::SignRequest {

@@ -33,6 +33,7 @@ on_both!(
     keys_on_a_pkcs11_token,
     m_of_n_custodians,
     backup_and_restore,
+    issuing_ca_rollover,
 );
 
 macro_rules! setup {
@@ -1490,4 +1491,112 @@ fn backup_and_restore(b: Backend) {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).contains("audit log OK"));
+}
+
+fn issuing_ca_rollover(b: Backend) {
+    let hm = setup!(b);
+    let (old_serial, old_leaf) = hm.issue("old", "personal", "CN=Before Rollover,C=HK", &[]);
+    hm.ok(&[
+        "ca",
+        "rollover",
+        "--new-id",
+        "issuing-2",
+        "--subject",
+        "CN=Hallmark Issuing CA 2,O=Hallmark,C=HK",
+    ]);
+    let (_, new_leaf) = hm.issue("new", "personal", "CN=After Rollover,C=HK", &[]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let (st, pem) = srv.get("/ca/issuing-2.pem");
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("issuing-2.pem"), pem).unwrap();
+    let issuer_of = |leaf: &str| openssl_ok(&["x509", "-in", leaf, "-noout", "-issuer"]);
+    assert!(issuer_of(&new_leaf).contains("Issuing CA 2"));
+    assert!(!issuer_of(&old_leaf).contains("Issuing CA 2"));
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing-2.pem"),
+        &new_leaf,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": OK"));
+
+    // Both CAs answer OCSP for their own certificates; the old one still
+    // records revocations.
+    let auth = format!("Bearer {}", hm.token);
+    let (st, _) = srv.request(
+        "POST",
+        &format!("/api/v1/certificates/{old_serial}/revoke"),
+        &[("Authorization", &auth)],
+        br#"{"reason":"superseded"}"#,
+    );
+    assert_eq!(st, 200);
+    let ocsp = |issuer: &str, cert: &str| {
+        let o = openssl(&[
+            "ocsp",
+            "-issuer",
+            &hm.p(issuer),
+            "-cert",
+            cert,
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-url",
+            &srv.url("/ocsp"),
+        ]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = ocsp("issuing.pem", &old_leaf);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": revoked"),
+        "{o}"
+    );
+    let o = ocsp("issuing-2.pem", &new_leaf);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+
+    // Each CA's CRL covers its own certificates.
+    for (id, leaf, ca, expect) in [
+        ("issuing", &old_leaf, "issuing.pem", "certificate revoked"),
+        ("issuing-2", &new_leaf, "issuing-2.pem", ": OK"),
+    ] {
+        let (st, der) = srv.get(&format!("/crl/{id}.crl"));
+        assert_eq!(st, 200);
+        std::fs::write(hm.path(&format!("{id}.der")), der).unwrap();
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &hm.p(&format!("{id}.der")),
+            "-out",
+            &hm.p(&format!("{id}.crl")),
+        ]);
+        let o = openssl(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-untrusted",
+            &hm.p(ca),
+            "-CRLfile",
+            &hm.p(&format!("{id}.crl")),
+            leaf,
+        ]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(text.contains(expect), "{id}: {text}");
+    }
+    let audit = hm.sql_ok("SELECT COUNT(*) FROM audit_log WHERE action = 'ca.rollover'");
+    assert_eq!(audit.trim(), "1");
 }
