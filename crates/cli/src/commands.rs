@@ -271,17 +271,13 @@ pub async fn open(g: &Global) -> Res<Arc<Authority>> {
             .filter(|a| !a.starts_with('-'))
             .take(2)
             .collect();
-        auth.store
-            .audit(
-                system_now() as i64,
-                &[hallmark_store::audit::AuditEvent::new(
-                    "custody",
-                    "custody.quorum",
-                    serde_json::json!({"shares": used, "command": cmd.join(" ")}).to_string(),
-                )],
-            )
-            .await
-            .map_err(s)?;
+        record(
+            &auth,
+            "custody",
+            "custody.quorum",
+            serde_json::json!({"shares": used, "command": cmd.join(" ")}),
+        )
+        .await?;
     }
     Ok(auth)
 }
@@ -382,19 +378,14 @@ pub async fn run(cli: Cli) -> Res {
             // The switch is a configuration change: audited at the next start,
             // and here with what it means.
             let auth = open(&g).await?;
-            auth.store
-                .audit(
-                    system_now() as i64,
-                    &[hallmark_store::audit::AuditEvent::new(
-                        &format!("cli:{}", whoami()),
-                        "ca.rollover",
-                        serde_json::json!({"from": old, "to": new_id,
-                            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
-                        .to_string(),
-                    )],
-                )
-                .await
-                .map_err(s)?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "ca.rollover",
+                serde_json::json!({"from": old, "to": new_id,
+                            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))}),
+            )
+            .await?;
             auth.checkpoint(system_now()).await.map_err(s)?;
             print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
             eprintln!(
@@ -498,17 +489,13 @@ pub async fn run(cli: Cli) -> Res {
                 let path = out_dir.join(format!("share-{}.txt", sh.index));
                 write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
             }
-            auth.store
-                .audit(
-                    system_now() as i64,
-                    &[hallmark_store::audit::AuditEvent::new(
-                        &format!("cli:{}", whoami()),
-                        "custody.split",
-                        serde_json::json!({"m": m, "n": n}).to_string(),
-                    )],
-                )
-                .await
-                .map_err(s)?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "custody.split",
+                serde_json::json!({"m": m, "n": n}),
+            )
+            .await?;
             auth.checkpoint(system_now()).await.map_err(s)?;
             eprintln!(
                 "wrote {n} shares to {}: hand one to each custodian, then remove the passphrase from this machine; any {m} open the key store",
@@ -539,17 +526,13 @@ pub async fn run(cli: Cli) -> Res {
             let bytes = hallmark_ra::backup::create(&auth, &p, &out, kdf())
                 .await
                 .map_err(s)?;
-            auth.store
-                .audit(
-                    system_now() as i64,
-                    &[hallmark_store::audit::AuditEvent::new(
-                        &format!("cli:{}", whoami()),
-                        "backup.create",
-                        serde_json::json!({"bytes": bytes}).to_string(),
-                    )],
-                )
-                .await
-                .map_err(s)?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "backup.create",
+                serde_json::json!({"bytes": bytes}),
+            )
+            .await?;
             auth.checkpoint(system_now()).await.map_err(s)?;
             eprintln!(
                 "encrypted backup written to {} ({bytes} bytes)",
@@ -562,17 +545,13 @@ pub async fn run(cli: Cli) -> Res {
             let names = hallmark_ra::backup::restore(&input, &g.data_dir, &p).map_err(s)?;
             // Open it once: the passphrase fits, the keys and the database agree.
             let auth = open(&g).await?;
-            auth.store
-                .audit(
-                    system_now() as i64,
-                    &[hallmark_store::audit::AuditEvent::new(
-                        &format!("cli:{}", whoami()),
-                        "backup.restore",
-                        serde_json::json!({"files": names}).to_string(),
-                    )],
-                )
-                .await
-                .map_err(s)?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "backup.restore",
+                serde_json::json!({"files": names}),
+            )
+            .await?;
             auth.checkpoint(system_now()).await.map_err(s)?;
             eprintln!(
                 "restored {} into {}",
@@ -987,6 +966,21 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             Ok(())
         }
     }
+}
+
+/// Appends one audit entry for a CLI action.
+async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json::Value) -> Res {
+    auth.store
+        .audit(
+            system_now() as i64,
+            &[hallmark_store::audit::AuditEvent::new(
+                actor,
+                action,
+                details.to_string(),
+            )],
+        )
+        .await
+        .map_err(s)
 }
 
 fn whoami() -> String {
