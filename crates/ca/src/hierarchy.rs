@@ -153,3 +153,44 @@ pub fn ocsp_signer_certificate(
     let linted = lint::lint_certificate(t.to_tbs_der()?, Kind::OcspSigner, &issuer.lint_issuer())?;
     issuer.sign_linted(&linted)
 }
+
+/// A cross-certificate: `signer` certifies `subject`'s name and key as a CA
+/// without a path-length limit, so chains below `subject` validate up to
+/// `signer` (used when a root is re-keyed).
+pub fn cross_certificate(
+    signer: &IssuerKey,
+    subject: &IssuerKey,
+    now: u64,
+    days: u32,
+    settings: &Settings,
+) -> Result<Vec<u8>> {
+    let not_after = (now + days as u64 * 86_400)
+        .min(signer.not_after)
+        .min(subject.not_after);
+    let t = Template {
+        serial: random_serial()?.to_vec(),
+        signature_algorithm: signer.signer.signature_algorithm(),
+        issuer: der::Decode::from_der(&signer.name_der).map_err(hallmark_pki::PkiError::from)?,
+        not_before: now,
+        not_after,
+        subject: der::Decode::from_der(&subject.name_der).map_err(hallmark_pki::PkiError::from)?,
+        spki_der: subject.spki_der.clone(),
+        extensions: vec![
+            ext::basic_constraints(true, None)?,
+            ext::key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)?,
+            ext::crl_distribution_point(&settings.crl_url(&signer.id))?,
+            ext::authority_info_access(None, &settings.ca_cert_url(&signer.id))?,
+            ext::subject_key_id(&subject.key_id)?,
+            ext::authority_key_id(&signer.key_id)?,
+        ],
+    };
+    let linted = lint::lint_certificate(
+        t.to_tbs_der()?,
+        Kind::Ca {
+            path_len: None,
+            self_signed: false,
+        },
+        &signer.lint_issuer(),
+    )?;
+    signer.sign_linted(&linted)
+}

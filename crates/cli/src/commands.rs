@@ -175,6 +175,20 @@ pub enum CaCmd {
         #[arg(long, default_value_t = 3653)]
         days: u32,
     },
+    /// Re-key the root: a new root with a new key, cross-certified both ways
+    /// with the current root (writes new root and cross-certificates to --out-dir).
+    RekeyRoot {
+        #[arg(long)]
+        new_id: String,
+        #[arg(long)]
+        subject: String,
+        #[arg(long, default_value = "p384")]
+        key: String,
+        #[arg(long, default_value_t = 7305)]
+        days: u32,
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
     /// On the offline root: sign an issuing CA's CSR.
     SignRequest {
         #[arg(long)]
@@ -203,6 +217,9 @@ pub enum CaCmd {
         id: String,
         #[arg(long)]
         subject: String,
+        /// The root to sign under (default: the oldest root).
+        #[arg(long)]
+        parent: Option<String>,
         #[arg(long, default_value = "p256")]
         key: String,
         #[arg(long, default_value_t = 3653)]
@@ -368,6 +385,7 @@ pub async fn run(cli: Cli) -> Res {
                     subject: &subject,
                     algorithm: alg,
                     days,
+                    parent: None,
                 },
                 system_now(),
             )
@@ -412,6 +430,7 @@ pub async fn run(cli: Cli) -> Res {
                     subject: &subject,
                     algorithm: KeyAlgorithm::EcP256,
                     days,
+                    parent: None,
                 },
                 &csr,
                 system_now(),
@@ -444,9 +463,53 @@ pub async fn run(cli: Cli) -> Res {
             eprintln!("issuing CA {id:?} installed");
             Ok(())
         }
+        Command::Ca(CaCmd::RekeyRoot {
+            new_id,
+            subject,
+            key,
+            days,
+            out_dir,
+        }) => {
+            let p = pass(&g, false)?;
+            let alg = KeyAlgorithm::from_str(&key).map_err(s)?;
+            let out = ceremony::rekey_root(
+                &g.data_dir,
+                &p,
+                g.database_url.as_deref(),
+                &ceremony::NewIssuer {
+                    id: &new_id,
+                    subject: &subject,
+                    algorithm: alg,
+                    days,
+                    parent: None,
+                },
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
+            std::fs::create_dir_all(&out_dir)
+                .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+            for (name, der) in [
+                (format!("{new_id}.pem"), &out.new_root),
+                (format!("cross-{new_id}-by-old.pem"), &out.new_by_old),
+                (format!("cross-old-by-{new_id}.pem"), &out.old_by_new),
+            ] {
+                std::fs::write(
+                    out_dir.join(&name),
+                    hallmark_pki::pem::encode("CERTIFICATE", der),
+                )
+                .map_err(|e| format!("cannot write {name}: {e}"))?;
+            }
+            eprintln!(
+                "new root {new_id:?} and both cross-certificates written to {}",
+                out_dir.display()
+            );
+            Ok(())
+        }
         Command::Ca(CaCmd::Add {
             id,
             subject,
+            parent,
             key,
             days,
         }) => {
@@ -461,6 +524,7 @@ pub async fn run(cli: Cli) -> Res {
                     subject: &subject,
                     algorithm: alg,
                     days,
+                    parent: parent.as_deref(),
                 },
                 system_now(),
             )

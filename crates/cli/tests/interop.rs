@@ -34,6 +34,7 @@ on_both!(
     m_of_n_custodians,
     backup_and_restore,
     issuing_ca_rollover,
+    root_rekey_with_cross_certificates,
 );
 
 macro_rules! setup {
@@ -1599,4 +1600,101 @@ fn issuing_ca_rollover(b: Backend) {
     }
     let audit = hm.sql_ok("SELECT COUNT(*) FROM audit_log WHERE action = 'ca.rollover'");
     assert_eq!(audit.trim(), "1");
+}
+
+fn root_rekey_with_cross_certificates(b: Backend) {
+    let hm = setup!(b);
+    let (_, old_leaf) = hm.issue("old", "personal", "CN=Under Old Root,C=HK", &[]);
+    let out = hm.p("rekey");
+    hm.ok(&[
+        "ca",
+        "rekey-root",
+        "--new-id",
+        "root-2",
+        "--subject",
+        "CN=Hallmark Root CA 2,O=Hallmark,C=HK",
+        "--out-dir",
+        &out,
+    ]);
+    hm.ok(&[
+        "ca",
+        "add",
+        "--id",
+        "issuing-3",
+        "--parent",
+        "root-2",
+        "--subject",
+        "CN=Issuing under Root 2,O=Hallmark,C=HK",
+    ]);
+    let (_, new_leaf) = hm.issue(
+        "new",
+        "personal",
+        "CN=Under New Root,C=HK",
+        &["--issuer", "issuing-3"],
+    );
+    for id in ["root", "issuing", "issuing-3"] {
+        std::fs::write(hm.path(&format!("{id}.pem")), hm.ok(&["ca", "show", id])).unwrap();
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    let new_root = format!("{out}/root-2.pem");
+    let new_by_old = format!("{out}/cross-root-2-by-old.pem");
+    let old_by_new = format!("{out}/cross-old-by-root-2.pem");
+    // A relying party that trusts only the old root validates the new chain
+    // through the cross-certificate …
+    std::fs::write(
+        hm.path("up-new.pem"),
+        read(&hm.p("issuing-3.pem")) + &read(&new_by_old),
+    )
+    .unwrap();
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("up-new.pem"),
+        &new_leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // … and one that trusts only the new root validates the old chain.
+    std::fs::write(
+        hm.path("up-old.pem"),
+        read(&hm.p("issuing.pem")) + &read(&old_by_new),
+    )
+    .unwrap();
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &new_root,
+        "-untrusted",
+        &hm.p("up-old.pem"),
+        &old_leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Without the cross-certificate the old root does not reach the new chain.
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing-3.pem"),
+        &new_leaf,
+    ]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(": OK"));
+    for c in [&new_root, &new_by_old, &old_by_new] {
+        pkilint_clean("lint_pkix_cert", &[], c.as_ref());
+    }
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&hm.p("root.pem")],
+        new_by_old.as_ref(),
+    );
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
 }

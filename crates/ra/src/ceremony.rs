@@ -293,6 +293,8 @@ pub struct NewIssuer<'a> {
     pub subject: &'a str,
     pub algorithm: KeyAlgorithm,
     pub days: u32,
+    /// The root to sign under (default: the oldest root).
+    pub parent: Option<&'a str>,
 }
 
 /// What the CA-changing ceremonies (`ca add`, `ca sign-request`,
@@ -312,6 +314,7 @@ impl Installation {
         pass: &Passphrase,
         database_url: Option<&str>,
         id: &str,
+        root_id: Option<&str>,
     ) -> Result<Self> {
         check_id(id)?;
         let cfg = Config::load(dir)?;
@@ -332,8 +335,11 @@ impl Installation {
         }
         let root = rows
             .into_iter()
-            .find(|r| r.is_root)
-            .ok_or_else(|| RaError::Config("no root CA in the database".into()))?;
+            .find(|r| r.is_root && root_id.is_none_or(|want| r.id == want))
+            .ok_or_else(|| match root_id {
+                Some(want) => RaError::Invalid(format!("no root CA with id {want:?}")),
+                None => RaError::Config("no root CA in the database".into()),
+            })?;
         Ok(Self {
             cfg,
             ks,
@@ -411,7 +417,7 @@ pub async fn add_issuer(
     new: &NewIssuer<'_>,
     now: u64,
 ) -> Result<Vec<u8>> {
-    let mut inst = Installation::open(dir, pass, database_url, new.id).await?;
+    let mut inst = Installation::open(dir, pass, database_url, new.id, new.parent).await?;
     let root =
         inst.root_signing_key("sign the request on the offline root machine (`ca sign-request`)")?;
     let label = ca_key_label(new.id);
@@ -439,7 +445,7 @@ pub async fn sign_request(
     csr: &[u8],
     now: u64,
 ) -> Result<Vec<u8>> {
-    let inst = Installation::open(dir, pass, database_url, new.id).await?;
+    let inst = Installation::open(dir, pass, database_url, new.id, new.parent).await?;
     let root = inst.root_signing_key("run `ca sign-request` where the root key is")?;
     let verified = hallmark_pki::csr::verify(csr)?;
     let cert = hierarchy::issuing_certificate(
@@ -472,7 +478,7 @@ pub async fn import_issuer(
     cert: &[u8],
     now: u64,
 ) -> Result<()> {
-    let inst = Installation::open(dir, pass, database_url, id).await?;
+    let inst = Installation::open(dir, pass, database_url, id, None).await?;
     let root_spki = der::Encode::to_der(
         hallmark_pki::cert::parse(&inst.root.cert)?
             .tbs_certificate()
@@ -495,6 +501,87 @@ pub async fn import_issuer(
     );
     inst.record(id, &subject, cert, label, "ca.import", now)
         .await
+}
+
+/// The certificates a root re-key produces.
+pub struct RootRekey {
+    pub new_root: Vec<u8>,
+    /// The old root certifies the new root's key (for relying parties that
+    /// trust only the old root).
+    pub new_by_old: Vec<u8>,
+    /// The new root certifies the old root's key (for those that trust only
+    /// the new one).
+    pub old_by_new: Vec<u8>,
+}
+
+/// Re-keys the root: a new self-signed root with a new key, and a
+/// cross-certificate each way so that relying parties keep validating
+/// whichever root they trust. The old root stays, for what it signed.
+pub async fn rekey_root(
+    dir: &Path,
+    pass: &Passphrase,
+    database_url: Option<&str>,
+    new: &NewIssuer<'_>,
+    now: u64,
+) -> Result<RootRekey> {
+    let mut inst = Installation::open(dir, pass, database_url, new.id, new.parent).await?;
+    let old = inst.root_signing_key("re-key where the root key is")?;
+    let label = ca_key_label(new.id);
+    let signer = inst.ks.generate(&label, new.algorithm)?;
+    let new_root = hierarchy::root_certificate(signer.as_ref(), new.subject, now, new.days)?;
+    let new_key = IssuerKey::new(new.id, new_root.clone(), signer, true)?;
+    let settings = inst.cfg.ca_settings();
+    let new_by_old = hierarchy::cross_certificate(&old, &new_key, now, new.days, &settings)?;
+    let old_by_new = hierarchy::cross_certificate(&new_key, &old, now, new.days, &settings)?;
+    let mut tx = inst.store.begin().await?;
+    certs::insert_issuer(
+        &mut tx,
+        &IssuerRow {
+            id: new.id.into(),
+            subject: new.subject.into(),
+            cert: new_root.clone(),
+            parent: None,
+            key_label: label,
+            is_root: true,
+            created_at: now as i64,
+        },
+    )
+    .await?;
+    for (from, to, c) in [
+        (&old.id, &new_key.id, &new_by_old),
+        (&new_key.id, &old.id, &old_by_new),
+    ] {
+        hallmark_store::put_setting(
+            &mut tx,
+            &format!("cross.{from}.{to}"),
+            &hallmark_pki::hex(c),
+        )
+        .await?;
+    }
+    audit::append(
+        &mut tx,
+        inst.store.backend(),
+        now as i64,
+        &[AuditEvent::new(
+            "ceremony",
+            "ca.rekey-root",
+            serde_json::json!({"from": old.id, "to": new.id, "subject": new.subject,
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&new_root)),
+                "cross_sha256": [hallmark_pki::hex(&hallmark_crypto::sha256(&new_by_old)),
+                                 hallmark_pki::hex(&hallmark_crypto::sha256(&old_by_new))]})
+            .to_string(),
+        )],
+    )
+    .await?;
+    hallmark_store::commit(tx).await?;
+    inst.store
+        .checkpoint(now as i64, inst.ks.signer(AUDIT_KEY)?.as_ref())
+        .await?;
+    Ok(RootRekey {
+        new_root,
+        new_by_old,
+        old_by_new,
+    })
 }
 
 fn check_id(id: &str) -> Result<()> {
