@@ -250,6 +250,16 @@ pub enum KeysCmd {
     },
     /// Sign and verify a test message with every key.
     Test,
+    /// Split the PKCS#11 user PIN (from $HALLMARK_PKCS11_PIN or the PIN file)
+    /// into N custodian shares, any M of which stand in for it (--pin-share).
+    SplitPin {
+        #[arg(long)]
+        m: u8,
+        #[arg(long)]
+        n: u8,
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
@@ -257,6 +267,32 @@ pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
         return quorum(g).map(|(p, _)| p);
     }
     passphrase::obtain(g.passphrase_file.as_deref(), &g.data_dir, confirm)
+}
+
+fn read_shares(files: &[PathBuf]) -> Res<Vec<hallmark_keys::shamir::Share>> {
+    let mut shares = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("cannot read share {}: {e}", f.display()))?;
+        shares.push(
+            hallmark_keys::shamir::Share::decode(&text)
+                .map_err(|e| format!("{}: {e}", f.display()))?,
+        );
+    }
+    Ok(shares)
+}
+
+/// The PKCS#11 PIN from M custodians' `--pin-share` files, handed to the
+/// key configuration for this process.
+fn pin_quorum(g: &Global) -> Res {
+    if g.pin_shares.is_empty() {
+        return Ok(());
+    }
+    let secret = hallmark_keys::shamir::combine_bytes(&read_shares(&g.pin_shares)?).map_err(s)?;
+    let pin = String::from_utf8(secret.to_vec())
+        .map_err(|_| "the PIN shares do not combine into a PIN".to_string())?;
+    hallmark_ra::config::provide_pkcs11_pin(zeroize::Zeroizing::new(pin));
+    Ok(())
 }
 
 /// The passphrase from M custodians' shares, and which shares were used.
@@ -309,6 +345,7 @@ fn kdf() -> KdfParams {
 
 pub async fn run(cli: Cli) -> Res {
     let g = cli.global;
+    pin_quorum(&g)?;
     match cli.command {
         Command::Init(a) => init(&g, a, None).await.map(|_| ()),
         Command::Serve(a) => {
@@ -563,6 +600,34 @@ pub async fn run(cli: Cli) -> Res {
             auth.checkpoint(system_now()).await.map_err(s)?;
             eprintln!(
                 "wrote {n} shares to {}: hand one to each custodian, then remove the passphrase from this machine; any {m} open the key store",
+                out_dir.display()
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCmd::SplitPin { m, n, out_dir }) => {
+            let auth = open(&g).await?;
+            let token =
+                auth.config.keys.token().map_err(s)?.ok_or(
+                    "this installation keeps its keys in the software store; there is no PIN",
+                )?;
+            let shares =
+                hallmark_keys::shamir::split_bytes(token.pin.as_bytes(), m, n).map_err(s)?;
+            std::fs::create_dir_all(&out_dir)
+                .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+            for sh in &shares {
+                let path = out_dir.join(format!("pin-share-{}.txt", sh.index));
+                write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
+            }
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "custody.split-pin",
+                serde_json::json!({"m": m, "n": n}),
+            )
+            .await?;
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            eprintln!(
+                "wrote {n} PIN shares to {}; remove the PIN file and variable: any {m} custodians then give --pin-share",
                 out_dir.display()
             );
             Ok(())

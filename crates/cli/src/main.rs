@@ -41,6 +41,9 @@ pub struct Global {
     /// A custodian's share of the passphrase (M-of-N); give M of them.
     #[arg(long = "share", global = true)]
     pub shares: Vec<PathBuf>,
+    /// A custodian's share of the PKCS#11 user PIN (M-of-N); give M of them.
+    #[arg(long = "pin-share", global = true)]
+    pub pin_shares: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]

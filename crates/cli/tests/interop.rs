@@ -35,6 +35,7 @@ on_both!(
     backup_and_restore,
     issuing_ca_rollover,
     root_rekey_with_cross_certificates,
+    pkcs11_pin_quorum,
 );
 
 macro_rules! setup {
@@ -1697,4 +1698,83 @@ fn root_rekey_with_cross_certificates(b: Backend) {
         new_by_old.as_ref(),
     );
     assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
+
+fn pkcs11_pin_quorum(b: Backend) {
+    if b == Backend::Postgres && postgres_base().is_none() {
+        return;
+    }
+    let label = format!("hm-pinq-{}-{:?}", std::process::id(), b);
+    let o = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            &label,
+            "--pin",
+            "97531",
+            "--so-pin",
+            "13579",
+        ])
+        .output()
+        .expect("softhsm2-util is needed");
+    assert!(o.status.success());
+    let pin_file = std::env::temp_dir().join(format!("{label}.pin"));
+    std::fs::write(&pin_file, "97531\n").unwrap();
+    let pin = pin_file.display().to_string();
+    let hm = Hm::with_args(
+        b,
+        &[
+            "--key-store",
+            "pkcs11",
+            "--pkcs11-module",
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "--pkcs11-token",
+            &label,
+            "--pkcs11-pin-file",
+            &pin,
+        ],
+    )
+    .unwrap();
+    let dir = hm.p("pin-shares");
+    hm.ok(&[
+        "keys",
+        "split-pin",
+        "--m",
+        "2",
+        "--n",
+        "3",
+        "--out-dir",
+        &dir,
+    ]);
+    // The PIN is gone from the machine: only custodians' shares open the token.
+    std::fs::remove_file(&pin_file).unwrap();
+    let run = |shares: &[u8]| {
+        let mut c = hm.command();
+        for i in shares {
+            c.arg("--pin-share").arg(format!("{dir}/pin-share-{i}.txt"));
+        }
+        c.args(["keys", "test"]).output().unwrap()
+    };
+    let o = run(&[]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--pin-share"));
+    let o = run(&[3]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("2 custodians' shares are needed, 1 given"),
+        "{e}"
+    );
+    for pair in [[1, 2], [2, 3], [1, 3]] {
+        let o = run(&pair);
+        assert!(
+            o.status.success(),
+            "{pair:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("FAILED"));
+    }
+    drop(hm);
+    let _ = std::process::Command::new("softhsm2-util")
+        .args(["--delete-token", "--token", &label])
+        .output();
 }

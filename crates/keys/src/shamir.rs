@@ -101,12 +101,20 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// Splits the passphrase into `n` shares, any `m` of which recover it.
 pub fn split(pass: &Passphrase, m: u8, n: u8) -> Result<Vec<Share>> {
+    split_bytes(pass.expose().as_bytes(), m, n)
+}
+
+/// Splits any secret (e.g. a PKCS#11 PIN) into `n` shares, any `m` of
+/// which recover it.
+pub fn split_bytes(secret: &[u8], m: u8, n: u8) -> Result<Vec<Share>> {
     if m < 2 || m > n {
         return Err(KeyError::Passphrase(format!(
             "need 2 <= M <= N, got M={m}, N={n}"
         )));
     }
-    let secret = pass.expose().as_bytes();
+    if secret.is_empty() {
+        return Err(KeyError::Passphrase("nothing to split".into()));
+    }
     let mut coeffs = Zeroizing::new(vec![0u8; secret.len() * (m as usize - 1)]);
     hallmark_crypto::fill_random(&mut coeffs)?;
     Ok((1..=n)
@@ -135,6 +143,14 @@ pub fn split(pass: &Passphrase, m: u8, n: u8) -> Result<Vec<Share>> {
 
 /// Recovers the passphrase from at least M distinct shares of one split.
 pub fn combine(shares: &[Share]) -> Result<Passphrase> {
+    let secret = combine_bytes(shares)?;
+    let s = String::from_utf8(secret.to_vec())
+        .map_err(|_| KeyError::Passphrase("the shares do not combine into a passphrase".into()))?;
+    Passphrase::new(s)
+}
+
+/// Recovers a secret from at least M distinct shares of one split.
+pub fn combine_bytes(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>> {
     let Some(first) = shares.first() else {
         return Err(KeyError::Passphrase("no shares given".into()));
     };
@@ -175,9 +191,7 @@ pub fn combine(shares: &[Share]) -> Result<Passphrase> {
             *b ^= gf_mul(*y, l);
         }
     }
-    let s = String::from_utf8(secret.to_vec())
-        .map_err(|_| KeyError::Passphrase("the shares do not combine into a passphrase".into()))?;
-    Passphrase::new(s)
+    Ok(secret)
 }
 
 #[cfg(test)]

@@ -42,6 +42,16 @@ fn d_backend() -> String {
     "software".into()
 }
 
+/// A PKCS#11 PIN recovered from custodians' shares for this process
+/// (`--pin-share`); it takes precedence over the environment and the file.
+static PIN_FROM_QUORUM: std::sync::OnceLock<zeroize::Zeroizing<String>> =
+    std::sync::OnceLock::new();
+
+/// Provides the PIN recovered from a quorum of shares (once per process).
+pub fn provide_pkcs11_pin(pin: zeroize::Zeroizing<String>) {
+    let _ = PIN_FROM_QUORUM.set(pin);
+}
+
 impl KeysConfig {
     /// The token to use, with its PIN, or None for the software store.
     pub fn token(&self) -> Result<Option<hallmark_keys::custody::TokenConfig>, RaError> {
@@ -55,11 +65,15 @@ impl KeysConfig {
                     RaError::Config("keys.pkcs11_token is required for the pkcs11 backend".into())
                 })?;
                 let pin = match (&self.pkcs11_pin_file, std::env::var("HALLMARK_PKCS11_PIN")) {
+                    _ if PIN_FROM_QUORUM.get().is_some() => PIN_FROM_QUORUM
+                        .get()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
                     (_, Ok(p)) => p,
                     (Some(f), Err(_)) => std::fs::read_to_string(f)
                         .map_err(|e| {
                             RaError::Config(format!(
-                                "cannot read the PKCS#11 PIN file {}: {e}",
+                                "cannot read the PKCS#11 PIN file {}: {e} (or give M custodians' --pin-share files)",
                                 f.display()
                             ))
                         })?
@@ -67,7 +81,7 @@ impl KeysConfig {
                         .to_string(),
                     (None, Err(_)) => {
                         return Err(RaError::Config(
-                            "the PKCS#11 user PIN: set HALLMARK_PKCS11_PIN or keys.pkcs11_pin_file"
+                            "the PKCS#11 user PIN: give M custodians' --pin-share files, or set HALLMARK_PKCS11_PIN or keys.pkcs11_pin_file"
                                 .into(),
                         ));
                     }
