@@ -584,20 +584,7 @@ pub async fn run(cli: Cli) -> Res {
             let auth = open(&g).await?;
             let p = pass(&g, false)?;
             let shares = hallmark_keys::shamir::split(&p, m, n).map_err(s)?;
-            std::fs::create_dir_all(&out_dir)
-                .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-            for sh in &shares {
-                let path = out_dir.join(format!("share-{}.txt", sh.index));
-                write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
-            }
-            record(
-                &auth,
-                &format!("cli:{}", whoami()),
-                "custody.split",
-                serde_json::json!({"m": m, "n": n}),
-            )
-            .await?;
-            auth.checkpoint(system_now()).await.map_err(s)?;
+            hand_out_shares(&auth, &shares, &out_dir, "share", "custody.split", m).await?;
             eprintln!(
                 "wrote {n} shares to {}: hand one to each custodian, then remove the passphrase from this machine; any {m} open the key store",
                 out_dir.display()
@@ -612,20 +599,15 @@ pub async fn run(cli: Cli) -> Res {
                 )?;
             let shares =
                 hallmark_keys::shamir::split_bytes(token.pin.as_bytes(), m, n).map_err(s)?;
-            std::fs::create_dir_all(&out_dir)
-                .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-            for sh in &shares {
-                let path = out_dir.join(format!("pin-share-{}.txt", sh.index));
-                write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
-            }
-            record(
+            hand_out_shares(
                 &auth,
-                &format!("cli:{}", whoami()),
+                &shares,
+                &out_dir,
+                "pin-share",
                 "custody.split-pin",
-                serde_json::json!({"m": m, "n": n}),
+                m,
             )
             .await?;
-            auth.checkpoint(system_now()).await.map_err(s)?;
             eprintln!(
                 "wrote {n} PIN shares to {}; remove the PIN file and variable: any {m} custodians then give --pin-share",
                 out_dir.display()
@@ -1095,6 +1077,33 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             Ok(())
         }
     }
+}
+
+/// Writes each share to `out_dir/PREFIX-INDEX.txt` (owner-only, never
+/// overwriting) and records the split in the audit log.
+async fn hand_out_shares(
+    auth: &Authority,
+    shares: &[hallmark_keys::shamir::Share],
+    out_dir: &Path,
+    prefix: &str,
+    action: &str,
+    m: u8,
+) -> Res {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    for sh in shares {
+        let path = out_dir.join(format!("{prefix}-{}.txt", sh.index));
+        write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
+    }
+    record(
+        auth,
+        &format!("cli:{}", whoami()),
+        action,
+        serde_json::json!({"m": m, "n": shares.len()}),
+    )
+    .await?;
+    auth.checkpoint(system_now()).await.map_err(s)?;
+    Ok(())
 }
 
 /// Appends one audit entry for a CLI action.
