@@ -8,7 +8,8 @@
 #             `cfssl ocspserve` (ab, as the peer scripts must);
 #   raw       P-256 sign+verify rate of our crypto provider and openssl speed.
 # CRLs: bench/crl.sh. Needs the peer tools (../shared/bench/peers/00-install.sh).
-# Env: PARTS ("raw issue ocsp"), REPS (3), DUR (10), CONNS (8), PG_URL.
+# Env: PARTS ("raw issue ocsp"), BACKENDS ("sqlite postgres"), REPS (3), DUR (10),
+# CONNS (8), PG_URL, NO_PEERS=1 to skip the peers.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-$ROOT/../shared/bench/peers}
@@ -51,7 +52,7 @@ if [[ " $PARTS " == *" issue "* ]]; then
   openssl req -new -key leaf.key -subj "/CN=leaf.bench.test" -out leaf.csr
   python3 -c "import json;print(json.dumps({'profile':'server','subject':'CN=leaf.bench.test','csr':open('leaf.csr').read(),'dns_names':['leaf.bench.test']}))" > issue.json
   psql "$PG_URL/test" -qc "DROP DATABASE IF EXISTS hallmark_bench WITH (FORCE)" -c "CREATE DATABASE hallmark_bench"
-  for backend in sqlite postgres; do
+  for backend in ${BACKENDS:-sqlite postgres}; do
     if [ $backend = sqlite ]; then T=$(install hm-sqlite); D=$W/hm-sqlite
     else T=$(install hm-pg --database-url "$PG_URL/hallmark_bench"); D=$W/hm-pg; fi
     start "$D"
@@ -69,8 +70,10 @@ if [[ " $PARTS " == *" issue "* ]]; then
   done
   # CFSSL: `cfssl serve` sign, and `cfssl ocspserve` driven by wrk like ours
   # (the peer script needs its sign part to make the leaf for OCSP).
-  { W=$W/cfssl bash "$PEERS/02-cfssl.sh" 2>&1 || true; } \
-    | { grep -E "^cfssl-(sign|ocspserve)[^ ]* (ok/s|p99_ms|srv_cpu_ms/op) [0-9.]+$" || true; } | tee -a raw.txt
+  if [ -z "${NO_PEERS:-}" ]; then
+    { W=$W/cfssl bash "$PEERS/02-cfssl.sh" 2>&1 || true; } \
+      | { grep -E "^cfssl-(sign|ocspserve)[^ ]* (ok/s|p99_ms|srv_cpu_ms/op) [0-9.]+$" || true; } | tee -a raw.txt
+  fi
 fi
 
 if [[ " $PARTS " == *" ocsp "* ]]; then

@@ -5,6 +5,7 @@
 
 use hallmark_crypto::{Sha256, Signer};
 use sqlx::Row;
+use sqlx::any::AnyArguments;
 
 use crate::{AnyConnection, Backend, Result, Store, StoreError};
 
@@ -54,13 +55,14 @@ fn checkpoint_message(seq: i64, hash: &[u8]) -> Vec<u8> {
     m
 }
 
+/// Taken by every appender on PostgreSQL before it reads the head.
+pub(crate) const LOCK_CHAIN: &str = "SELECT pg_advisory_xact_lock(7412)";
+
 async fn lock_chain(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     if backend == Backend::Postgres {
         // Serialises appenders across processes; SQLite's BEGIN IMMEDIATE
         // already does.
-        sqlx::query("SELECT pg_advisory_xact_lock(7412)")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(LOCK_CHAIN).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -75,42 +77,60 @@ async fn head(conn: &mut AnyConnection) -> Result<(i64, Vec<u8>)> {
     })
 }
 
-/// Appends events inside the caller's transaction.
+/// Appends events inside the caller's transaction; returns the new head of
+/// the chain (sequence number and hash), `None` if there was nothing to add.
 pub async fn append(
     conn: &mut AnyConnection,
     backend: Backend,
     ts: i64,
     events: &[AuditEvent],
-) -> Result<i64> {
+) -> Result<Option<(i64, Vec<u8>)>> {
     if events.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     lock_chain(conn, backend).await?;
-    let (mut seq, mut prev) = head(conn).await?;
+    let mut head = head(conn).await?;
     // One multi-row INSERT per chunk: a batch of issuances costs one round trip.
     for chunk in crate::certs::pow2_chunks(events) {
-        let mut sql = String::from(
-            "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ",
-        );
-        sql.push_str(&crate::values_list(chunk.len(), 7));
+        let mut sql = String::from(INSERT_ENTRIES);
+        sql.push_str(&crate::values_list(chunk.len(), ENTRY_COLUMNS));
+        let mut args = AnyArguments::default();
+        bind_entries(&mut args, ts, chunk, &mut head)?;
         // Placeholders only; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for e in chunk {
-            seq += 1;
-            let h = entry_hash(seq, ts, e, &prev);
-            q = q
-                .bind(seq)
-                .bind(ts)
-                .bind(e.actor.clone())
-                .bind(e.action.clone())
-                .bind(e.details.clone())
-                .bind(prev)
-                .bind(h.to_vec());
-            prev = h.to_vec();
-        }
-        q.execute(&mut *conn).await?;
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(&mut *conn)
+            .await?;
     }
-    Ok(seq)
+    Ok(Some(head))
+}
+
+pub(crate) const INSERT_ENTRIES: &str =
+    "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ";
+pub(crate) const ENTRY_COLUMNS: usize = 7;
+
+/// Binds the columns of each entry, chained from `head`, which moves on to
+/// the last entry.
+pub(crate) fn bind_entries<E: std::borrow::Borrow<AuditEvent>>(
+    args: &mut AnyArguments,
+    ts: i64,
+    events: &[E],
+    head: &mut (i64, Vec<u8>),
+) -> Result<()> {
+    for e in events {
+        let e = e.borrow();
+        let seq = head.0 + 1;
+        let h = entry_hash(seq, ts, e, &head.1);
+        let prev = std::mem::replace(&mut head.1, h.to_vec());
+        head.0 = seq;
+        crate::bind(args, seq)?;
+        crate::bind(args, ts)?;
+        crate::bind(args, e.actor.clone())?;
+        crate::bind(args, e.action.clone())?;
+        crate::bind(args, e.details.clone())?;
+        crate::bind(args, prev)?;
+        crate::bind(args, h.to_vec())?;
+    }
+    Ok(())
 }
 
 impl Store {

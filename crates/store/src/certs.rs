@@ -1,7 +1,7 @@
 //! Issuers, certificates, CRLs: rows and queries.
 
 use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
 
 use crate::{AnyConnection, Result, Store, StoreError, conflict_or};
 
@@ -96,27 +96,6 @@ pub async fn insert_issuer(conn: &mut AnyConnection, i: &IssuerRow) -> Result<()
     Ok(())
 }
 
-/// Inserts a pending certificate; `Ok(false)` if the serial is taken.
-pub async fn reserve(conn: &mut AnyConnection, c: &NewCert) -> Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) \
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    )
-    .bind(&c.issuer)
-    .bind(&c.serial)
-    .bind(&c.profile)
-    .bind(&c.subject)
-    .bind(c.tbs.clone())
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(c.shard)
-    .bind(c.created_at)
-    .bind(c.created_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 pub const MAX_ROWS_PER_STATEMENT: usize = 256;
 
@@ -137,12 +116,26 @@ pub fn pow2_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+pub(crate) const RESERVE_HEAD: &str = "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) VALUES ";
+pub(crate) const RESERVE_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING issuer, serial";
+pub(crate) const RESERVE_COLUMNS: usize = 11;
+
+pub(crate) fn bind_reserve(args: &mut AnyArguments, c: &NewCert) -> Result<()> {
+    crate::bind(args, c.issuer.clone())?;
+    crate::bind(args, c.serial.clone())?;
+    crate::bind(args, "pending")?;
+    crate::bind(args, c.profile.clone())?;
+    crate::bind(args, c.subject.clone())?;
+    crate::bind(args, c.tbs.clone())?;
+    crate::bind(args, c.not_before)?;
+    crate::bind(args, c.not_after)?;
+    crate::bind(args, c.shard)?;
+    crate::bind(args, c.created_at)?;
+    crate::bind(args, c.created_at)
+}
+
 /// Inserts pending certificates in one statement; returns the (issuer,
 /// serial) pairs inserted (the others were taken).
-///
-/// The common case costs one round trip without result rows (sqlx's SQLite
-/// driver hands every result row across threads); only when a serial was
-/// already taken are the inserted rows looked up.
 pub async fn reserve_many(
     conn: &mut AnyConnection,
     rows: &[&NewCert],
@@ -150,52 +143,17 @@ pub async fn reserve_many(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "INSERT INTO certificates (issuer, serial, status, profile, subject, tbs, not_before, not_after, shard, created_at, changed_at) VALUES ",
-    );
-    sql.push_str(&crate::values_list(rows.len(), 11));
-    sql.push_str(" ON CONFLICT DO NOTHING");
+    let mut sql = String::from(RESERVE_HEAD);
+    sql.push_str(&crate::values_list(rows.len(), RESERVE_COLUMNS));
+    sql.push_str(RESERVE_TAIL);
+    let mut args = AnyArguments::default();
+    for c in rows {
+        bind_reserve(&mut args, c)?;
+    }
     // The statement text is built from placeholders only; values are bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for c in rows {
-        q = q
-            .bind(c.issuer.clone())
-            .bind(c.serial.clone())
-            .bind("pending")
-            .bind(c.profile.clone())
-            .bind(c.subject.clone())
-            .bind(c.tbs.clone())
-            .bind(c.not_before)
-            .bind(c.not_after)
-            .bind(c.shard)
-            .bind(c.created_at)
-            .bind(c.created_at);
-    }
-    let done = q.execute(&mut *conn).await?.rows_affected();
-    if done == rows.len() as u64 {
-        return Ok(rows
-            .iter()
-            .map(|c| (c.issuer.clone(), c.serial.clone()))
-            .collect());
-    }
-    // Some serial was taken: ours are the pending rows with our TBS.
-    let mut ours = Vec::new();
-    for c in rows {
-        let r = sqlx::query(
-            "SELECT tbs FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'pending'",
-        )
-        .bind(c.issuer.clone())
-        .bind(c.serial.clone())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(r) = r {
-            let tbs: Option<Vec<u8>> = r.try_get(0)?;
-            if tbs.as_deref() == Some(c.tbs.as_slice()) {
-                ours.push((c.issuer.clone(), c.serial.clone()));
-            }
-        }
-    }
-    Ok(ours)
+    Ok(sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 pub struct Finalize<'a> {
@@ -205,55 +163,64 @@ pub struct Finalize<'a> {
     pub escrow: Option<&'a [u8]>,
 }
 
-/// Stores signed certificates of pending rows in one statement; returns the
-/// (issuer, serial) pairs updated.
-pub async fn finalize_many(
-    conn: &mut AnyConnection,
-    rows: &[&Finalize<'_>],
-) -> Result<Vec<(String, String)>> {
+/// What [`finalize_many`] did with each row.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Finalized {
+    /// Pending rows that now hold their certificate.
+    pub stored: Vec<(String, String)>,
+    /// Rows that already held the same certificate (a retried request).
+    pub already: Vec<(String, String)>,
+}
+
+pub(crate) const FINALIZE_HEAD: &str = "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4 FROM (VALUES ";
+pub(crate) const FINALIZE_TAIL: &str = ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending' \
+     RETURNING certificates.issuer, certificates.serial";
+pub(crate) const FINALIZE_COLUMNS: usize = 4;
+
+pub(crate) fn bind_finalize(args: &mut AnyArguments, f: &Finalize<'_>) -> Result<()> {
+    crate::bind(args, f.issuer.to_string())?;
+    crate::bind(args, f.serial.to_string())?;
+    crate::bind(args, f.cert.to_vec())?;
+    crate::bind(args, f.escrow.map(<[u8]>::to_vec))
+}
+
+/// Stores signed certificates of pending rows in one statement.
+pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>]) -> Result<Finalized> {
+    let mut out = Finalized::default();
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let mut sql = String::from(
-        "UPDATE certificates SET status = 'issued', cert = v.column3, tbs = NULL, escrow = v.column4 FROM (VALUES ",
-    );
-    sql.push_str(&crate::values_list(rows.len(), 4));
-    sql.push_str(
-        ") AS v WHERE certificates.issuer = v.column1 AND certificates.serial = v.column2 AND certificates.status = 'pending'",
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut sql = String::from(FINALIZE_HEAD);
+    sql.push_str(&crate::values_list(rows.len(), FINALIZE_COLUMNS));
+    sql.push_str(FINALIZE_TAIL);
+    let mut args = AnyArguments::default();
     for f in rows {
-        q = q
-            .bind(f.issuer.to_string())
-            .bind(f.serial.to_string())
-            .bind(f.cert.to_vec())
-            .bind(f.escrow.map(<[u8]>::to_vec));
+        bind_finalize(&mut args, f)?;
     }
-    let done = q.execute(&mut *conn).await?.rows_affected();
-    if done == rows.len() as u64 {
-        return Ok(rows
-            .iter()
-            .map(|f| (f.issuer.to_string(), f.serial.to_string()))
-            .collect());
+    let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
+    out.stored = q.fetch_all(&mut *conn).await?;
+    if out.stored.len() == rows.len() {
+        return Ok(out);
     }
-    // Some row was not pending: ours are those now holding our certificate.
-    let mut ours = Vec::new();
+    // The rows not updated: stored before with the same certificate, or not ours.
     for f in rows {
-        let r = sqlx::query(
-            "SELECT cert FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'issued'",
+        let key = (f.issuer.to_string(), f.serial.to_string());
+        if out.stored.contains(&key) {
+            continue;
+        }
+        let same: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'issued' AND cert = $3",
         )
         .bind(f.issuer.to_string())
         .bind(f.serial.to_string())
+        .bind(f.cert.to_vec())
         .fetch_optional(&mut *conn)
         .await?;
-        if let Some(r) = r {
-            let cert: Option<Vec<u8>> = r.try_get(0)?;
-            if cert.as_deref() == Some(f.cert) {
-                ours.push((f.issuer.to_string(), f.serial.to_string()));
-            }
+        if same.is_some() {
+            out.already.push(key);
         }
     }
-    Ok(ours)
+    Ok(out)
 }
 
 /// Revokes an issued certificate. Revocation is final (also enforced by a
@@ -679,16 +646,19 @@ mod tests {
             escrow: None,
         };
         let (fa, fz) = (f("aa"), f("zz"));
-        assert_eq!(finalize_many(&mut tx, &[&fa]).await.unwrap().len(), 1);
+        assert_eq!(
+            finalize_many(&mut tx, &[&fa]).await.unwrap().stored.len(),
+            1
+        );
         // "aa" is no longer pending and "zz" never was.
         let (fb, fa2) = (f("bb"), f("aa"));
         let got = finalize_many(&mut tx, &[&fa2, &fb, &fz]).await.unwrap();
         assert_eq!(
             got,
-            vec![
-                ("ca".to_string(), "aa".to_string()),
-                ("ca".to_string(), "bb".to_string())
-            ]
+            Finalized {
+                stored: vec![("ca".to_string(), "bb".to_string())],
+                already: vec![("ca".to_string(), "aa".to_string())],
+            }
         );
         tx.rollback().await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

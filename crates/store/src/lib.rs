@@ -26,6 +26,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the storage writer has stopped")]
@@ -44,6 +46,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The database file, for the SQLite writer thread.
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 const MIGRATIONS_SQLITE: &[(i64, &str)] =
@@ -92,13 +96,23 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let store = Self { pool, backend };
+        let sqlite_path = (backend == Backend::Sqlite).then(|| sqlite_file(&url));
+        let store = Self {
+            pool,
+            backend,
+            sqlite_path,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The database file of a SQLite store.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.sqlite_path.as_deref()
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -171,10 +185,25 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
     Ok(())
 }
 
+/// The file of a `sqlite://PATH?…` or `sqlite:PATH` URL.
+fn sqlite_file(url: &str) -> std::path::PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    std::path::PathBuf::from(path)
+}
+
 /// `VALUES`-list placeholders for a multi-row statement: `rows` tuples of
 /// `cols` parameters each, numbered from `$1`. Every value is bound, so the
 /// statement text holds placeholders only.
 pub(crate) fn values_list(rows: usize, cols: usize) -> String {
+    values_list_from(1, rows, cols)
+}
+
+/// [`values_list`] numbered from `$first`, for a statement with several lists.
+pub(crate) fn values_list_from(first: usize, rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });
@@ -183,11 +212,21 @@ pub(crate) fn values_list(rows: usize, cols: usize) -> String {
                 sql.push_str(", ");
             }
             sql.push('$');
-            sql.push_str(&(r * cols + c + 1).to_string());
+            sql.push_str(&(first + r * cols + c).to_string());
         }
         sql.push(')');
     }
     sql
+}
+
+/// Adds one bound value to a statement's arguments.
+pub(crate) fn bind<'t, T>(args: &mut sqlx::any::AnyArguments, value: T) -> Result<()>
+where
+    T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Arguments;
+    args.add(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot bind a value: {e}")))
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].

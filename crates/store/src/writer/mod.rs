@@ -1,0 +1,266 @@
+//! Group commit: issuance writes from many requests are gathered into one
+//! transaction and one fsync, and each request is answered only after that
+//! commit. Durability stays per request; the cost of the sync is shared.
+//!
+//! On SQLite the batches are written by a thread of their own that talks to
+//! SQLite directly ([`sqlite`]): through sqlx every statement would be a
+//! hand-off to sqlx's worker thread. On PostgreSQL a task writes them
+//! through sqlx ([`sqlx_batch`]).
+
+mod sqlite;
+mod sqlx_batch;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::AuditEvent;
+use crate::certs::NewCert;
+use crate::{Result, Store, StoreError};
+
+pub enum Op {
+    /// Store serial and linted TBS before signing.
+    Reserve(NewCert),
+    /// Store the signed certificate with its audit entry.
+    Finalize {
+        issuer: String,
+        serial: String,
+        cert: Vec<u8>,
+        escrow: Option<Vec<u8>>,
+        audit: AuditEvent,
+    },
+}
+
+type Job = (Op, oneshot::Sender<Result<()>>);
+
+/// Handle to the writer.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    /// Where finalisations go when they have a writer of their own.
+    finals: Option<mpsc::Sender<Job>>,
+}
+
+/// Most operations committed together.
+const MAX_BATCH: usize = 512;
+
+impl Writer {
+    /// Starts the writer; `now` gives the time stamps (Unix seconds).
+    pub fn spawn(store: Store, now: fn() -> i64) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        match store.sqlite_path() {
+            // SQLite has one writer at a time anyway.
+            Some(path) => {
+                sqlite::spawn(path.to_path_buf(), rx, now);
+                Self { tx, finals: None }
+            }
+            // Reservations touch no audit chain: on a connection of their
+            // own they commit beside the finalisations instead of between.
+            None => {
+                let (ftx, frx) = mpsc::channel::<Job>(4096);
+                tokio::spawn(sqlx_batch::run(store.clone(), rx, now));
+                tokio::spawn(sqlx_batch::run(store, frx, now));
+                Self {
+                    tx,
+                    finals: Some(ftx),
+                }
+            }
+        }
+    }
+
+    pub async fn submit(&self, op: Op) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        let queue = match (&op, &self.finals) {
+            (Op::Finalize { .. }, Some(finals)) => finals,
+            _ => &self.tx,
+        };
+        queue
+            .send((op, reply))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// Gathers the next batch: waits for one job, then takes what is queued.
+fn fill(batch: &mut Vec<Job>, first: Job, rx: &mut mpsc::Receiver<Job>) {
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Answers every job of a batch: with its own outcome when the batch
+/// committed, with the batch's error when nothing in it was stored.
+fn answer(batch: &mut Vec<Job>, results: Result<Vec<Result<()>>>) {
+    match results {
+        Ok(per_op) => {
+            for ((_, reply), r) in batch.drain(..).zip(per_op) {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "storage batch failed; nothing in it was stored");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Corrupt(format!("storage failed: {msg}"))));
+            }
+        }
+    }
+}
+
+fn taken(serial: &str) -> StoreError {
+    StoreError::Conflict(format!("serial {serial} is already used"))
+}
+
+fn not_pending(serial: &str) -> StoreError {
+    StoreError::Conflict(format!("no pending certificate {serial}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{IssuerRow, insert_issuer};
+
+    fn reserve(serial: &str) -> Op {
+        Op::Reserve(NewCert {
+            issuer: "ca".into(),
+            serial: serial.into(),
+            profile: "p".into(),
+            subject: "CN=x".into(),
+            tbs: serial.as_bytes().to_vec(),
+            not_before: 1,
+            not_after: 2,
+            shard: 0,
+            created_at: 1,
+        })
+    }
+
+    fn finalize(serial: &str, cert: &[u8]) -> Op {
+        Op::Finalize {
+            issuer: "ca".into(),
+            serial: serial.into(),
+            cert: cert.to_vec(),
+            escrow: None,
+            audit: AuditEvent::new(
+                "test",
+                "certificate.issue",
+                format!("{{\"serial\":\"{serial}\"}}"),
+            ),
+        }
+    }
+
+    /// Many concurrent requests through the writer: every outcome is the
+    /// request's own, a taken serial is refused, a retried finalisation is
+    /// not recorded twice, and the audit chain holds one entry per issuance.
+    async fn writer_outcomes(store: Store) {
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: "ca".into(),
+                subject: "CN=ca".into(),
+                cert: vec![1],
+                parent: None,
+                key_label: "k".into(),
+                is_root: false,
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        crate::commit(tx).await.unwrap();
+        let w = Writer::spawn(store.clone(), || 1_700_000_000);
+        let serials: Vec<String> = (0..64).map(|i| format!("{i:04x}")).collect();
+        let mut tasks = Vec::new();
+        for s in &serials {
+            let (w, s) = (w.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                w.submit(reserve(&s)).await?;
+                w.submit(finalize(&s, s.as_bytes())).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert!(matches!(
+            w.submit(reserve("0001")).await,
+            Err(StoreError::Conflict(m)) if m.contains("already used")
+        ));
+        assert!(matches!(
+            w.submit(finalize("ffff", b"x")).await,
+            Err(StoreError::Conflict(m)) if m.contains("no pending")
+        ));
+        // The same finalisation again (a retry) succeeds without a second
+        // record; another certificate for the serial does not.
+        w.submit(finalize("0002", b"0002")).await.unwrap();
+        assert!(w.submit(finalize("0002", b"other")).await.is_err());
+        let row = store.get_cert(Some("ca"), "0003").await.unwrap();
+        assert_eq!(row.status, "issued");
+        assert_eq!(row.cert.as_deref(), Some(&b"0003"[..]));
+        // Another appender (as another process would) moves the head of the
+        // audit chain under the writer; the writer's next entries chain on.
+        store
+            .audit(1, &[AuditEvent::new("test", "other", "{}".into())])
+            .await
+            .unwrap();
+        w.submit(reserve("1000")).await.unwrap();
+        w.submit(finalize("1000", b"1000")).await.unwrap();
+        w.submit(reserve("1001")).await.unwrap();
+        w.submit(finalize("1001", b"1001")).await.unwrap();
+        let report = store.verify_audit(&[], |_| {}).await.unwrap();
+        assert_eq!(report.entries, 67);
+        assert!(
+            report.findings.iter().all(|f| !f.contains("entry")),
+            "{:?}",
+            report.findings
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writer_outcomes() {
+        let dir = std::env::temp_dir().join(format!("hm-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        writer_outcomes(store).await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_writer_outcomes() {
+        let Ok(base) = std::env::var("HALLMARK_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("HALLMARK_REQUIRE_POSTGRES").is_err(),
+                "HALLMARK_REQUIRE_POSTGRES is set but HALLMARK_TEST_DATABASE_URL is not"
+            );
+            eprintln!("PostgreSQL not configured (HALLMARK_TEST_DATABASE_URL); skipped");
+            return;
+        };
+        let name = format!("hm_test_writer_{}", std::process::id());
+        let admin = Store::connect(&base).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("HALLMARK_TEST_DATABASE_URL has no database name: {base}"),
+        };
+        let store = Store::connect(&url).await.unwrap();
+        writer_outcomes(store.clone()).await;
+        store.pool().close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,257 @@
+//! Batches written through sqlx (PostgreSQL).
+
+use std::collections::HashSet;
+
+use tokio::sync::mpsc;
+
+use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
+use crate::audit;
+use crate::certs::{self, NewCert};
+use crate::{Backend, Result, Store};
+use sqlx::any::AnyArguments;
+
+pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // The head of the audit chain as this writer last left it.
+    let mut head: Option<(i64, Vec<u8>)> = None;
+    while let Some(first) = rx.recv().await {
+        fill(&mut batch, first, &mut rx);
+        let now = now();
+        let finals = batch
+            .iter()
+            .any(|(op, _)| matches!(op, Op::Finalize { .. }));
+        let fast = match (&head, store.backend()) {
+            (Some(h), Backend::Postgres) => one_statement(&store, &batch, now, h).await,
+            (None, Backend::Postgres) if !finals => {
+                one_statement(&store, &batch, now, &(0, Vec::new())).await
+            }
+            _ => Ok(None),
+        };
+        let results = match fast {
+            Ok(Some((out, new_head))) => {
+                head = new_head.or(head);
+                Ok(out)
+            }
+            Ok(None) => run_batch(&store, &batch, now, &mut head).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "one-statement batch failed; writing it step by step");
+                run_batch(&store, &batch, now, &mut head).await
+            }
+        };
+        answer(&mut batch, results);
+    }
+}
+
+type Head = (i64, Vec<u8>);
+
+/// The whole batch in one round trip on PostgreSQL: reservations, stored
+/// certificates and their audit entries in one statement of data-modifying
+/// CTEs, chained from the head this writer last wrote (unused when the
+/// batch has no finalisations). `Ok(None)` — nothing
+/// kept — when the batch is not the plain case: another process appended to
+/// the audit chain (the entry numbers collide), or a finalisation found no
+/// pending row; the step-by-step path then sorts it out.
+async fn one_statement(
+    store: &Store,
+    batch: &[Job],
+    now: i64,
+    head: &Head,
+) -> Result<Option<(Vec<Result<()>>, Option<Head>)>> {
+    let mut args = AnyArguments::default();
+    let mut ctes = Vec::new();
+    let mut selects = Vec::new();
+    let mut next = 1;
+    let reserves: Vec<&NewCert> = batch
+        .iter()
+        .filter_map(|(op, _)| match op {
+            Op::Reserve(c) => Some(c),
+            Op::Finalize { .. } => None,
+        })
+        .collect();
+    if !reserves.is_empty() {
+        for c in &reserves {
+            certs::bind_reserve(&mut args, c)?;
+        }
+        ctes.push(format!(
+            "r AS ({}{}{})",
+            certs::RESERVE_HEAD,
+            crate::values_list_from(next, reserves.len(), certs::RESERVE_COLUMNS),
+            certs::RESERVE_TAIL
+        ));
+        next += reserves.len() * certs::RESERVE_COLUMNS;
+        selects.push("SELECT 'r' AS k, issuer, serial FROM r");
+    }
+    let mut events = Vec::new();
+    let mut finals = 0;
+    for (op, _) in batch {
+        if let Op::Finalize {
+            issuer,
+            serial,
+            cert,
+            escrow,
+            audit,
+        } = op
+        {
+            let f = certs::Finalize {
+                issuer,
+                serial,
+                cert,
+                escrow: escrow.as_deref(),
+            };
+            certs::bind_finalize(&mut args, &f)?;
+            events.push(audit);
+            finals += 1;
+        }
+    }
+    let mut new_head = None;
+    if finals > 0 {
+        ctes.push(format!(
+            "f AS ({}{}{})",
+            certs::FINALIZE_HEAD,
+            crate::values_list_from(next, finals, certs::FINALIZE_COLUMNS),
+            certs::FINALIZE_TAIL
+        ));
+        next += finals * certs::FINALIZE_COLUMNS;
+        let mut h = head.clone();
+        audit::bind_entries(&mut args, now, &events, &mut h)?;
+        ctes.push(format!(
+            "a AS ({}{})",
+            audit::INSERT_ENTRIES,
+            crate::values_list_from(next, finals, audit::ENTRY_COLUMNS)
+        ));
+        new_head = Some(h);
+        selects.push("SELECT 'f', issuer, serial FROM f");
+    }
+    let sql = format!("WITH {} {}", ctes.join(", "), selects.join(" UNION ALL "));
+    let mut tx = if finals > 0 {
+        let begin = format!("BEGIN; {}", audit::LOCK_CHAIN);
+        store.pool().begin_with(sqlx::AssertSqlSafe(begin)).await?
+    } else {
+        store.pool().begin().await?
+    };
+    // Placeholders only; every value is bound.
+    let rows: Vec<(String, String, String)> = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
+        .fetch_all(&mut *tx)
+        .await?;
+    if rows.iter().filter(|r| r.0 == "f").count() != finals {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    let mut inserted: HashSet<(String, String)> = rows
+        .into_iter()
+        .filter(|r| r.0 == "r")
+        .map(|r| (r.1, r.2))
+        .collect();
+    let out = batch
+        .iter()
+        .map(|(op, _)| match op {
+            // A serial repeated inside one batch collides with itself.
+            Op::Reserve(c) => {
+                if inserted.remove(&(c.issuer.clone(), c.serial.clone())) {
+                    Ok(())
+                } else {
+                    Err(taken(&c.serial))
+                }
+            }
+            Op::Finalize { .. } => Ok(()),
+        })
+        .collect();
+    Ok(Some((out, new_head)))
+}
+
+/// The batch step by step: any mix of outcomes.
+async fn run_batch(
+    store: &Store,
+    batch: &[Job],
+    now: i64,
+    head: &mut Option<Head>,
+) -> Result<Vec<Result<()>>> {
+    let mut tx = store.begin().await?;
+    let mut out: Vec<Result<()>> = Vec::with_capacity(batch.len());
+
+    // Reservations: one multi-row INSERT; the rows it did not insert collide.
+    let reserves: Vec<(usize, &NewCert)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (op, _))| match op {
+            Op::Reserve(c) => Some((i, c)),
+            Op::Finalize { .. } => None,
+        })
+        .collect();
+    let mut inserted = HashSet::new();
+    for chunk in certs::pow2_chunks(&reserves) {
+        let rows: Vec<&NewCert> = chunk.iter().map(|(_, c)| *c).collect();
+        inserted.extend(certs::reserve_many(&mut tx, &rows).await?);
+    }
+
+    // Finalisations: one multi-row UPDATE.
+    let finals: Vec<(usize, certs::Finalize<'_>)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (op, _))| match op {
+            Op::Finalize {
+                issuer,
+                serial,
+                cert,
+                escrow,
+                ..
+            } => Some((
+                i,
+                certs::Finalize {
+                    issuer,
+                    serial,
+                    cert,
+                    escrow: escrow.as_deref(),
+                },
+            )),
+            Op::Reserve(_) => None,
+        })
+        .collect();
+    let (mut stored, mut already) = (HashSet::new(), HashSet::new());
+    for chunk in certs::pow2_chunks(&finals) {
+        let rows: Vec<&certs::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
+        let done = certs::finalize_many(&mut tx, &rows).await?;
+        stored.extend(done.stored);
+        already.extend(done.already);
+    }
+
+    let mut events = Vec::new();
+    let mut seen = HashSet::new();
+    for (op, _) in batch {
+        match op {
+            Op::Reserve(c) => {
+                // A serial repeated inside one batch collides with itself.
+                let key = (c.issuer.clone(), c.serial.clone());
+                out.push(if inserted.contains(&key) && seen.insert(key) {
+                    Ok(())
+                } else {
+                    Err(taken(&c.serial))
+                });
+            }
+            Op::Finalize {
+                issuer,
+                serial,
+                audit,
+                ..
+            } => {
+                let key = (issuer.clone(), serial.clone());
+                if stored.remove(&key) {
+                    events.push(audit.clone());
+                    out.push(Ok(()));
+                } else if already.contains(&key) {
+                    // Stored by an earlier attempt of the same request.
+                    out.push(Ok(()));
+                } else {
+                    out.push(Err(not_pending(serial)));
+                }
+            }
+        }
+    }
+    let new_head = audit::append(&mut tx, store.backend(), now, &events).await?;
+    tx.commit().await?;
+    if new_head.is_some() {
+        *head = new_head;
+    }
+    Ok(out)
+}
