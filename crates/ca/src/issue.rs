@@ -165,7 +165,7 @@ impl<L: Ledger> Ca<L> {
             let serial = random_serial()?;
             let template = Template {
                 serial: serial.to_vec(),
-                signature_algorithm: issuer.signer.signature_algorithm(),
+                signature_algorithm: issuer.sig_alg.clone(),
                 issuer: der::Decode::from_der(&issuer.name_der)
                     .map_err(hallmark_pki::PkiError::from)?,
                 not_before,

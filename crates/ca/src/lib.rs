@@ -135,6 +135,8 @@ pub struct IssuerKey {
     pub not_after: u64,
     pub is_root: bool,
     pub signer: Arc<dyn Signer>,
+    /// The signer's signature AlgorithmIdentifier (with its RSA padding).
+    pub sig_alg: spki::AlgorithmIdentifierOwned,
 }
 
 impl IssuerKey {
@@ -165,6 +167,7 @@ impl IssuerKey {
             not_after: hallmark_pki::time::unix(&tbs.validity().not_after),
             cert_der,
             is_root,
+            sig_alg: signer.signature_algorithm(),
             signer,
         })
     }
@@ -175,7 +178,7 @@ impl IssuerKey {
             key_id: &self.key_id,
             not_before: self.not_before,
             not_after: self.not_after,
-            signature_algorithm: SIG_ALGS.get(self.signer.key_algorithm()),
+            signature_algorithm: &self.sig_alg,
         }
     }
 
@@ -183,8 +186,7 @@ impl IssuerKey {
     /// that it verifies under this CA's public key.
     pub fn sign_linted(&self, linted: &hallmark_pki::lint::LintedTbs) -> Result<Vec<u8>> {
         let sig = self.signer.sign(linted.der())?;
-        let alg = self.signer.signature_algorithm();
-        let cert_der = cert::assemble(linted.der(), &alg, &sig)?;
+        let cert_der = cert::assemble(linted.der(), &self.sig_alg, &sig)?;
         if cert::tbs_bytes(&cert_der)? != linted.der() {
             return Err(CaError::SignedMismatch);
         }
@@ -199,24 +201,6 @@ impl IssuerKey {
     }
 }
 
-/// Signature AlgorithmIdentifiers by key algorithm, built once.
-struct SigAlgs(std::sync::OnceLock<BTreeMap<&'static str, spki::AlgorithmIdentifierOwned>>);
-
-impl SigAlgs {
-    fn get(&self, alg: hallmark_crypto::KeyAlgorithm) -> &spki::AlgorithmIdentifierOwned {
-        let m = self.0.get_or_init(|| {
-            hallmark_crypto::KeyAlgorithm::ALL
-                .into_iter()
-                .map(|a| (a.name(), a.signature_algorithm()))
-                .collect()
-        });
-        // Invariant: the map holds every KeyAlgorithm::ALL entry.
-        #[allow(clippy::unwrap_used)]
-        m.get(alg.name()).unwrap()
-    }
-}
-
-static SIG_ALGS: SigAlgs = SigAlgs(std::sync::OnceLock::new());
 
 /// The CA: issuers by id, profiles by name, settings.
 pub struct Ca<L: Ledger> {

@@ -75,6 +75,9 @@ pub struct InitArgs {
     pub pkcs11_token: Option<String>,
     #[arg(long)]
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// How RSA CA keys sign: pkcs1 (PKCS#1 v1.5) or pss (RSASSA-PSS).
+    #[arg(long, value_parser = ["pkcs1", "pss"])]
+    pub rsa_padding: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -699,6 +702,7 @@ async fn init(g: &Global, a: InitArgs, given: Option<Passphrase>) -> Res<ceremon
             pkcs11_module: a.pkcs11_module,
             pkcs11_token: a.pkcs11_token,
             pkcs11_pin_file: a.pkcs11_pin_file,
+            rsa_padding: a.rsa_padding,
         },
         external_root: match (a.root_cert, a.issuing_csr_out) {
             (Some(root), Some(out)) => {
@@ -909,6 +913,7 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
             pkcs11_module: None,
             pkcs11_token: None,
             pkcs11_pin_file: None,
+            rsa_padding: None,
         };
         let out = init(&g, args, Some(p)).await?;
         write_private(&demo_token, out.admin_token.as_bytes())?;

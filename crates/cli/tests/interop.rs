@@ -30,6 +30,8 @@ on_both!(
     https_with_own_certificate,
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
+    rsa_pss_hierarchy,
+    rsa_pss_on_a_pkcs11_token,
     keys_on_a_pkcs11_token,
     m_of_n_custodians,
     backup_and_restore,
@@ -1155,6 +1157,62 @@ fn rsa_hierarchy(b: Backend) {
     let Some(hm) = Hm::with_args(b, &["--root-key", "rsa3072", "--issuing-key", "rsa2048"]) else {
         return;
     };
+    rsa_judged(&hm, "sha256WithRSAEncryption");
+}
+
+/// RSA CA keys signing with RSASSA-PSS: certificates, OCSP responses and
+/// CRLs carry the CA/Browser Forum's PSS parameters and verify in OpenSSL.
+fn rsa_pss_hierarchy(b: Backend) {
+    let Some(hm) = Hm::with_args(
+        b,
+        &[
+            "--root-key",
+            "rsa3072",
+            "--issuing-key",
+            "rsa2048",
+            "--rsa-padding",
+            "pss",
+        ],
+    ) else {
+        return;
+    };
+    rsa_judged(&hm, "rsassaPss");
+}
+
+/// The same with every key on a PKCS#11 token, which signs with
+/// CKM_SHA256_RSA_PKCS_PSS.
+fn rsa_pss_on_a_pkcs11_token(b: Backend) {
+    if b == Backend::Postgres && postgres_base().is_none() {
+        return;
+    }
+    let token = SoftHsmToken::new(&format!("hm-pss-{}-{:?}", std::process::id(), b));
+    let mut args = token.init_args();
+    args.extend(
+        [
+            "--root-key",
+            "rsa3072",
+            "--issuing-key",
+            "rsa2048",
+            "--rsa-padding",
+            "pss",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let hm = Hm::with_args(b, &args).unwrap();
+    let keys = hm.ok(&["keys", "list"]);
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with("ca-issuing") && l.contains("(PKCS#11)")),
+        "{keys}"
+    );
+    rsa_judged(&hm, "rsassaPss");
+}
+
+/// Issues an RSA certificate, serves, and has OpenSSL and pkilint judge the
+/// chain, an OCSP answer and the CRL; `sig` is OpenSSL's name of the CA
+/// signature algorithm.
+fn rsa_judged(hm: &Hm, sig: &str) {
     let key = hm.p("rsa.key");
     openssl_ok(&["genrsa", "-out", &key, "2048"]);
     openssl_ok(&[
@@ -1182,12 +1240,21 @@ fn rsa_hierarchy(b: Backend) {
     ]);
     let srv = hm.serve();
     hm.fetch_ca_files(&srv);
-    assert!(verify_chain(&hm, &out).contains(": OK"));
+    assert!(verify_chain(hm, &out).contains(": OK"));
     let text = openssl_ok(&["x509", "-in", &out, "-noout", "-text"]);
     assert!(
-        text.contains("sha256WithRSAEncryption") && text.contains("Key Encipherment"),
+        text.contains(&format!("Signature Algorithm: {sig}")) && text.contains("Key Encipherment"),
         "{text}"
     );
+    if sig == "rsassaPss" {
+        // The parameters the CA/Browser Forum requires for PSS with SHA-256.
+        assert!(
+            text.contains("Hash Algorithm: sha256")
+                && text.contains("Mask Algorithm: mgf1 with sha256")
+                && text.contains("Salt Length: 0x20"),
+            "{text}"
+        );
+    }
     assert!(
         !text.contains("Key Agreement"),
         "RSA keys do not agree keys: {text}"
@@ -1217,44 +1284,39 @@ fn rsa_hierarchy(b: Backend) {
         text.contains("Response verify OK") && text.contains(": good"),
         "{text}"
     );
+    let (st, der) = srv.get("/crl/issuing.crl");
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("rsa-crl.der"), der).unwrap();
+    let crl = openssl_ok(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &hm.p("rsa-crl.der"),
+        "-CAfile",
+        &hm.p("issuing.pem"),
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        crl.contains(&format!("Signature Algorithm: {sig}")),
+        "{crl}"
+    );
+    pkilint_clean(
+        "lint_crl",
+        &["-t", "CRL", "-p", "PKIX"],
+        &hm.path("rsa-crl.der"),
+    );
 }
 
 fn keys_on_a_pkcs11_token(b: Backend) {
     if b == Backend::Postgres && postgres_base().is_none() {
         return;
     }
-    let label = format!("hm-e2e-{}-{:?}", std::process::id(), b);
-    let o = std::process::Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--pin",
-            "246810",
-            "--so-pin",
-            "135790",
-        ])
-        .output()
-        .expect("softhsm2-util is needed");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pin_file = std::env::temp_dir().join(format!("{label}.pin"));
-    std::fs::write(&pin_file, "246810\n").unwrap();
-    let pin = pin_file.display().to_string();
-    let hm = Hm::with_args(
-        b,
-        &[
-            "--key-store",
-            "pkcs11",
-            "--pkcs11-module",
-            "/usr/lib/softhsm/libsofthsm2.so",
-            "--pkcs11-token",
-            &label,
-            "--pkcs11-pin-file",
-            &pin,
-        ],
-    )
-    .unwrap();
+    let token = SoftHsmToken::new(&format!("hm-e2e-{}-{:?}", std::process::id(), b));
+    let args = token.init_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let hm = Hm::with_args(b, &args).unwrap();
     let (serial, leaf) = hm.issue(
         "leaf",
         "personal",
@@ -1350,10 +1412,6 @@ fn keys_on_a_pkcs11_token(b: Backend) {
     assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
     drop(srv);
     drop(hm);
-    let _ = std::process::Command::new("softhsm2-util")
-        .args(["--delete-token", "--token", &label])
-        .output();
-    let _ = std::fs::remove_file(&pin_file);
 }
 
 fn m_of_n_custodians(b: Backend) {
@@ -1704,38 +1762,10 @@ fn pkcs11_pin_quorum(b: Backend) {
     if b == Backend::Postgres && postgres_base().is_none() {
         return;
     }
-    let label = format!("hm-pinq-{}-{:?}", std::process::id(), b);
-    let o = std::process::Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--pin",
-            "97531",
-            "--so-pin",
-            "13579",
-        ])
-        .output()
-        .expect("softhsm2-util is needed");
-    assert!(o.status.success());
-    let pin_file = std::env::temp_dir().join(format!("{label}.pin"));
-    std::fs::write(&pin_file, "97531\n").unwrap();
-    let pin = pin_file.display().to_string();
-    let hm = Hm::with_args(
-        b,
-        &[
-            "--key-store",
-            "pkcs11",
-            "--pkcs11-module",
-            "/usr/lib/softhsm/libsofthsm2.so",
-            "--pkcs11-token",
-            &label,
-            "--pkcs11-pin-file",
-            &pin,
-        ],
-    )
-    .unwrap();
+    let token = SoftHsmToken::new(&format!("hm-pinq-{}-{:?}", std::process::id(), b));
+    let args = token.init_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let hm = Hm::with_args(b, &args).unwrap();
     let dir = hm.p("pin-shares");
     hm.ok(&[
         "keys",
@@ -1748,7 +1778,7 @@ fn pkcs11_pin_quorum(b: Backend) {
         &dir,
     ]);
     // The PIN is gone from the machine: only custodians' shares open the token.
-    std::fs::remove_file(&pin_file).unwrap();
+    std::fs::remove_file(&token.pin_file).unwrap();
     let run = |shares: &[u8]| {
         let mut c = hm.command();
         for i in shares {
@@ -1774,7 +1804,4 @@ fn pkcs11_pin_quorum(b: Backend) {
         assert!(!String::from_utf8_lossy(&o.stdout).contains("FAILED"));
     }
     drop(hm);
-    let _ = std::process::Command::new("softhsm2-util")
-        .args(["--delete-token", "--token", &label])
-        .output();
 }

@@ -78,6 +78,17 @@ impl KeyAlgorithm {
     /// matching the curve (RFC 5758 §3.2), RSA PKCS#1 v1.5 with SHA-256
     /// (RFC 4055 §5).
     pub fn signature_algorithm(self) -> AlgorithmIdentifierOwned {
+        self.signature_algorithm_with(RsaPadding::Pkcs1)
+    }
+
+    /// [`Self::signature_algorithm`] for RSA keys signing with `padding`.
+    pub fn signature_algorithm_with(self, padding: RsaPadding) -> AlgorithmIdentifierOwned {
+        if self.is_rsa() && padding == RsaPadding::Pss {
+            return AlgorithmIdentifierOwned {
+                oid: ID_RSASSA_PSS,
+                parameters: der::Any::from_der(PSS_PARAMS[0].0).ok(),
+            };
+        }
         match self {
             Self::EcP256 => AlgorithmIdentifierOwned {
                 oid: rfc5912::ECDSA_WITH_SHA_256,
@@ -94,6 +105,74 @@ impl KeyAlgorithm {
         }
     }
 }
+
+/// How RSA keys sign: PKCS#1 v1.5 (the default) or RSASSA-PSS (RFC 4055),
+/// both with SHA-256. EC keys ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RsaPadding {
+    #[default]
+    Pkcs1,
+    Pss,
+}
+
+impl RsaPadding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pkcs1 => "pkcs1",
+            Self::Pss => "pss",
+        }
+    }
+}
+
+impl FromStr for RsaPadding {
+    type Err = CryptoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pkcs1" | "pkcs1v15" => Ok(Self::Pkcs1),
+            "pss" => Ok(Self::Pss),
+            _ => Err(CryptoError::UnsupportedKey(format!(
+                "unknown RSA padding {s:?}; use pkcs1 or pss"
+            ))),
+        }
+    }
+}
+
+/// id-RSASSA-PSS (RFC 4055 §3.1).
+pub const ID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+
+/// RSASSA-PSS-params as the CA/Browser Forum's baseline requirements
+/// (§7.1.3.2.1) spell them byte for byte, and as OpenSSL writes them: hash
+/// and MGF1 hash with NULL parameters, salt as long as the hash, trailer
+/// field absent.
+const PSS_PARAMS: [(&[u8], &str); 3] = [
+    (
+        &[
+            0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
+            0x04, 0x02, 0x01, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48,
+            0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+            0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x20,
+        ],
+        "sha256",
+    ),
+    (
+        &[
+            0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
+            0x04, 0x02, 0x02, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48,
+            0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+            0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x30,
+        ],
+        "sha384",
+    ),
+    (
+        &[
+            0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
+            0x04, 0x02, 0x03, 0x05, 0x00, 0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48,
+            0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+            0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x40,
+        ],
+        "sha512",
+    ),
+];
 
 impl fmt::Display for KeyAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,8 +203,14 @@ pub trait Signer: Send + Sync {
     /// signatureValue BIT STRING (DER ECDSA-Sig-Value or raw RSA bytes).
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
 
+    /// How an RSA key signs (ignored for EC keys).
+    fn rsa_padding(&self) -> RsaPadding {
+        RsaPadding::Pkcs1
+    }
+
     fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        self.key_algorithm().signature_algorithm()
+        self.key_algorithm()
+            .signature_algorithm_with(self.rsa_padding())
     }
 }
 
@@ -140,6 +225,7 @@ pub struct SoftwareSigner {
     alg: KeyAlgorithm,
     key: SoftKey,
     spki: Vec<u8>,
+    padding: RsaPadding,
 }
 
 impl fmt::Debug for SoftwareSigner {
@@ -181,7 +267,18 @@ impl SoftwareSigner {
                 (SoftKey::Rsa(kp), spki)
             }
         };
-        Ok(Self { alg, key, spki })
+        Ok(Self {
+            alg,
+            key,
+            spki,
+            padding: RsaPadding::Pkcs1,
+        })
+    }
+
+    /// Signs with `padding` if the key is RSA.
+    pub fn with_rsa_padding(mut self, padding: RsaPadding) -> Self {
+        self.padding = padding;
+        self
     }
 }
 
@@ -191,6 +288,9 @@ impl Signer for SoftwareSigner {
     }
     fn spki_der(&self) -> &[u8] {
         &self.spki
+    }
+    fn rsa_padding(&self) -> RsaPadding {
+        self.padding
     }
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -202,7 +302,11 @@ impl Signer for SoftwareSigner {
                 .to_vec()),
             SoftKey::Rsa(kp) => {
                 let mut out = vec![0u8; kp.public_modulus_len()];
-                kp.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out)
+                let padding: &'static dyn sig::RsaEncoding = match self.padding {
+                    RsaPadding::Pkcs1 => &sig::RSA_PKCS1_SHA256,
+                    RsaPadding::Pss => &sig::RSA_PSS_SHA256,
+                };
+                kp.sign(padding, &rng, msg, &mut out)
                     .map_err(|_| CryptoError::SigningFailed)?;
                 Ok(out)
             }
@@ -340,6 +444,24 @@ pub fn verify_signature(
     signature: &[u8],
 ) -> Result<PublicKeyInfo, CryptoError> {
     let key = classify_spki(spki_der)?;
+    if sig_alg == ID_RSASSA_PSS && key.algorithm.is_rsa() {
+        // Only the parameter sets the CA/Browser Forum allows.
+        let params = sig_params
+            .map(|p| p.to_der())
+            .transpose()?
+            .unwrap_or_default();
+        let alg: &'static dyn sig::VerificationAlgorithm =
+            match PSS_PARAMS.iter().find(|(der, _)| *der == params.as_slice()) {
+                Some((_, "sha256")) => &sig::RSA_PSS_2048_8192_SHA256,
+                Some((_, "sha384")) => &sig::RSA_PSS_2048_8192_SHA384,
+                Some(_) => &sig::RSA_PSS_2048_8192_SHA512,
+                None => return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg)),
+            };
+        sig::UnparsedPublicKey::new(alg, &key.key_bytes)
+            .verify(msg, signature)
+            .map_err(|_| CryptoError::BadSignature)?;
+        return Ok(key);
+    }
     let params_ok = match sig_params {
         None => true,
         Some(p) => p.is_null(),
@@ -466,4 +588,58 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, CryptoError> {
     out.extend(ri);
     out.extend(si);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsa_pss_signs_and_verifies_only_with_its_parameters() {
+        let pkcs8 = generate_pkcs8(KeyAlgorithm::Rsa2048).unwrap();
+        let pss = SoftwareSigner::from_pkcs8(KeyAlgorithm::Rsa2048, &pkcs8)
+            .unwrap()
+            .with_rsa_padding(RsaPadding::Pss);
+        let alg = pss.signature_algorithm();
+        assert_eq!(alg.oid, ID_RSASSA_PSS);
+        let params = alg.parameters.as_ref().map(|p| p.to_der().unwrap());
+        assert_eq!(params.as_deref(), Some(PSS_PARAMS[0].0));
+        let sig = pss.sign(b"message").unwrap();
+        let params = alg.parameters.as_ref().map(|p| p.into());
+        verify_signature(pss.spki_der(), alg.oid, params, b"message", &sig).unwrap();
+        // A PSS signature is not a PKCS#1 v1.5 one, and other PSS
+        // parameters (here SHA-384's) do not verify it either.
+        assert!(
+            verify_signature(
+                pss.spki_der(),
+                rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
+                None,
+                b"message",
+                &sig
+            )
+            .is_err()
+        );
+        let sha384 = der::Any::from_der(PSS_PARAMS[1].0).unwrap();
+        assert!(
+            verify_signature(
+                pss.spki_der(),
+                ID_RSASSA_PSS,
+                Some((&sha384).into()),
+                b"message",
+                &sig
+            )
+            .is_err()
+        );
+        // Absent parameters are refused outright.
+        assert!(matches!(
+            verify_signature(pss.spki_der(), ID_RSASSA_PSS, None, b"message", &sig),
+            Err(CryptoError::UnsupportedSignatureAlgorithm(_))
+        ));
+        // The same key signs PKCS#1 v1.5 by default.
+        let v15 = SoftwareSigner::from_pkcs8(KeyAlgorithm::Rsa2048, &pkcs8).unwrap();
+        let sig = v15.sign(b"message").unwrap();
+        let alg = v15.signature_algorithm();
+        assert_eq!(alg.oid, rfc5912::SHA_256_WITH_RSA_ENCRYPTION);
+        verify_signature(v15.spki_der(), alg.oid, None, b"message", &sig).unwrap();
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hallmark_crypto::{KeyAlgorithm, Signer};
+use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer};
 use zeroize::Zeroizing;
 
 use crate::pkcs11::Token;
@@ -34,29 +34,39 @@ pub enum Custody {
 }
 
 impl Custody {
+    /// Creates the key store; RSA keys will sign with `rsa_padding`.
     pub fn create(
         path: &Path,
         pass: &Passphrase,
         kdf: KdfParams,
         token: Option<&TokenConfig>,
+        rsa_padding: RsaPadding,
     ) -> Result<Self> {
         // Check the token before anything is written.
         let token = token
-            .map(|t| Token::open(&t.module, &t.token, &t.pin))
+            .map(|t| Token::open_with(&t.module, &t.token, &t.pin, rsa_padding))
             .transpose()?;
-        let store = KeyStore::create(path, pass, kdf)?;
+        let mut store = KeyStore::create(path, pass, kdf)?;
+        store.set_rsa_padding(rsa_padding);
         Ok(match token {
             Some(token) => Self::Token { store, token },
             None => Self::Software(store),
         })
     }
 
-    pub fn open(path: &Path, pass: &Passphrase, token: Option<&TokenConfig>) -> Result<Self> {
-        let store = KeyStore::open(path, pass)?;
+    /// Opens the key store; RSA keys sign with `rsa_padding`.
+    pub fn open(
+        path: &Path,
+        pass: &Passphrase,
+        token: Option<&TokenConfig>,
+        rsa_padding: RsaPadding,
+    ) -> Result<Self> {
+        let mut store = KeyStore::open(path, pass)?;
+        store.set_rsa_padding(rsa_padding);
         Ok(match token {
             Some(t) => Self::Token {
                 store,
-                token: Token::open(&t.module, &t.token, &t.pin)?,
+                token: Token::open_with(&t.module, &t.token, &t.pin, rsa_padding)?,
             },
             None => Self::Software(store),
         })

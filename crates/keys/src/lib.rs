@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
 use hallmark_crypto::aead::SealingKey;
-use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
+use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer, SoftwareSigner};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -135,6 +135,8 @@ pub struct KeyStore {
     path: PathBuf,
     master: SealingKey,
     file: StoreFile,
+    /// How RSA keys sign (configuration, not stored in the file).
+    rsa_padding: RsaPadding,
 }
 
 impl fmt::Debug for KeyStore {
@@ -174,6 +176,7 @@ impl KeyStore {
         let store = Self {
             path: path.into(),
             master,
+            rsa_padding: RsaPadding::Pkcs1,
             file: StoreFile {
                 version: 1,
                 kdf: KdfRecord {
@@ -214,6 +217,7 @@ impl KeyStore {
             path: path.into(),
             master,
             file,
+            rsa_padding: RsaPadding::Pkcs1,
         })
     }
 
@@ -256,7 +260,7 @@ impl KeyStore {
             return Err(KeyError::Exists(label.into()));
         }
         let pkcs8 = hallmark_crypto::generate_pkcs8(alg)?;
-        let signer = SoftwareSigner::from_pkcs8(alg, &pkcs8)?;
+        let signer = SoftwareSigner::from_pkcs8(alg, &pkcs8)?.with_rsa_padding(self.rsa_padding);
         let sealed = self.master.seal(&key_aad(label), &pkcs8)?;
         self.file.keys.insert(
             label.into(),
@@ -293,7 +297,14 @@ impl KeyStore {
             .master
             .open(&key_aad(label), &sealed)
             .map_err(|_| corrupt("sealed key fails authentication".into()))?;
-        Ok(Arc::new(SoftwareSigner::from_pkcs8(alg, &pkcs8)?))
+        Ok(Arc::new(
+            SoftwareSigner::from_pkcs8(alg, &pkcs8)?.with_rsa_padding(self.rsa_padding),
+        ))
+    }
+
+    /// Makes RSA keys sign with `padding` from now on.
+    pub fn set_rsa_padding(&mut self, padding: RsaPadding) {
+        self.rsa_padding = padding;
     }
 
     pub fn list(&self) -> Vec<(String, String)> {

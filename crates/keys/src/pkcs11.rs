@@ -12,14 +12,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use der::Encode;
 use der::asn1::{BitString, OctetString, UintRef};
-use hallmark_crypto::{CryptoError, KeyAlgorithm, Signer};
+use hallmark_crypto::{CryptoError, KeyAlgorithm, RsaPadding, Signer};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::{KeyError, Result};
@@ -36,6 +37,8 @@ pub struct Token {
     ctx: Pkcs11,
     slot: Slot,
     pin: AuthPin,
+    /// How the token's RSA keys sign.
+    rsa_padding: RsaPadding,
 }
 
 impl std::fmt::Debug for Token {
@@ -52,6 +55,16 @@ const POOL: usize = 4;
 impl Token {
     /// Loads the module, finds the token by label and checks the PIN.
     pub fn open(module: &Path, token_label: &str, pin: &str) -> Result<Arc<Self>> {
+        Self::open_with(module, token_label, pin, RsaPadding::Pkcs1)
+    }
+
+    /// [`Self::open`] with RSA keys signing with `rsa_padding`.
+    pub fn open_with(
+        module: &Path,
+        token_label: &str,
+        pin: &str,
+        rsa_padding: RsaPadding,
+    ) -> Result<Arc<Self>> {
         let ctx = context(module)?;
         let slot = ctx
             .get_slots_with_token()
@@ -67,6 +80,7 @@ impl Token {
             ctx,
             slot,
             pin: AuthPin::from(pin.to_string()),
+            rsa_padding,
         });
         drop(token.session()?);
         Ok(token)
@@ -432,6 +446,17 @@ impl TokenSigner {
                 let raw = s.sign(&Mechanism::Ecdsa, key, &digest).map_err(p11)?;
                 hallmark_crypto::ecdsa_raw_to_der(&raw)?
             }
+            _ if self.token.rsa_padding == RsaPadding::Pss => {
+                // RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt:
+                // what the signature algorithm identifier says.
+                let params = PkcsPssParams {
+                    hash_alg: MechanismType::SHA256,
+                    mgf: PkcsMgfType::MGF1_SHA256,
+                    s_len: 32.into(),
+                };
+                s.sign(&Mechanism::Sha256RsaPkcsPss(params), key, msg)
+                    .map_err(p11)?
+            }
             _ => s.sign(&Mechanism::Sha256RsaPkcs, key, msg).map_err(p11)?,
         })
     }
@@ -443,6 +468,9 @@ impl Signer for TokenSigner {
     }
     fn spki_der(&self) -> &[u8] {
         &self.spki
+    }
+    fn rsa_padding(&self) -> RsaPadding {
+        self.token.rsa_padding
     }
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, CryptoError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();

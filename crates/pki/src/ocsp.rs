@@ -345,5 +345,6 @@ pub fn is_supported_signature(oid: ObjectIdentifier) -> bool {
         rfc5912::ECDSA_WITH_SHA_256
             | rfc5912::ECDSA_WITH_SHA_384
             | rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+            | hallmark_crypto::ID_RSASSA_PSS
     )
 }

@@ -133,6 +133,7 @@ pub async fn init(
         pass,
         opts.kdf,
         cfg.keys.token()?.as_ref(),
+        cfg.keys.rsa_padding()?,
     )?;
     let store = Store::connect(&cfg.database_url(dir)).await?;
     if !store.issuers().await?.is_empty() {
@@ -322,6 +323,7 @@ impl Installation {
             &dir.join(config::KEYSTORE_FILE),
             pass,
             cfg.keys.token()?.as_ref(),
+            cfg.keys.rsa_padding()?,
         )?;
         let url = database_url
             .map(str::to_string)

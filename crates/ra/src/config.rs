@@ -36,6 +36,10 @@ pub struct KeysConfig {
     pub pkcs11_token: Option<String>,
     #[serde(default)]
     pub pkcs11_pin_file: Option<std::path::PathBuf>,
+    /// How RSA CA keys sign: `pkcs1` (PKCS#1 v1.5, default) or `pss`
+    /// (RSASSA-PSS, SHA-256). EC keys ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rsa_padding: Option<String>,
 }
 
 fn d_backend() -> String {
@@ -53,6 +57,15 @@ pub fn provide_pkcs11_pin(pin: zeroize::Zeroizing<String>) {
 }
 
 impl KeysConfig {
+    pub fn rsa_padding(&self) -> Result<hallmark_crypto::RsaPadding, RaError> {
+        match &self.rsa_padding {
+            None => Ok(hallmark_crypto::RsaPadding::Pkcs1),
+            Some(p) => p
+                .parse()
+                .map_err(|e| RaError::Config(format!("keys.rsa_padding: {e}"))),
+        }
+    }
+
     /// The token to use, with its PIN, or None for the software store.
     pub fn token(&self) -> Result<Option<hallmark_keys::custody::TokenConfig>, RaError> {
         match self.backend.as_str() {

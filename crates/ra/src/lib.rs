@@ -106,6 +106,7 @@ impl Authority {
             &dir.join(config::KEYSTORE_FILE),
             pass,
             config.keys.token()?.as_ref(),
+            config.keys.rsa_padding()?,
         )?;
         let url = database_url
             .map(str::to_string)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hallmark_crypto::{KeyAlgorithm, Signer};
+use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer};
 use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use rustls::{SignatureAlgorithm, SignatureScheme};
@@ -45,6 +45,8 @@ impl rustls::sign::SigningKey for CustodyKey {
         let scheme = match self.0.0.key_algorithm() {
             KeyAlgorithm::EcP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
             KeyAlgorithm::EcP384 => SignatureScheme::ECDSA_NISTP384_SHA384,
+            // TLS 1.3 allows RSA only with PSS; PKCS#1 v1.5 keys serve TLS 1.2.
+            _ if self.0.0.rsa_padding() == RsaPadding::Pss => SignatureScheme::RSA_PSS_SHA256,
             _ => SignatureScheme::RSA_PKCS1_SHA256,
         };
         offered.contains(&scheme).then(|| {
