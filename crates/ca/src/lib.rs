@@ -201,7 +201,6 @@ impl IssuerKey {
     }
 }
 
-
 /// The CA: issuers by id, profiles by name, settings.
 pub struct Ca<L: Ledger> {
     pub settings: Settings,

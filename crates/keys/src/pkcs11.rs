@@ -52,6 +52,9 @@ impl std::fmt::Debug for Token {
 /// Sessions per signer: signing from several threads does not queue on one.
 const POOL: usize = 4;
 
+/// Attempts per signature; each retry reconnects first.
+const RETRIES: usize = 3;
+
 impl Token {
     /// Loads the module, finds the token by label and checks the PIN.
     pub fn open(module: &Path, token_label: &str, pin: &str) -> Result<Arc<Self>> {
@@ -84,6 +87,20 @@ impl Token {
         });
         drop(token.session()?);
         Ok(token)
+    }
+
+    /// Logs this process out of the token: every session loses its login
+    /// (PKCS#11 login state is per application), as when a token resets.
+    /// Signers log in again on their next signature.
+    pub fn logout(&self) -> Result<()> {
+        let s = self.session()?;
+        match s.logout() {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserNotLoggedIn, _)) => {
+                Ok(())
+            }
+            Err(e) => Err(p11(e)),
+        }
     }
 
     fn session(&self) -> Result<Session> {
@@ -477,11 +494,11 @@ impl Signer for TokenSigner {
         let mut slot = self.sessions[i]
             .lock()
             .map_err(|_| CryptoError::SigningFailed)?;
-        match self.sign_once(&mut slot, msg) {
-            Ok(sig) => Ok(sig),
-            Err(_) => {
-                // The token may have dropped the session or restarted: open a
-                // new session, find the key again, retry once.
+        let mut last = None;
+        for attempt in 0..RETRIES {
+            if attempt > 0 {
+                // The token dropped the session or our login, or restarted:
+                // open a new session (logging in again), find the key again.
                 *slot = None;
                 if let Ok(s) = self.token.session()
                     && let Ok((key, _)) = find_pair(&s, &self.label)
@@ -490,9 +507,15 @@ impl Signer for TokenSigner {
                     *k = key;
                     *slot = Some(s);
                 }
-                self.sign_once(&mut slot, msg)
-                    .map_err(|_| CryptoError::SigningFailed)
+            }
+            match self.sign_once(&mut slot, msg) {
+                Ok(sig) => return Ok(sig),
+                Err(e) => last = Some(e),
             }
         }
+        if let Some(e) = last {
+            tracing::error!(key = %self.label, error = %e, "PKCS#11 signing failed after reconnecting");
+        }
+        Err(CryptoError::SigningFailed)
     }
 }

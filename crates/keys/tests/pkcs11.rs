@@ -65,9 +65,18 @@ fn openssl_verifies(dir: &Path, signer: &dyn Signer, msg: &[u8], sig: &[u8]) -> 
     String::from_utf8_lossy(&o.stdout).contains("Verified OK")
 }
 
+/// SoftHSM2 sees only the tokens that exist when the library is initialised
+/// (once per process), so every token is made before the first is opened
+/// and the scenarios run in one test.
 #[test]
-fn keys_generated_on_the_token_sign_and_never_leave_it() {
-    let t = TestToken::new("sign");
+fn token_scenarios() {
+    let tokens = ["sign", "pool", "reconnect"].map(TestToken::new);
+    keys_generated_on_the_token_sign_and_never_leave_it(&tokens[0]);
+    signing_from_many_threads_uses_the_session_pool(&tokens[1]);
+    signers_reconnect_when_the_token_drops_the_login(&tokens[2]);
+}
+
+fn keys_generated_on_the_token_sign_and_never_leave_it(t: &TestToken) {
     let dir = std::env::temp_dir().join(format!("hm-p11-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
@@ -116,9 +125,7 @@ fn keys_generated_on_the_token_sign_and_never_leave_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn signing_from_many_threads_uses_the_session_pool() {
-    let t = TestToken::new("pool");
+fn signing_from_many_threads_uses_the_session_pool(t: &TestToken) {
     let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
     let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
     let handles: Vec<_> = (0..4)
@@ -143,4 +150,58 @@ fn signing_from_many_threads_uses_the_session_pool() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+/// The token drops our login (as a token reset does) again and again while
+/// four threads sign: every signature is still made, none is lost, and each
+/// verifies.
+fn signers_reconnect_when_the_token_drops_the_login(t: &TestToken) {
+    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+    let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
+    signer.sign(b"warm").unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let s = signer.clone();
+            std::thread::spawn(move || {
+                let mut made = 0;
+                for j in 0..150 {
+                    let msg = format!("{i}-{j}");
+                    let sig = s
+                        .sign(msg.as_bytes())
+                        .unwrap_or_else(|e| panic!("signature {i}-{j} lost: {e}"));
+                    hallmark_crypto::verify_signature(
+                        s.spki_der(),
+                        KeyAlgorithm::EcP256.signature_algorithm().oid,
+                        None,
+                        msg.as_bytes(),
+                        &sig,
+                    )
+                    .unwrap();
+                    made += 1;
+                }
+                made
+            })
+        })
+        .collect();
+    let dropper = {
+        let (token, done) = (token.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut drops = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && drops < 20 {
+                token.logout().unwrap();
+                drops += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drops
+        })
+    };
+    let made: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let drops = dropper.join().unwrap();
+    assert_eq!(made, 600);
+    assert!(drops >= 2, "the login was dropped only {drops} times");
+    // And after the last drop the signer still signs.
+    token.logout().unwrap();
+    signer.sign(b"after").unwrap();
 }
