@@ -250,6 +250,11 @@ pub enum KeysCmd {
         /// Directory for the share files (share-1.txt …, mode 0600).
         #[arg(long)]
         out_dir: PathBuf,
+        /// Seal each share to its custodian (give N names): the share is
+        /// encrypted under the custodian's own passphrase, asked for at the
+        /// terminal or read from $HALLMARK_CUSTODIAN_PASSPHRASE_<NAME>.
+        #[arg(long = "custodian")]
+        custodians: Vec<String>,
     },
     /// Sign and verify a test message with every key.
     Test,
@@ -262,6 +267,9 @@ pub enum KeysCmd {
         n: u8,
         #[arg(long)]
         out_dir: PathBuf,
+        /// Seal each share to its custodian, as for `keys split`.
+        #[arg(long = "custodian")]
+        custodians: Vec<String>,
     },
 }
 
@@ -272,17 +280,32 @@ pub fn pass(g: &Global, confirm: bool) -> Res<Passphrase> {
     passphrase::obtain(g.passphrase_file.as_deref(), &g.data_dir, confirm)
 }
 
-fn read_shares(files: &[PathBuf]) -> Res<Vec<hallmark_keys::shamir::Share>> {
-    let mut shares = Vec::new();
+/// Reads share files; a sealed share is opened with its custodian's
+/// passphrase. Returns the shares and who was present (custodian names,
+/// or share numbers for plain shares).
+fn read_shares(files: &[PathBuf]) -> Res<(Vec<hallmark_keys::shamir::Share>, Vec<String>)> {
+    let (mut shares, mut present) = (Vec::new(), Vec::new());
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| format!("cannot read share {}: {e}", f.display()))?;
-        shares.push(
-            hallmark_keys::shamir::Share::decode(&text)
-                .map_err(|e| format!("{}: {e}", f.display()))?,
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read share {}: {e}", f.display()))?,
         );
+        let at = |e: hallmark_keys::KeyError| format!("{}: {e}", f.display());
+        match hallmark_keys::shamir::sealed_custodian(&text) {
+            Some(name) => {
+                let p = passphrase::custodian(name, false)?;
+                let (name, share) = hallmark_keys::shamir::open(&text, &p).map_err(at)?;
+                present.push(name);
+                shares.push(share);
+            }
+            None => {
+                let share = hallmark_keys::shamir::Share::decode(&text).map_err(at)?;
+                present.push(format!("share {}", share.index));
+                shares.push(share);
+            }
+        }
     }
-    Ok(shares)
+    Ok((shares, present))
 }
 
 /// The PKCS#11 PIN from M custodians' `--pin-share` files, handed to the
@@ -291,26 +314,23 @@ fn pin_quorum(g: &Global) -> Res {
     if g.pin_shares.is_empty() {
         return Ok(());
     }
-    let secret = hallmark_keys::shamir::combine_bytes(&read_shares(&g.pin_shares)?).map_err(s)?;
+    let secret = hallmark_keys::shamir::combine_bytes(&read_shares(&g.pin_shares)?.0).map_err(s)?;
     let pin = String::from_utf8(secret.to_vec())
         .map_err(|_| "the PIN shares do not combine into a PIN".to_string())?;
     hallmark_ra::config::provide_pkcs11_pin(zeroize::Zeroizing::new(pin));
     Ok(())
 }
 
-/// The passphrase from M custodians' shares, and which shares were used.
-fn quorum(g: &Global) -> Res<(Passphrase, Vec<u8>)> {
-    let mut shares = Vec::new();
-    for f in &g.shares {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| format!("cannot read share {}: {e}", f.display()))?;
-        shares.push(
-            hallmark_keys::shamir::Share::decode(&text)
-                .map_err(|e| format!("{}: {e}", f.display()))?,
-        );
+/// The passphrase from M custodians' shares, and who was present; combined
+/// once per process, so custodians type their passphrases once.
+fn quorum(g: &Global) -> Res<(Passphrase, Vec<String>)> {
+    static DONE: std::sync::OnceLock<(Passphrase, Vec<String>)> = std::sync::OnceLock::new();
+    if let Some(q) = DONE.get() {
+        return Ok(q.clone());
     }
-    let used = shares.iter().map(|s| s.index).collect();
-    Ok((hallmark_keys::shamir::combine(&shares).map_err(s)?, used))
+    let (shares, present) = read_shares(&g.shares)?;
+    let q = (hallmark_keys::shamir::combine(&shares).map_err(s)?, present);
+    Ok(DONE.get_or_init(|| q).clone())
 }
 
 pub async fn open(g: &Global) -> Res<Arc<Authority>> {
@@ -321,7 +341,7 @@ pub async fn open(g: &Global) -> Res<Arc<Authority>> {
         .map_err(s)?;
     if !g.shares.is_empty() {
         // Each custodian's presence is on the record.
-        let (_, used) = quorum(g)?;
+        let (_, present) = quorum(g)?;
         let cmd: Vec<String> = std::env::args()
             .skip(1)
             .filter(|a| !a.starts_with('-'))
@@ -331,7 +351,7 @@ pub async fn open(g: &Global) -> Res<Arc<Authority>> {
             &auth,
             "custody",
             "custody.quorum",
-            serde_json::json!({"shares": used, "command": cmd.join(" ")}),
+            serde_json::json!({"present": present, "command": cmd.join(" ")}),
         )
         .await?;
     }
@@ -583,18 +603,37 @@ pub async fn run(cli: Cli) -> Res {
             }
             Ok(())
         }
-        Command::Keys(KeysCmd::Split { m, n, out_dir }) => {
+        Command::Keys(KeysCmd::Split {
+            m,
+            n,
+            out_dir,
+            custodians,
+        }) => {
             let auth = open(&g).await?;
             let p = pass(&g, false)?;
             let shares = hallmark_keys::shamir::split(&p, m, n).map_err(s)?;
-            hand_out_shares(&auth, &shares, &out_dir, "share", "custody.split", m).await?;
+            hand_out_shares(
+                &auth,
+                &shares,
+                &custodians,
+                &out_dir,
+                "share",
+                "custody.split",
+                m,
+            )
+            .await?;
             eprintln!(
                 "wrote {n} shares to {}: hand one to each custodian, then remove the passphrase from this machine; any {m} open the key store",
                 out_dir.display()
             );
             Ok(())
         }
-        Command::Keys(KeysCmd::SplitPin { m, n, out_dir }) => {
+        Command::Keys(KeysCmd::SplitPin {
+            m,
+            n,
+            out_dir,
+            custodians,
+        }) => {
             let auth = open(&g).await?;
             let token =
                 auth.config.keys.token().map_err(s)?.ok_or(
@@ -605,6 +644,7 @@ pub async fn run(cli: Cli) -> Res {
             hand_out_shares(
                 &auth,
                 &shares,
+                &custodians,
                 &out_dir,
                 "pin-share",
                 "custody.split-pin",
@@ -1084,27 +1124,58 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
     }
 }
 
-/// Writes each share to `out_dir/PREFIX-INDEX.txt` (owner-only, never
-/// overwriting) and records the split in the audit log.
+/// Writes each share to `out_dir` (owner-only, never overwriting): as
+/// `PREFIX-INDEX.txt`, or, given one custodian per share, sealed to that
+/// custodian's passphrase as `PREFIX-NAME.sealed`. Records the split in the
+/// audit log.
 async fn hand_out_shares(
     auth: &Authority,
     shares: &[hallmark_keys::shamir::Share],
+    custodians: &[String],
     out_dir: &Path,
     prefix: &str,
     action: &str,
     m: u8,
 ) -> Res {
+    if !custodians.is_empty() {
+        if custodians.len() != shares.len() {
+            return Err(format!(
+                "give one --custodian per share: {} names for {} shares",
+                custodians.len(),
+                shares.len()
+            ));
+        }
+        let mut names = custodians.to_vec();
+        names.sort();
+        names.dedup();
+        if names.len() != custodians.len() {
+            return Err("each --custodian name must be different".into());
+        }
+        for c in custodians {
+            hallmark_keys::shamir::check_custodian(c).map_err(s)?;
+        }
+    }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    for sh in shares {
-        let path = out_dir.join(format!("{prefix}-{}.txt", sh.index));
-        write_private(&path, format!("{}\n", sh.encode().as_str()).as_bytes())?;
+    for (i, sh) in shares.iter().enumerate() {
+        let (path, text) = match custodians.get(i) {
+            Some(c) => {
+                let p = passphrase::custodian(c, true)?;
+                let sealed = hallmark_keys::shamir::seal(sh, c, &p, kdf()).map_err(s)?;
+                (out_dir.join(format!("{prefix}-{c}.sealed")), sealed)
+            }
+            None => (
+                out_dir.join(format!("{prefix}-{}.txt", sh.index)),
+                sh.encode().to_string(),
+            ),
+        };
+        write_private(&path, format!("{text}\n").as_bytes())?;
     }
     record(
         auth,
         &format!("cli:{}", whoami()),
         action,
-        serde_json::json!({"m": m, "n": shares.len()}),
+        serde_json::json!({"m": m, "n": shares.len(), "custodians": custodians}),
     )
     .await?;
     auth.checkpoint(system_now()).await.map_err(s)?;

@@ -45,6 +45,32 @@ pub fn obtain(file: Option<&Path>, data_dir: &Path, confirm: bool) -> Result<Pas
     Ok(p)
 }
 
+/// A custodian's own passphrase for sealing or opening their share: from
+/// `$HALLMARK_CUSTODIAN_PASSPHRASE_<NAME>` (NAME upper-cased, `-` and `.` as
+/// `_`) for scripted ceremonies, else asked at the terminal.
+pub fn custodian(name: &str, confirm: bool) -> Result<Passphrase, String> {
+    let var = format!(
+        "HALLMARK_CUSTODIAN_PASSPHRASE_{}",
+        name.to_ascii_uppercase().replace(['-', '.'], "_")
+    );
+    if let Ok(v) = std::env::var(&var) {
+        return Passphrase::new(v).map_err(|e| format!("${var}: {e}"));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "custodian {name} must give their share passphrase: run in a terminal or set ${var}"
+        ));
+    }
+    let p = prompt(&format!("Custodian {name}, your share passphrase: "))?;
+    if confirm {
+        let again = prompt(&format!("Custodian {name}, repeat it: "))?;
+        if again.expose() != p.expose() {
+            return Err(format!("custodian {name}: the passphrases differ"));
+        }
+    }
+    Ok(p)
+}
+
 /// Reads a line from the terminal. Echo is turned off with `stty` where
 /// available, so the passphrase does not appear on screen.
 fn prompt(label: &str) -> Result<Passphrase, String> {

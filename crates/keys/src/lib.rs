@@ -147,7 +147,7 @@ impl fmt::Debug for KeyStore {
     }
 }
 
-fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
+pub(crate) fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
     let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
         .map_err(|e| KeyError::Passphrase(format!("bad Argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -3,6 +3,7 @@
 //! passphrase; any M recover it. Shares carry their threshold, their index
 //! and a checksum that catches typing mistakes.
 
+use base64ct::{Base64, Encoding};
 use zeroize::Zeroizing;
 
 use crate::{KeyError, Passphrase, Result};
@@ -194,6 +195,96 @@ pub fn combine_bytes(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>> {
     Ok(secret)
 }
 
+/// A share sealed to its custodian: AES-256-GCM under Argon2id of the
+/// custodian's own passphrase, bound to the custodian's name. Whoever finds
+/// the file learns nothing without that passphrase.
+///
+/// `hallmark-sealed-share:v1:NAME:M_KIB:T:P:SALT:SEALED` (base64 fields).
+pub fn seal(
+    share: &Share,
+    custodian: &str,
+    pass: &Passphrase,
+    kdf: crate::KdfParams,
+) -> Result<String> {
+    check_custodian(custodian)?;
+    let mut salt = [0u8; 16];
+    hallmark_crypto::fill_random(&mut salt)?;
+    let key = crate::derive(pass, &salt, kdf)?;
+    let sealed = key.seal(&sealed_aad(custodian), share.encode().as_bytes())?;
+    Ok(format!(
+        "{SEALED_PREFIX}{custodian}:{}:{}:{}:{}:{}",
+        kdf.m_kib,
+        kdf.t,
+        kdf.p,
+        Base64::encode_string(&salt),
+        Base64::encode_string(&sealed)
+    ))
+}
+
+const SEALED_PREFIX: &str = "hallmark-sealed-share:v1:";
+
+fn sealed_aad(custodian: &str) -> Vec<u8> {
+    format!("hallmark-sealed-share-v1:{custodian}").into_bytes()
+}
+
+/// Custodian names go into file names and the audit log: letters, digits,
+/// `.`, `_`, `-`, at most 64.
+pub fn check_custodian(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(KeyError::Passphrase(format!(
+            "custodian name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// The custodian a sealed share belongs to, `None` for a plain share.
+pub fn sealed_custodian(text: &str) -> Option<&str> {
+    text.trim()
+        .strip_prefix(SEALED_PREFIX)
+        .and_then(|r| r.split(':').next())
+}
+
+/// Opens a sealed share with its custodian's passphrase.
+pub fn open(text: &str, pass: &Passphrase) -> Result<(String, Share)> {
+    let bad = |why: &str| KeyError::Passphrase(format!("malformed sealed share: {why}"));
+    let rest = text
+        .trim()
+        .strip_prefix(SEALED_PREFIX)
+        .ok_or_else(|| bad("it must start with hallmark-sealed-share:v1:"))?;
+    let f: Vec<&str> = rest.split(':').collect();
+    let [name, m_kib, t, p, salt, sealed] = f[..] else {
+        return Err(bad("it must have 6 fields"));
+    };
+    check_custodian(name)?;
+    let num = |v: &str| v.parse::<u32>().map_err(|_| bad("bad KDF parameter"));
+    let kdf = crate::KdfParams {
+        m_kib: num(m_kib)?,
+        t: num(t)?,
+        p: num(p)?,
+    };
+    // Refuse parameters that would make opening a share trivially cheap or
+    // exhaust memory (the file may come from anywhere).
+    if kdf.m_kib > 4 * 1024 * 1024 || kdf.t > 64 || kdf.p > 16 {
+        return Err(bad("KDF parameters out of range"));
+    }
+    let salt = Base64::decode_vec(salt).map_err(|_| bad("bad salt"))?;
+    let sealed = Base64::decode_vec(sealed).map_err(|_| bad("bad ciphertext"))?;
+    let key = crate::derive(pass, &salt, kdf)?;
+    let plain = key.open(&sealed_aad(name), &sealed).map_err(|_| {
+        KeyError::Passphrase(format!(
+            "custodian {name}: wrong passphrase for this share (or the file was altered)"
+        ))
+    })?;
+    let text = std::str::from_utf8(&plain).map_err(|_| bad("not a share inside"))?;
+    Ok((name.to_string(), Share::decode(text)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +327,29 @@ mod tests {
         for a in 1..=255u8 {
             assert_eq!(gf_mul(a, gf_inv(a)), 1);
         }
+    }
+
+    #[test]
+    fn sealed_shares_open_only_with_their_custodians_passphrase() {
+        let p = Passphrase::new("correct horse battery staple".into()).unwrap();
+        let shares = split(&p, 2, 3).unwrap();
+        let kdf = crate::KdfParams::danger_insecure_for_tests();
+        let alice = Passphrase::new("alice's own words".into()).unwrap();
+        let sealed = seal(&shares[0], "alice", &alice, kdf).unwrap();
+        assert_eq!(sealed_custodian(&sealed), Some("alice"));
+        assert!(!sealed.contains(shares[0].encode().as_str()));
+        let (name, opened) = open(&sealed, &alice).unwrap();
+        assert_eq!(name, "alice");
+        assert_eq!(opened.encode().as_str(), shares[0].encode().as_str());
+        let wrong = Passphrase::new("bob's words here".into()).unwrap();
+        assert!(matches!(
+            open(&sealed, &wrong),
+            Err(KeyError::Passphrase(m)) if m.contains("wrong passphrase")
+        ));
+        // The share is bound to its custodian's name.
+        let renamed = sealed.replacen(":alice:", ":mallory:", 1);
+        assert!(open(&renamed, &alice).is_err());
+        assert!(seal(&shares[1], "bad name/..", &alice, kdf).is_err());
+        assert_eq!(sealed_custodian(shares[1].encode().as_str()), None);
     }
 }
