@@ -1779,6 +1779,33 @@ fn root_rekey_with_cross_certificates(b: Backend) {
     let new_root = format!("{out}/root-2.pem");
     let new_by_old = format!("{out}/cross-root-2-by-old.pem");
     let old_by_new = format!("{out}/cross-old-by-root-2.pem");
+    // Both cross-certificates are published, the same as the files.
+    {
+        let srv = hm.serve();
+        for (path, file) in [
+            ("/ca/root-2/cross/root.pem", &new_by_old),
+            ("/ca/root/cross/root-2.pem", &old_by_new),
+        ] {
+            let (st, body) = srv.get(path);
+            assert_eq!(st, 200, "{path}");
+            assert_eq!(String::from_utf8(body).unwrap(), read(file), "{path}");
+        }
+        let (st, der) = srv.get("/ca/root-2/cross/root.crt");
+        assert_eq!(st, 200);
+        let pem = read(&new_by_old);
+        assert_eq!(
+            hallmark_pki::pem::decode("CERTIFICATE", pem.as_bytes()).ok(),
+            Some(der)
+        );
+        let (st, _) = srv.get("/ca/root-2/cross/nobody.crt");
+        assert_eq!(st, 404);
+        let (_, index) = srv.get("/");
+        assert!(
+            String::from_utf8_lossy(&index).contains("/ca/root-2/cross/root.crt"),
+            "the index lists the cross-certificates"
+        );
+    }
+
     // A relying party that trusts only the old root validates the new chain
     // through the cross-certificate …
     std::fs::write(

@@ -39,6 +39,7 @@ pub fn router(auth: Arc<Authority>) -> Router {
         .route("/crl/{file}", get(crl_full))
         .route("/crl/{issuer}/{file}", get(crl_shard))
         .route("/ca/{file}", get(ca_cert))
+        .route("/ca/{subject}/cross/{file}", get(cross_cert))
         .merge(ocsp)
         .nest("/api/v1", api::router())
         .fallback(|| async { Problem::not_found("no such resource; see /api/v1/openapi.json") })
@@ -214,15 +215,9 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
 }
 
 async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<Response, Problem> {
-    let (id, pem) = match (file.strip_suffix(".crt"), file.strip_suffix(".pem")) {
-        (Some(id), _) => (id, false),
-        (_, Some(id)) => (id, true),
-        _ => {
-            return Err(Problem::not_found(
-                "CA certificates are served as /ca/ISSUER.crt (DER) or .pem",
-            ));
-        }
-    };
+    let (id, pem) = cert_file(&file).ok_or_else(|| {
+        Problem::not_found("CA certificates are served as /ca/ISSUER.crt (DER) or .pem")
+    })?;
     let rows = s
         .auth
         .store
@@ -233,10 +228,15 @@ async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<
         .into_iter()
         .find(|r| r.id == id)
         .ok_or_else(|| Problem::not_found(format!("no CA named {id:?}")))?;
-    Ok(if pem {
+    Ok(cert_response(row.cert, pem))
+}
+
+/// A certificate as DER (`application/pkix-cert`) or PEM.
+fn cert_response(der: Vec<u8>, pem: bool) -> Response {
+    if pem {
         let mut r = (
             StatusCode::OK,
-            hallmark_pki::pem::encode("CERTIFICATE", &row.cert),
+            hallmark_pki::pem::encode("CERTIFICATE", &der),
         )
             .into_response();
         r.headers_mut().insert(
@@ -245,8 +245,46 @@ async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<
         );
         r
     } else {
-        der_response("application/pkix-cert", row.cert)
-    })
+        der_response("application/pkix-cert", der)
+    }
+}
+
+/// `.crt` (DER) or `.pem` file name → (stem, is PEM).
+fn cert_file(file: &str) -> Option<(&str, bool)> {
+    match (file.strip_suffix(".crt"), file.strip_suffix(".pem")) {
+        (Some(id), _) => Some((id, false)),
+        (_, Some(id)) => Some((id, true)),
+        _ => None,
+    }
+}
+
+/// Cross-certificates from a root re-key: `/ca/SUBJECT/cross/SIGNER.crt` is
+/// root SUBJECT certified by root SIGNER, for relying parties that trust
+/// only SIGNER.
+async fn cross_cert(
+    State(s): State<AppState>,
+    Path((subject, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let (signer, pem) = cert_file(&file).ok_or_else(|| {
+        Problem::not_found(
+            "cross-certificates are served as /ca/SUBJECT/cross/SIGNER.crt (DER) or .pem",
+        )
+    })?;
+    let hex = s
+        .auth
+        .store
+        .get_setting(&format!("cross.{signer}.{subject}"))
+        .await
+        .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?
+        .ok_or_else(|| {
+            Problem::not_found(format!("no cross-certificate of {subject:?} by {signer:?}"))
+        })?;
+    let der = hallmark_pki::unhex(&hex).ok_or_else(|| {
+        Problem::from(hallmark_ra::RaError::Config(format!(
+            "stored cross-certificate cross.{signer}.{subject} is not hex"
+        )))
+    })?;
+    Ok(cert_response(der, pem))
 }
 
 async fn index(State(s): State<AppState>) -> Html<String> {
@@ -259,6 +297,26 @@ async fn index(State(s): State<AppState>) -> Html<String> {
                 "<li><b>{subj}</b> ({id}): <a href=\"/ca/{id}.crt\">certificate</a> · <a href=\"/ca/{id}.pem\">PEM</a> · <a href=\"/crl/{id}.crl\">CRL</a></li>\n",
                 id = html_escape(&r.id)
             ));
+        }
+    }
+    let crosses = s
+        .auth
+        .store
+        .settings_with_prefix("cross.")
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list cross-certificates");
+            Vec::new()
+        });
+    {
+        for (key, _) in crosses {
+            if let Some((signer, subject)) = key["cross.".len()..].split_once('.') {
+                items.push_str(&format!(
+                    "<li>cross-certificate: {subject} certified by {signer}: <a href=\"/ca/{subject}/cross/{signer}.crt\">certificate</a> · <a href=\"/ca/{subject}/cross/{signer}.pem\">PEM</a></li>\n",
+                    subject = html_escape(subject),
+                    signer = html_escape(signer)
+                ));
+            }
         }
     }
     Html(format!(

@@ -163,6 +163,20 @@ impl Store {
         Ok(tx)
     }
 
+    /// Settings whose key starts with `prefix`, ordered by key.
+    pub async fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        // The settings table is small: filtered here rather than with SQL
+        // string functions, whose signatures differ between the backends.
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect())
+    }
+
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>> {
         let r: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
             .bind(key)
