@@ -52,8 +52,10 @@ pub struct Store {
 
 const MIGRATIONS_SQLITE: &[(i64, &str)] =
     &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const MIGRATIONS_POSTGRES: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_check.sql")),
+];
 
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://…`, creating a SQLite file
@@ -81,6 +83,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(30))
+            // No ping before every use (a round trip per transaction on
+            // PostgreSQL); a broken connection fails its statement and is
+            // replaced.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
