@@ -125,6 +125,22 @@ fn keys_generated_on_the_token_sign_and_never_leave_it(t: &TestToken) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Signs `msg` with a P-256 signer and checks the signature; a lost
+/// signature fails the test with its message.
+fn sign_and_check(s: &dyn Signer, msg: &str) {
+    let sig = s
+        .sign(msg.as_bytes())
+        .unwrap_or_else(|e| panic!("signature {msg} lost: {e}"));
+    hallmark_crypto::verify_signature(
+        s.spki_der(),
+        KeyAlgorithm::EcP256.signature_algorithm().oid,
+        None,
+        msg.as_bytes(),
+        &sig,
+    )
+    .unwrap();
+}
+
 fn signing_from_many_threads_uses_the_session_pool(t: &TestToken) {
     let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
     let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
@@ -133,16 +149,7 @@ fn signing_from_many_threads_uses_the_session_pool(t: &TestToken) {
             let s = signer.clone();
             std::thread::spawn(move || {
                 for j in 0..50 {
-                    let msg = format!("{i}-{j}");
-                    let sig = s.sign(msg.as_bytes()).unwrap();
-                    hallmark_crypto::verify_signature(
-                        s.spki_der(),
-                        KeyAlgorithm::EcP256.signature_algorithm().oid,
-                        None,
-                        msg.as_bytes(),
-                        &sig,
-                    )
-                    .unwrap();
+                    sign_and_check(s.as_ref(), &format!("{i}-{j}"));
                 }
             })
         })
@@ -166,18 +173,7 @@ fn signers_reconnect_when_the_token_drops_the_login(t: &TestToken) {
             std::thread::spawn(move || {
                 let mut made = 0;
                 for j in 0..150 {
-                    let msg = format!("{i}-{j}");
-                    let sig = s
-                        .sign(msg.as_bytes())
-                        .unwrap_or_else(|e| panic!("signature {i}-{j} lost: {e}"));
-                    hallmark_crypto::verify_signature(
-                        s.spki_der(),
-                        KeyAlgorithm::EcP256.signature_algorithm().oid,
-                        None,
-                        msg.as_bytes(),
-                        &sig,
-                    )
-                    .unwrap();
+                    sign_and_check(s.as_ref(), &format!("{i}-{j}"));
                     made += 1;
                 }
                 made

@@ -586,7 +586,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn cert(serial: &str) -> NewCert {
@@ -603,6 +603,19 @@ mod tests {
         }
     }
 
+    /// The issuer "ca" the storage tests file certificates under.
+    pub(crate) fn issuer_row() -> IssuerRow {
+        IssuerRow {
+            id: "ca".into(),
+            subject: "CN=ca".into(),
+            cert: vec![1],
+            parent: None,
+            key_label: "k".into(),
+            is_root: false,
+            created_at: 1,
+        }
+    }
+
     #[tokio::test]
     async fn batch_writes_single_out_collisions() {
         let dir = std::env::temp_dir().join(format!("hm-store-{}", std::process::id()));
@@ -612,20 +625,7 @@ mod tests {
             .await
             .unwrap();
         let mut tx = store.begin().await.unwrap();
-        insert_issuer(
-            &mut tx,
-            &IssuerRow {
-                id: "ca".into(),
-                subject: "CN=ca".into(),
-                cert: vec![1],
-                parent: None,
-                key_label: "k".into(),
-                is_root: false,
-                created_at: 1,
-            },
-        )
-        .await
-        .unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
         let (a, b, c) = (cert("aa"), cert("bb"), cert("cc"));
         assert_eq!(reserve_many(&mut tx, &[&a]).await.unwrap().len(), 1);
         // "aa" is taken: only "bb" and "cc" are ours.

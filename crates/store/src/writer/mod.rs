@@ -121,7 +121,7 @@ fn not_pending(serial: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::{IssuerRow, insert_issuer};
+    use crate::certs::insert_issuer;
 
     fn reserve(serial: &str) -> Op {
         Op::Reserve(NewCert {
@@ -156,20 +156,9 @@ mod tests {
     /// not recorded twice, and the audit chain holds one entry per issuance.
     async fn writer_outcomes(store: Store) {
         let mut tx = store.begin().await.unwrap();
-        insert_issuer(
-            &mut tx,
-            &IssuerRow {
-                id: "ca".into(),
-                subject: "CN=ca".into(),
-                cert: vec![1],
-                parent: None,
-                key_label: "k".into(),
-                is_root: false,
-                created_at: 1,
-            },
-        )
-        .await
-        .unwrap();
+        insert_issuer(&mut tx, &crate::certs::tests::issuer_row())
+            .await
+            .unwrap();
         crate::commit(tx).await.unwrap();
         let w = Writer::spawn(store.clone(), || 1_700_000_000);
         let serials: Vec<String> = (0..64).map(|i| format!("{i:04x}")).collect();
