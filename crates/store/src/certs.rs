@@ -589,7 +589,8 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
 
-    fn cert(serial: &str) -> NewCert {
+    /// A pending certificate of the issuer "ca" whose TBS is its serial.
+    pub(crate) fn cert(serial: &str) -> NewCert {
         NewCert {
             issuer: "ca".into(),
             serial: serial.into(),

@@ -124,17 +124,7 @@ mod tests {
     use crate::certs::insert_issuer;
 
     fn reserve(serial: &str) -> Op {
-        Op::Reserve(NewCert {
-            issuer: "ca".into(),
-            serial: serial.into(),
-            profile: "p".into(),
-            subject: "CN=x".into(),
-            tbs: serial.as_bytes().to_vec(),
-            not_before: 1,
-            not_after: 2,
-            shard: 0,
-            created_at: 1,
-        })
+        Op::Reserve(crate::certs::tests::cert(serial))
     }
 
     fn finalize(serial: &str, cert: &[u8]) -> Op {
