@@ -1145,11 +1145,18 @@ async fn hand_out_shares(
                 shares.len()
             ));
         }
-        let mut names = custodians.to_vec();
+        // Names that differ only in case, '-' or '.' would share one
+        // environment variable and, on some file systems, one file.
+        let mut names: Vec<String> = custodians
+            .iter()
+            .map(|c| passphrase::custodian_key(c))
+            .collect();
         names.sort();
         names.dedup();
         if names.len() != custodians.len() {
-            return Err("each --custodian name must be different".into());
+            return Err(
+                "each --custodian name must be different (ignoring case, '-' and '.')".into(),
+            );
         }
         for c in custodians {
             hallmark_keys::shamir::check_custodian(c).map_err(s)?;
@@ -1157,14 +1164,19 @@ async fn hand_out_shares(
     }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    // Every custodian's passphrase first, so that a mistyped one leaves no
+    // partial split behind.
+    let mut passes = Vec::new();
+    for c in custodians {
+        passes.push(passphrase::custodian(c, true)?);
+    }
     for (i, sh) in shares.iter().enumerate() {
-        let (path, text) = match custodians.get(i) {
-            Some(c) => {
-                let p = passphrase::custodian(c, true)?;
-                let sealed = hallmark_keys::shamir::seal(sh, c, &p, kdf()).map_err(s)?;
+        let (path, text) = match (custodians.get(i), passes.get(i)) {
+            (Some(c), Some(p)) => {
+                let sealed = hallmark_keys::shamir::seal(sh, c, p, kdf()).map_err(s)?;
                 (out_dir.join(format!("{prefix}-{c}.sealed")), sealed)
             }
-            None => (
+            _ => (
                 out_dir.join(format!("{prefix}-{}.txt", sh.index)),
                 sh.encode().to_string(),
             ),

@@ -49,10 +49,7 @@ pub fn obtain(file: Option<&Path>, data_dir: &Path, confirm: bool) -> Result<Pas
 /// `$HALLMARK_CUSTODIAN_PASSPHRASE_<NAME>` (NAME upper-cased, `-` and `.` as
 /// `_`) for scripted ceremonies, else asked at the terminal.
 pub fn custodian(name: &str, confirm: bool) -> Result<Passphrase, String> {
-    let var = format!(
-        "HALLMARK_CUSTODIAN_PASSPHRASE_{}",
-        name.to_ascii_uppercase().replace(['-', '.'], "_")
-    );
+    let var = format!("HALLMARK_CUSTODIAN_PASSPHRASE_{}", custodian_key(name));
     if let Ok(v) = std::env::var(&var) {
         return Passphrase::new(v).map_err(|e| format!("${var}: {e}"));
     }
@@ -69,6 +66,11 @@ pub fn custodian(name: &str, confirm: bool) -> Result<Passphrase, String> {
         }
     }
     Ok(p)
+}
+
+/// A custodian's name as it appears in their environment variable.
+pub fn custodian_key(name: &str) -> String {
+    name.to_ascii_uppercase().replace(['-', '.'], "_")
 }
 
 /// Reads a line from the terminal. Echo is turned off with `stty` where

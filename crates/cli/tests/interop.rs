@@ -1213,6 +1213,12 @@ fn rsa_pss_on_a_pkcs11_token(b: Backend) {
 /// chain, an OCSP answer and the CRL; `sig` is OpenSSL's name of the CA
 /// signature algorithm.
 fn rsa_judged(hm: &Hm, sig: &str) {
+    // Every key signs and its signature verifies with its own parameters.
+    let tested = hm.ok(&["keys", "test"]);
+    assert!(
+        !tested.contains("FAILED") && tested.lines().count() >= 4,
+        "{tested}"
+    );
     let key = hm.p("rsa.key");
     openssl_ok(&["genrsa", "-out", &key, "2048"]);
     openssl_ok(&[

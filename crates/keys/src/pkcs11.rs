@@ -114,6 +114,12 @@ impl Token {
             Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
                 return Err(KeyError::Passphrase("wrong PKCS#11 user PIN".into()));
             }
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinLocked, _)) => {
+                return Err(KeyError::Passphrase(
+                    "the PKCS#11 user PIN is locked: the token's security officer must unlock it"
+                        .into(),
+                ));
+            }
             Err(e) => return Err(p11(e)),
         }
         Ok(s)
@@ -500,16 +506,33 @@ impl Signer for TokenSigner {
                 // The token dropped the session or our login, or restarted:
                 // open a new session (logging in again), find the key again.
                 *slot = None;
-                if let Ok(s) = self.token.session()
-                    && let Ok((key, _)) = find_pair(&s, &self.label)
-                    && let Ok(mut k) = self.key.lock()
-                {
-                    *k = key;
-                    *slot = Some(s);
+                match self.token.session() {
+                    Ok(s) => {
+                        if let Ok((key, _)) = find_pair(&s, &self.label)
+                            && let Ok(mut k) = self.key.lock()
+                        {
+                            *k = key;
+                        }
+                        *slot = Some(s);
+                    }
+                    // A refused PIN is not retried: repeated failures would
+                    // lock the token's user PIN.
+                    Err(e @ KeyError::Passphrase(_)) => {
+                        last = Some(e);
+                        break;
+                    }
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
                 }
             }
             match self.sign_once(&mut slot, msg) {
                 Ok(sig) => return Ok(sig),
+                Err(e @ KeyError::Passphrase(_)) => {
+                    last = Some(e);
+                    break;
+                }
                 Err(e) => last = Some(e),
             }
         }

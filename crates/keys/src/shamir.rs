@@ -243,11 +243,13 @@ pub fn check_custodian(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The custodian a sealed share belongs to, `None` for a plain share.
+/// The custodian a sealed share belongs to, `None` for a plain share (or a
+/// name no share could carry, so that it is never shown).
 pub fn sealed_custodian(text: &str) -> Option<&str> {
     text.trim()
         .strip_prefix(SEALED_PREFIX)
         .and_then(|r| r.split(':').next())
+        .filter(|n| check_custodian(n).is_ok())
 }
 
 /// Opens a sealed share with its custodian's passphrase.
@@ -270,7 +272,7 @@ pub fn open(text: &str, pass: &Passphrase) -> Result<(String, Share)> {
     };
     // Refuse parameters that would make opening a share trivially cheap or
     // exhaust memory (the file may come from anywhere).
-    if kdf.m_kib > 4 * 1024 * 1024 || kdf.t > 64 || kdf.p > 16 {
+    if kdf.m_kib > 1024 * 1024 || kdf.t > 64 || kdf.p > 8 {
         return Err(bad("KDF parameters out of range"));
     }
     let salt = Base64::decode_vec(salt).map_err(|_| bad("bad salt"))?;

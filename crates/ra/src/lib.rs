@@ -599,10 +599,11 @@ impl Authority {
                     .and_then(|s| {
                         let msg = b"hallmark keys test";
                         let sig = s.sign(msg).map_err(|e| e.to_string())?;
+                        let alg = s.signature_algorithm();
                         hallmark_crypto::verify_signature(
                             s.spki_der(),
-                            s.signature_algorithm().oid,
-                            None,
+                            alg.oid,
+                            alg.parameters.as_ref().map(Into::into),
                             msg,
                             &sig,
                         )

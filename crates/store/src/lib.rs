@@ -102,7 +102,19 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let sqlite_path = (backend == Backend::Sqlite).then(|| sqlite_file(&url));
+        // The file as SQLite itself opened it (sqlx decodes the URL); none
+        // for an in-memory database, whose writes then go through sqlx.
+        let sqlite_path = if backend == Backend::Sqlite {
+            let file: Option<(String,)> =
+                sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_optional(&pool)
+                    .await?;
+            file.map(|f| f.0)
+                .filter(|f| !f.is_empty())
+                .map(std::path::PathBuf::from)
+        } else {
+            None
+        };
         let store = Self {
             pool,
             backend,
@@ -203,16 +215,6 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-/// The file of a `sqlite://PATH?…` or `sqlite:PATH` URL.
-fn sqlite_file(url: &str) -> std::path::PathBuf {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = rest.split('?').next().unwrap_or(rest);
-    std::path::PathBuf::from(path)
 }
 
 /// `VALUES`-list placeholders for a multi-row statement: `rows` tuples of

@@ -15,13 +15,24 @@ use crate::{Result, StoreError};
 
 pub(super) fn spawn(path: PathBuf, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
     let run = move || {
-        let mut conn = open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()));
+        let mut conn: Option<Connection> = None;
         let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = rx.blocking_recv() {
             fill(&mut batch, first, &mut rx);
+            // Opened on first use, and again after a failure to open.
+            if conn.is_none() {
+                match open(&path) {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        let e = StoreError::Corrupt(format!("cannot open {}: {e}", path.display()));
+                        answer(&mut batch, Err(e));
+                        continue;
+                    }
+                }
+            }
             let results = match &mut conn {
-                Ok(conn) => write(conn, &batch, now()),
-                Err(e) => Err(StoreError::Corrupt(e.clone())),
+                Some(conn) => write(conn, &batch, now()),
+                None => Err(StoreError::WriterGone),
             };
             answer(&mut batch, results);
         }

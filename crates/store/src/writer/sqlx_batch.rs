@@ -118,11 +118,19 @@ async fn one_statement(
         // are joined to it), and the statement fails unless every
         // finalisation found its pending row: then nothing of it stays.
         ctes.push(format!("l AS ({})", audit::LOCK_CHAIN));
+        // The cached head must still be the head: a newer entry collides on
+        // the entry number, and this check catches a database that went
+        // back (a restore, a fail-over to a replica that lagged).
+        let at = next + finals * audit::ENTRY_COLUMNS;
+        crate::bind(&mut args, head.0)?;
+        crate::bind(&mut args, head.1.clone())?;
         ctes.push(format!(
-            "a AS ({}SELECT v.* FROM ({}{}) AS v, l WHERE hallmark_check((SELECT count(*) FROM f) = {finals}, 'a finalisation found no pending row'))",
+            "a AS ({}SELECT v.* FROM ({}{}) AS v, l WHERE hallmark_check((SELECT count(*) FROM f) = {finals}, 'a finalisation found no pending row') \
+             AND hallmark_check(EXISTS (SELECT 1 FROM audit_log WHERE seq = ${at} AND hash = ${}), 'the audit chain head moved'))",
             audit::INSERT_ENTRIES.trim_end_matches("VALUES "),
             "VALUES ",
-            crate::values_list_from(next, finals, audit::ENTRY_COLUMNS)
+            crate::values_list_from(next, finals, audit::ENTRY_COLUMNS),
+            at + 1
         ));
         new_head = Some(h);
         selects.push("SELECT 'f', issuer, serial FROM f");
