@@ -165,3 +165,55 @@ fn ocsp_response_decodes_and_echoes_the_nonce() {
         [0x30, 0x03, 0x0a, 0x01, 0x06]
     );
 }
+
+/// Every single-bit flip of an OpenSSL OCSP request, every truncation and
+/// every one-byte extension is parsed without a panic; flips of the outer
+/// tags and lengths, truncations and trailing bytes are refused. (Flips in
+/// hashes, serial or nonce may parse: those are opaque octets.)
+#[test]
+fn mutated_ocsp_requests_never_panic() {
+    let der = hallmark_pki::unhex(OPENSSL_REQUEST_WITH_NONCE).unwrap();
+    for i in 0..der.len() {
+        for bit in 0..8 {
+            let mut m = der.clone();
+            m[i] ^= 1 << bit;
+            let r = ocsp::parse_request(&m);
+            // The outer tags and lengths (OCSPRequest, TBSRequest) admit no change.
+            if i < 4 {
+                assert!(r.is_err(), "flip of bit {bit} in byte {i} was accepted");
+            }
+        }
+    }
+    for n in 0..der.len() {
+        assert!(ocsp::parse_request(&der[..n]).is_err(), "truncated to {n}");
+    }
+    for b in [0x00u8, 0x05, 0x30, 0x80, 0xff] {
+        let mut m = der.clone();
+        m.push(b);
+        assert!(ocsp::parse_request(&m).is_err(), "trailing {b:#x}");
+    }
+}
+
+/// A CSR whose any single bit is flipped is refused: a flip in the signed
+/// part breaks the signature, one in the structure breaks the DER, one in the
+/// signature fails verification.
+#[test]
+fn every_bit_flip_of_a_csr_is_refused() {
+    let signer = test_signer();
+    let subject = hallmark_pki::subject::parse("CN=Flip Test,O=Hallmark,C=HK").unwrap();
+    let csr = hallmark_pki::csr::build(&subject, &signer).unwrap();
+    hallmark_pki::csr::verify(&csr).unwrap();
+    for i in 0..csr.len() {
+        for bit in 0..8 {
+            let mut m = csr.clone();
+            m[i] ^= 1 << bit;
+            assert!(
+                hallmark_pki::csr::verify(&m).is_err(),
+                "flip of bit {bit} in byte {i} was accepted"
+            );
+        }
+    }
+    for n in 0..csr.len() {
+        assert!(hallmark_pki::csr::verify(&csr[..n]).is_err());
+    }
+}
