@@ -144,7 +144,7 @@ pub const ID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.84
 /// (§7.1.3.2.1) spell them byte for byte, and as OpenSSL writes them: hash
 /// and MGF1 hash with NULL parameters, salt as long as the hash, trailer
 /// field absent.
-const PSS_PARAMS: [(&[u8], &str); 3] = [
+static PSS_PARAMS: [(&[u8], &(dyn sig::VerificationAlgorithm + Sync)); 3] = [
     (
         &[
             0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
@@ -152,7 +152,7 @@ const PSS_PARAMS: [(&[u8], &str); 3] = [
             0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
             0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x20,
         ],
-        "sha256",
+        &sig::RSA_PSS_2048_8192_SHA256,
     ),
     (
         &[
@@ -161,7 +161,7 @@ const PSS_PARAMS: [(&[u8], &str); 3] = [
             0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
             0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x30,
         ],
-        "sha384",
+        &sig::RSA_PSS_2048_8192_SHA384,
     ),
     (
         &[
@@ -170,7 +170,7 @@ const PSS_PARAMS: [(&[u8], &str); 3] = [
             0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
             0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0xa2, 0x03, 0x02, 0x01, 0x40,
         ],
-        "sha512",
+        &sig::RSA_PSS_2048_8192_SHA512,
     ),
 ];
 
@@ -450,17 +450,12 @@ pub fn verify_signature(
             .map(|p| p.to_der())
             .transpose()?
             .unwrap_or_default();
-        let alg: &'static dyn sig::VerificationAlgorithm =
-            match PSS_PARAMS.iter().find(|(der, _)| *der == params.as_slice()) {
-                Some((_, "sha256")) => &sig::RSA_PSS_2048_8192_SHA256,
-                Some((_, "sha384")) => &sig::RSA_PSS_2048_8192_SHA384,
-                Some(_) => &sig::RSA_PSS_2048_8192_SHA512,
-                None => return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg)),
-            };
-        sig::UnparsedPublicKey::new(alg, &key.key_bytes)
-            .verify(msg, signature)
-            .map_err(|_| CryptoError::BadSignature)?;
-        return Ok(key);
+        let alg = PSS_PARAMS
+            .iter()
+            .find(|(der, _)| *der == params.as_slice())
+            .map(|(_, alg)| *alg)
+            .ok_or(CryptoError::UnsupportedSignatureAlgorithm(sig_alg))?;
+        return verify_with(alg, key, msg, signature);
     }
     let params_ok = match sig_params {
         None => true,
@@ -479,6 +474,15 @@ pub fn verify_signature(
         (a, rfc5912::SHA_512_WITH_RSA_ENCRYPTION) if a.is_rsa() => &sig::RSA_PKCS1_2048_8192_SHA512,
         _ => return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg)),
     };
+    verify_with(alg, key, msg, signature)
+}
+
+fn verify_with(
+    alg: &'static dyn sig::VerificationAlgorithm,
+    key: PublicKeyInfo,
+    msg: &[u8],
+    signature: &[u8],
+) -> Result<PublicKeyInfo, CryptoError> {
     sig::UnparsedPublicKey::new(alg, &key.key_bytes)
         .verify(msg, signature)
         .map_err(|_| CryptoError::BadSignature)?;

@@ -319,16 +319,8 @@ impl Installation {
     ) -> Result<Self> {
         check_id(id)?;
         let cfg = Config::load(dir)?;
-        let ks = Custody::open(
-            &dir.join(config::KEYSTORE_FILE),
-            pass,
-            cfg.keys.token()?.as_ref(),
-            cfg.keys.rsa_padding()?,
-        )?;
-        let url = database_url
-            .map(str::to_string)
-            .unwrap_or_else(|| cfg.database_url(dir));
-        let store = Store::connect(&url).await?;
+        let ks = cfg.open_keys(dir, pass)?;
+        let store = cfg.connect(dir, database_url).await?;
         let rows = store.issuers().await?;
         if rows.iter().any(|r| r.id == id) {
             return Err(RaError::Invalid(format!(

@@ -170,6 +170,33 @@ fn d_signer_days() -> u64 {
 }
 
 impl Config {
+    /// Opens the installation's key custody as configured (key store, token,
+    /// RSA padding).
+    pub fn open_keys(
+        &self,
+        dir: &Path,
+        pass: &hallmark_keys::Passphrase,
+    ) -> Result<hallmark_keys::custody::Custody, RaError> {
+        Ok(hallmark_keys::custody::Custody::open(
+            &dir.join(KEYSTORE_FILE),
+            pass,
+            self.keys.token()?.as_ref(),
+            self.keys.rsa_padding()?,
+        )?)
+    }
+
+    /// Connects to `database_url`, or else to the configured database.
+    pub async fn connect(
+        &self,
+        dir: &Path,
+        database_url: Option<&str>,
+    ) -> Result<hallmark_store::Store, RaError> {
+        let url = database_url
+            .map(str::to_string)
+            .unwrap_or_else(|| self.database_url(dir));
+        Ok(hallmark_store::Store::connect(&url).await?)
+    }
+
     pub fn load(dir: &Path) -> Result<Self, RaError> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {

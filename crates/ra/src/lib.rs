@@ -102,16 +102,8 @@ impl Authority {
     ) -> Result<Arc<Self>> {
         let config = Config::load(dir)?;
         let profiles = load_profiles(dir)?;
-        let keys = Custody::open(
-            &dir.join(config::KEYSTORE_FILE),
-            pass,
-            config.keys.token()?.as_ref(),
-            config.keys.rsa_padding()?,
-        )?;
-        let url = database_url
-            .map(str::to_string)
-            .unwrap_or_else(|| config.database_url(dir));
-        let store = Store::connect(&url).await?;
+        let keys = config.open_keys(dir, pass)?;
+        let store = config.connect(dir, database_url).await?;
         let now = system_now();
 
         let abandoned = store

@@ -20,20 +20,21 @@ pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<Job>, now: fn() -> 
         let finals = batch
             .iter()
             .any(|(op, _)| matches!(op, Op::Finalize { .. }));
+        // The one-statement path needs the chain head when it writes entries.
         let fast = match (&head, store.backend()) {
-            (Some(h), Backend::Postgres) => one_statement(&store, &batch, now, h).await,
+            (Some(h), Backend::Postgres) => Some(one_statement(&store, &batch, now, h).await),
             (None, Backend::Postgres) if !finals => {
-                one_statement(&store, &batch, now, &(0, Vec::new())).await
+                Some(one_statement(&store, &batch, now, &(0, Vec::new())).await)
             }
-            _ => Ok(None),
+            _ => None,
         };
         let results = match fast {
-            Ok(Some((out, new_head))) => {
+            Some(Ok((out, new_head))) => {
                 head = new_head.or(head);
                 Ok(out)
             }
-            Ok(None) => run_batch(&store, &batch, now, &mut head).await,
-            Err(e) => {
+            None => run_batch(&store, &batch, now, &mut head).await,
+            Some(Err(e)) => {
                 tracing::debug!(error = %e, "one-statement batch failed; writing it step by step");
                 run_batch(&store, &batch, now, &mut head).await
             }
@@ -47,16 +48,17 @@ type Head = (i64, Vec<u8>);
 /// The whole batch in one round trip on PostgreSQL: reservations, stored
 /// certificates and their audit entries in one autocommitted statement of
 /// data-modifying CTEs, chained from the head this writer last wrote
-/// (unused when the batch has no finalisations). `Ok(None)` — nothing
-/// kept — when the batch is not the plain case: another process appended to
-/// the audit chain (the entry numbers collide), or a finalisation found no
-/// pending row; the step-by-step path then sorts it out.
+/// (unused when the batch has no finalisations). It fails, keeping nothing,
+/// when the batch is not the plain case: another process appended to the
+/// audit chain (the entry numbers collide), the database went back, or a
+/// finalisation found no pending row; the step-by-step path then sorts it
+/// out.
 async fn one_statement(
     store: &Store,
     batch: &[Job],
     now: i64,
     head: &Head,
-) -> Result<Option<(Vec<Result<()>>, Option<Head>)>> {
+) -> Result<(Vec<Result<()>>, Option<Head>)> {
     let mut args = AnyArguments::default();
     let mut ctes = Vec::new();
     let mut selects = Vec::new();
@@ -167,7 +169,7 @@ async fn one_statement(
             Op::Finalize { .. } => Ok(()),
         })
         .collect();
-    Ok(Some((out, new_head)))
+    Ok((out, new_head))
 }
 
 /// The batch step by step: any mix of outcomes.
