@@ -135,7 +135,9 @@ pub(crate) fn bind_reserve(args: &mut AnyArguments, c: &NewCert) -> Result<()> {
 }
 
 /// Inserts pending certificates in one statement; returns the (issuer,
-/// serial) pairs inserted (the others were taken).
+/// serial) pairs that are ours: inserted now, or found pending with the same
+/// TBS (an earlier attempt of the same batch committed but its answer was
+/// lost). The others were taken.
 pub async fn reserve_many(
     conn: &mut AnyConnection,
     rows: &[&NewCert],
@@ -151,10 +153,44 @@ pub async fn reserve_many(
         bind_reserve(&mut args, c)?;
     }
     // The statement text is built from placeholders only; values are bound.
-    Ok(sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
+    let mut ours: Vec<(String, String)> = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
         .fetch_all(&mut *conn)
-        .await?)
+        .await?;
+    if ours.len() < rows.len() {
+        let rest: Vec<&NewCert> = rows
+            .iter()
+            .filter(|c| !ours.contains(&(c.issuer.clone(), c.serial.clone())))
+            .copied()
+            .collect();
+        ours.extend(same_reservations(conn, &rest).await?);
+    }
+    Ok(ours)
 }
+
+/// The (issuer, serial) pairs of `rows` already pending with the same TBS.
+pub(crate) async fn same_reservations(
+    conn: &mut AnyConnection,
+    rows: &[&NewCert],
+) -> Result<Vec<(String, String)>> {
+    let mut same = Vec::new();
+    for c in rows {
+        let found: Option<(i64,)> = sqlx::query_as(SAME_RESERVATION)
+            .bind(c.issuer.clone())
+            .bind(c.serial.clone())
+            .bind(c.tbs.clone())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if found.is_some() {
+            same.push((c.issuer.clone(), c.serial.clone()));
+        }
+    }
+    Ok(same)
+}
+
+/// A reservation already stored by an earlier attempt of the same request
+/// (the TBS holds the serial, the subject's key and the time, so no other
+/// request has the same).
+pub(crate) const SAME_RESERVATION: &str = "SELECT 1 FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'pending' AND tbs = $3";
 
 pub struct Finalize<'a> {
     pub issuer: &'a str,
@@ -640,6 +676,10 @@ pub(crate) mod tests {
                 ("ca".to_string(), "cc".to_string())
             ]
         );
+        // The same reservation again (a batch re-run after its answer was
+        // lost) is still ours; a different TBS under that serial is not.
+        let got = reserve_many(&mut tx, &[&taken, &a]).await.unwrap();
+        assert_eq!(got, vec![("ca".to_string(), "aa".to_string())]);
         let f = |serial: &'static str| Finalize {
             issuer: "ca",
             serial,

@@ -171,6 +171,17 @@ mod tests {
             w.submit(reserve("0001")).await,
             Err(StoreError::Conflict(m)) if m.contains("already used")
         ));
+        // The same reservation again (its first answer was lost) is ours;
+        // another TBS under that serial is not.
+        w.submit(reserve("0100")).await.unwrap();
+        w.submit(reserve("0100")).await.unwrap();
+        let mut other = crate::certs::tests::cert("0100");
+        other.tbs = b"another".to_vec();
+        assert!(matches!(
+            w.submit(Op::Reserve(other)).await,
+            Err(StoreError::Conflict(m)) if m.contains("already used")
+        ));
+        w.submit(finalize("0100", b"0100")).await.unwrap();
         assert!(matches!(
             w.submit(finalize("ffff", b"x")).await,
             Err(StoreError::Conflict(m)) if m.contains("no pending")
@@ -193,7 +204,7 @@ mod tests {
         w.submit(reserve("1001")).await.unwrap();
         w.submit(finalize("1001", b"1001")).await.unwrap();
         let report = store.verify_audit(&[], |_| {}).await.unwrap();
-        assert_eq!(report.entries, 67);
+        assert_eq!(report.entries, 68);
         assert!(
             report.findings.iter().all(|f| !f.contains("entry")),
             "{:?}",
@@ -202,19 +213,67 @@ mod tests {
         // The database goes back one entry (a restore, a fail-over): the
         // writer's next entry chains to the real head, not the one it
         // remembers.
-        sqlx::query("DELETE FROM audit_log WHERE seq = 67")
+        sqlx::query("DELETE FROM audit_log WHERE seq = 68")
             .execute(store.pool())
             .await
             .unwrap();
         w.submit(reserve("1002")).await.unwrap();
         w.submit(finalize("1002", b"1002")).await.unwrap();
         let report = store.verify_audit(&[], |_| {}).await.unwrap();
-        assert_eq!(report.entries, 67);
+        assert_eq!(report.entries, 68);
         assert!(
             report.findings.iter().all(|f| !f.contains("entr")),
             "{:?}",
             report.findings
         );
+    }
+
+    /// Every other session of the database is terminated, as a server
+    /// restart or a fail-over would: the pooled connections are dead, and
+    /// the writer's next batches still succeed, each request once.
+    async fn connection_loss(store: &Store) {
+        let w = Writer::spawn(store.clone(), || 1_700_000_000);
+        let before = store.verify_audit(&[], |_| {}).await.unwrap().entries;
+        // Several connections idle in the pool.
+        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.pool().acquire()))
+            .await
+            .into_iter()
+            .map(|c| c.unwrap())
+            .collect();
+        drop(held);
+        let mut live = store.pool().acquire().await.unwrap();
+        assert!(terminate_others(&mut live).await >= 3);
+        assert!(store.pool().num_idle() >= 3);
+        // Under load (no idle ping yet) the writer runs its batches again
+        // on other connections.
+        for s in ["2000", "2001"] {
+            w.submit(reserve(s)).await.unwrap();
+            w.submit(finalize(s, s.as_bytes())).await.unwrap();
+        }
+        // Killed again while Hallmark is quiet: an idle connection is
+        // pinged before use, and replaced.
+        assert!(terminate_others(&mut live).await >= 1);
+        drop(live);
+        tokio::time::sleep(crate::PING_IDLE + std::time::Duration::from_millis(200)).await;
+        let report = store.verify_audit(&[], |_| {}).await.unwrap();
+        assert_eq!(report.entries, before + 2);
+        assert!(
+            report.findings.iter().all(|f| !f.contains("entr")),
+            "{:?}",
+            report.findings
+        );
+    }
+
+    /// Terminates every session of the database but `conn`'s.
+    async fn terminate_others(conn: &mut crate::AnyConnection) -> usize {
+        let killed: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        killed.len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,6 +315,7 @@ mod tests {
         };
         let store = Store::connect(&url).await.unwrap();
         writer_outcomes(store.clone()).await;
+        connection_loss(&store).await;
         store.pool().close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
             .execute(admin.pool())

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
 use crate::audit::{self, AuditEvent};
+use crate::certs;
 use crate::{Result, StoreError};
 
 pub(super) fn spawn(path: PathBuf, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
@@ -73,6 +74,7 @@ fn write(conn: &mut Connection, jobs: &[Job], now: i64) -> Result<Vec<Result<()>
             "UPDATE certificates SET status = 'issued', cert = ?3, tbs = NULL, escrow = ?4 \
              WHERE issuer = ?1 AND serial = ?2 AND status = 'pending'",
         )?;
+        let mut same = tx.prepare_cached(certs::SAME_RESERVATION)?;
         let mut stored = tx.prepare_cached(
             "SELECT 1 FROM certificates WHERE issuer = ?1 AND serial = ?2 AND status = 'issued' AND cert = ?3",
         )?;
@@ -90,7 +92,7 @@ fn write(conn: &mut Connection, jobs: &[Job], now: i64) -> Result<Vec<Result<()>
                         c.shard,
                         c.created_at
                     ])?;
-                    if n == 1 {
+                    if n == 1 || same.exists(params![c.issuer, c.serial, c.tbs])? {
                         Ok(())
                     } else {
                         Err(taken(&c.serial))

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
 use crate::audit;
 use crate::certs::{self, NewCert};
-use crate::{Backend, Result, Store};
+use crate::{Backend, Result, Store, StoreError};
 use sqlx::any::AnyArguments;
 
 pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
@@ -33,13 +33,53 @@ pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<Job>, now: fn() -> 
                 head = new_head.or(head);
                 Ok(out)
             }
-            None => run_batch(&store, &batch, now, &mut head).await,
+            None => step_by_step(&store, &batch, now, &mut head).await,
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "one-statement batch failed; writing it step by step");
-                run_batch(&store, &batch, now, &mut head).await
+                step_by_step(&store, &batch, now, &mut head).await
             }
         };
         answer(&mut batch, results);
+    }
+}
+
+/// [`run_batch`], again on another connection when the connection died under
+/// it (a restarted or failed-over server, a terminated backend, an answer
+/// lost while the commit went through). That is safe because every operation
+/// can be repeated: a reservation finds its own row, a stored certificate is
+/// recognised and not audited twice. Each failed attempt drops one dead
+/// connection, so the pool's size bounds the attempts.
+async fn step_by_step(
+    store: &Store,
+    batch: &[Job],
+    now: i64,
+    head: &mut Option<Head>,
+) -> Result<Vec<Result<()>>> {
+    let budget = store.pool().size() as usize + 1;
+    let mut attempt = 1;
+    loop {
+        match run_batch(store, batch, now, head).await {
+            Err(e) if attempt < budget && connection_lost(&e) => {
+                tracing::warn!(error = %e, attempt, "database connection lost during a storage batch; running it again");
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The connection broke, as opposed to the database refusing the batch.
+fn connection_lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_),
+        ) => true,
+        // SQLSTATE class 08 (connection exception) and 57P (the server
+        // terminated the session: shutdown, admin command, crash recovery).
+        StoreError::Database(sqlx::Error::Database(d)) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -155,6 +195,16 @@ async fn one_statement(
         .filter(|r| r.0 == "r")
         .map(|r| (r.1, r.2))
         .collect();
+    if inserted.len() < reserves.len() {
+        // Not inserted: taken, unless an earlier attempt stored it.
+        let mut conn = store.pool().acquire().await?;
+        let rest: Vec<&NewCert> = reserves
+            .iter()
+            .filter(|c| !inserted.contains(&(c.issuer.clone(), c.serial.clone())))
+            .copied()
+            .collect();
+        inserted.extend(certs::same_reservations(&mut conn, &rest).await?);
+    }
     let out = batch
         .iter()
         .map(|(op, _)| match op {
