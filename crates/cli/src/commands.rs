@@ -1197,14 +1197,7 @@ async fn hand_out_shares(
 /// Appends one audit entry for a CLI action.
 async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json::Value) -> Res {
     auth.store
-        .audit(
-            system_now() as i64,
-            &[hallmark_store::audit::AuditEvent::new(
-                actor,
-                action,
-                details.to_string(),
-            )],
-        )
+        .record(system_now() as i64, actor, action, details)
         .await
         .map_err(s)
 }

@@ -184,17 +184,15 @@ pub async fn init(
             hallmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
         )
         .map_err(|e| RaError::Config(format!("cannot write {}: {e}", csr_out.display())))?;
-        audit::append(
+        audit::record(
             &mut tx,
             store.backend(),
             now as i64,
-            &[AuditEvent::new(
-                "ceremony",
-                "ca.init.external-root",
-                serde_json::json!({"root": root_subject, "issuer": opts.issuing_id,
+            "ceremony",
+            "ca.init.external-root",
+            serde_json::json!({"root": root_subject, "issuer": opts.issuing_id,
                     "root_sha256": hallmark_pki::hex(&hallmark_crypto::sha256(root_cert))})
-                .to_string(),
-            )],
+            .to_string(),
         )
         .await?;
         hallmark_store::commit(tx).await?;
@@ -382,17 +380,15 @@ impl Installation {
             },
         )
         .await?;
-        audit::append(
+        audit::record(
             &mut tx,
             self.store.backend(),
             now as i64,
-            &[AuditEvent::new(
-                "ceremony",
-                action,
-                serde_json::json!({"issuer": id, "subject": subject,
+            "ceremony",
+            action,
+            serde_json::json!({"issuer": id, "subject": subject,
                     "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(cert))})
-                .to_string(),
-            )],
+            .to_string(),
         )
         .await?;
         hallmark_store::commit(tx).await?;
@@ -552,19 +548,17 @@ pub async fn rekey_root(
         )
         .await?;
     }
-    audit::append(
+    audit::record(
         &mut tx,
         inst.store.backend(),
         now as i64,
-        &[AuditEvent::new(
-            "ceremony",
-            "ca.rekey-root",
-            serde_json::json!({"from": old.id, "to": new.id, "subject": new.subject,
+        "ceremony",
+        "ca.rekey-root",
+        serde_json::json!({"from": old.id, "to": new.id, "subject": new.subject,
                 "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&new_root)),
                 "cross_sha256": [hallmark_pki::hex(&hallmark_crypto::sha256(&new_by_old)),
                                  hallmark_pki::hex(&hallmark_crypto::sha256(&old_by_new))]})
-            .to_string(),
-        )],
+        .to_string(),
     )
     .await?;
     hallmark_store::commit(tx).await?;

@@ -20,7 +20,7 @@ use hallmark_keys::custody::Custody;
 use hallmark_keys::{KeyError, Passphrase};
 use hallmark_pki::crl::{EntryWriter, Reason};
 use hallmark_pki::profile::Profile;
-use hallmark_store::audit::{self, AuditEvent};
+use hallmark_store::audit;
 use hallmark_store::certs::{self, CertRow, FULL_CRL};
 use hallmark_store::{Store, StoreError};
 
@@ -115,13 +115,11 @@ impl Authority {
                 "pending certificates from an interrupted issuance were abandoned"
             );
             store
-                .audit(
+                .record(
                     now as i64,
-                    &[AuditEvent::new(
-                        "system",
-                        "certificate.abandon",
-                        format!("{{\"count\":{abandoned}}}"),
-                    )],
+                    "system",
+                    "certificate.abandon",
+                    format!("{{\"count\":{abandoned}}}"),
                 )
                 .await?;
         }
@@ -198,15 +196,13 @@ impl Authority {
         if self.store.get_setting("config.sha256").await?.as_deref() != Some(digest.as_str()) {
             let mut tx = self.store.begin().await?;
             hallmark_store::put_setting(&mut tx, "config.sha256", &digest).await?;
-            audit::append(
+            audit::record(
                 &mut tx,
                 self.store.backend(),
                 now as i64,
-                &[AuditEvent::new(
-                    "system",
-                    "config.load",
-                    format!("{{\"sha256\":\"{digest}\"}}"),
-                )],
+                "system",
+                "config.load",
+                format!("{{\"sha256\":\"{digest}\"}}"),
             )
             .await?;
             hallmark_store::commit(tx).await?;
@@ -272,17 +268,15 @@ impl Authority {
                     hallmark_store::put_setting(&mut tx, &key_setting, &label).await?;
                     hallmark_store::put_setting(&mut tx, &cert_setting, &hallmark_pki::hex(&cert))
                         .await?;
-                    audit::append(
+                    audit::record(
                         &mut tx,
                         self.store.backend(),
                         now as i64,
-                        &[AuditEvent::new(
-                            "system",
-                            "ocsp.signer.renew",
-                            serde_json::json!({"issuer": issuer.id, "key": label,
+                        "system",
+                        "ocsp.signer.renew",
+                        serde_json::json!({"issuer": issuer.id, "key": label,
                                 "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&cert))})
-                            .to_string(),
-                        )],
+                        .to_string(),
                     )
                     .await?;
                     hallmark_store::commit(tx).await?;
@@ -384,15 +378,13 @@ impl Authority {
             now as i64,
         )
         .await?;
-        audit::append(
+        audit::record(
             &mut tx,
             self.store.backend(),
             now as i64,
-            &[AuditEvent::new(
-                actor,
-                "certificate.revoke",
-                serde_json::json!({"issuer": row.issuer, "serial": row.serial, "reason": reason.name()}).to_string(),
-            )],
+            actor,
+            "certificate.revoke",
+            serde_json::json!({"issuer": row.issuer, "serial": row.serial, "reason": reason.name()}).to_string(),
         )
         .await?;
         hallmark_store::commit(tx).await?;
@@ -507,15 +499,13 @@ impl Authority {
             &der,
         )
         .await?;
-        audit::append(
+        audit::record(
             &mut tx,
             self.store.backend(),
             now as i64,
-            &[AuditEvent::new(
-                "system",
-                "crl.generate",
-                serde_json::json!({"issuer": issuer_id, "shard": shard, "number": number, "entries": count}).to_string(),
-            )],
+            "system",
+            "crl.generate",
+            serde_json::json!({"issuer": issuer_id, "shard": shard, "number": number, "entries": count}).to_string(),
         )
         .await?;
         hallmark_store::commit(tx).await?;

@@ -104,6 +104,19 @@ pub async fn append(
     Ok(Some(head))
 }
 
+/// Appends one event inside the caller's transaction.
+pub async fn record(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ts: i64,
+    actor: &str,
+    action: &str,
+    details: impl std::fmt::Display,
+) -> Result<()> {
+    let event = AuditEvent::new(actor, action, details.to_string());
+    append(conn, backend, ts, &[event]).await.map(|_| ())
+}
+
 pub(crate) const INSERT_ENTRIES: &str =
     "INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) VALUES ";
 pub(crate) const ENTRY_COLUMNS: usize = 7;
@@ -140,6 +153,18 @@ impl Store {
         append(&mut tx, self.backend, ts, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Appends one event in a transaction of its own.
+    pub async fn record(
+        &self,
+        ts: i64,
+        actor: &str,
+        action: &str,
+        details: impl std::fmt::Display,
+    ) -> Result<()> {
+        self.audit(ts, &[AuditEvent::new(actor, action, details.to_string())])
+            .await
     }
 
     /// Signs the current head of the chain, if it moved since the last
