@@ -3,48 +3,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::process::Command;
 
 use hallmark_ca::{IssuerKey, Settings, hierarchy};
 use hallmark_crypto::KeyAlgorithm;
 use hallmark_keys::pkcs11::Token;
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-/// Deletes the test token even when an assertion fails.
-struct DeleteToken(String);
-
-impl Drop for DeleteToken {
-    fn drop(&mut self) {
-        let _ = Command::new("softhsm2-util")
-            .args(["--delete-token", "--token", &self.0])
-            .output();
-    }
-}
+use hallmark_testkit::SoftHsmToken;
 
 #[test]
 fn root_and_issuing_ca_signed_on_the_token() {
-    let label = format!("hm-ca-{}", std::process::id());
-    let o = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--pin",
-            "123456",
-            "--so-pin",
-            "654321",
-        ])
-        .output()
-        .expect("softhsm2-util is needed (Debian: apt-get install softhsm2)");
-    assert!(o.status.success());
-    let _guard = DeleteToken(label.clone());
+    let t = SoftHsmToken::new(&format!("hm-ca-{}", std::process::id()));
     let dir = std::env::temp_dir().join(format!("hm-hsm-ca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let token = Token::open(Path::new(MODULE), &label, "123456").unwrap();
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
     let root_key = token.generate("ca-root", KeyAlgorithm::EcP384).unwrap();
     let now = 1_800_000_000;
     let root_cert = hierarchy::root_certificate(
@@ -116,8 +88,5 @@ fn root_and_issuing_ca_signed_on_the_token() {
         );
     }
     assert!(!token.private_value_readable("ca-root").unwrap());
-    let _ = Command::new("softhsm2-util")
-        .args(["--delete-token", "--token", &label])
-        .output();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,38 +10,10 @@ use std::sync::Arc;
 use hallmark_crypto::{KeyAlgorithm, Signer};
 use hallmark_keys::pkcs11::Token;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use hallmark_testkit::SoftHsmToken;
 
-/// A fresh SoftHSM2 token, deleted on drop.
-struct TestToken(String);
-
-impl TestToken {
-    fn new(tag: &str) -> Self {
-        let label = format!("hm-{tag}-{}", std::process::id());
-        let o = Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                &label,
-                "--pin",
-                "123456",
-                "--so-pin",
-                "654321",
-            ])
-            .output()
-            .expect("softhsm2-util is needed (Debian: apt-get install softhsm2)");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        Self(label)
-    }
-}
-
-impl Drop for TestToken {
-    fn drop(&mut self) {
-        let _ = Command::new("softhsm2-util")
-            .args(["--delete-token", "--token", &self.0])
-            .output();
-    }
+fn test_token(tag: &str) -> SoftHsmToken {
+    SoftHsmToken::new(&format!("hm-{tag}-{}", std::process::id()))
 }
 
 fn openssl_verifies(dir: &Path, signer: &dyn Signer, msg: &[u8], sig: &[u8]) -> bool {
@@ -70,16 +42,16 @@ fn openssl_verifies(dir: &Path, signer: &dyn Signer, msg: &[u8], sig: &[u8]) -> 
 /// and the scenarios run in one test.
 #[test]
 fn token_scenarios() {
-    let tokens = ["sign", "pool", "reconnect"].map(TestToken::new);
+    let tokens = ["sign", "pool", "reconnect"].map(test_token);
     keys_generated_on_the_token_sign_and_never_leave_it(&tokens[0]);
     signing_from_many_threads_uses_the_session_pool(&tokens[1]);
     signers_reconnect_when_the_token_drops_the_login(&tokens[2]);
 }
 
-fn keys_generated_on_the_token_sign_and_never_leave_it(t: &TestToken) {
+fn keys_generated_on_the_token_sign_and_never_leave_it(t: &SoftHsmToken) {
     let dir = std::env::temp_dir().join(format!("hm-p11-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
     for (label, alg) in [
         ("ca-root", KeyAlgorithm::EcP384),
         ("ca-issuing", KeyAlgorithm::EcP256),
@@ -120,7 +92,7 @@ fn keys_generated_on_the_token_sign_and_never_leave_it(t: &TestToken) {
         token.generate("ca-root", KeyAlgorithm::EcP256),
         Err(hallmark_keys::KeyError::Exists(_))
     ));
-    let e = Token::open(Path::new(MODULE), &t.0, "000000").unwrap_err();
+    let e = Token::open(SoftHsmToken::module(), &t.label, "000000").unwrap_err();
     assert!(e.to_string().contains("wrong PKCS#11 user PIN"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -141,8 +113,8 @@ fn sign_and_check(s: &dyn Signer, msg: &str) {
     .unwrap();
 }
 
-fn signing_from_many_threads_uses_the_session_pool(t: &TestToken) {
-    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+fn signing_from_many_threads_uses_the_session_pool(t: &SoftHsmToken) {
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
     let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|i| {
@@ -162,8 +134,8 @@ fn signing_from_many_threads_uses_the_session_pool(t: &TestToken) {
 /// The token drops our login (as a token reset does) again and again while
 /// four threads sign: every signature is still made, none is lost, and each
 /// verifies.
-fn signers_reconnect_when_the_token_drops_the_login(t: &TestToken) {
-    let token = Token::open(Path::new(MODULE), &t.0, "123456").unwrap();
+fn signers_reconnect_when_the_token_drops_the_login(t: &SoftHsmToken) {
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
     let signer: Arc<dyn Signer> = token.generate("k", KeyAlgorithm::EcP256).unwrap();
     signer.sign(b"warm").unwrap();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
