@@ -174,13 +174,7 @@ pub(crate) async fn same_reservations(
 ) -> Result<Vec<(String, String)>> {
     let mut same = Vec::new();
     for c in rows {
-        let found: Option<(i64,)> = sqlx::query_as(SAME_RESERVATION)
-            .bind(c.issuer.clone())
-            .bind(c.serial.clone())
-            .bind(c.tbs.clone())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if found.is_some() {
+        if holds(conn, SAME_RESERVATION, &c.issuer, &c.serial, &c.tbs).await? {
             same.push((c.issuer.clone(), c.serial.clone()));
         }
     }
@@ -191,6 +185,26 @@ pub(crate) async fn same_reservations(
 /// (the TBS holds the serial, the subject's key and the time, so no other
 /// request has the same).
 pub(crate) const SAME_RESERVATION: &str = "SELECT 1 FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'pending' AND tbs = $3";
+/// A certificate already stored by an earlier attempt of the same request.
+pub(crate) const SAME_CERTIFICATE: &str = "SELECT 1 FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'issued' AND cert = $3";
+
+/// Whether the row (issuer, serial) holds `bytes`, asked by one of the
+/// queries above.
+async fn holds(
+    conn: &mut AnyConnection,
+    query: &'static str,
+    issuer: &str,
+    serial: &str,
+    bytes: &[u8],
+) -> Result<bool> {
+    let found: Option<(i64,)> = sqlx::query_as(query)
+        .bind(issuer.to_string())
+        .bind(serial.to_string())
+        .bind(bytes.to_vec())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
 
 pub struct Finalize<'a> {
     pub issuer: &'a str,
@@ -244,15 +258,7 @@ pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>]) -> 
         if out.stored.contains(&key) {
             continue;
         }
-        let same: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM certificates WHERE issuer = $1 AND serial = $2 AND status = 'issued' AND cert = $3",
-        )
-        .bind(f.issuer.to_string())
-        .bind(f.serial.to_string())
-        .bind(f.cert.to_vec())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if same.is_some() {
+        if holds(conn, SAME_CERTIFICATE, f.issuer, f.serial, f.cert).await? {
             out.already.push(key);
         }
     }

@@ -75,9 +75,7 @@ fn write(conn: &mut Connection, jobs: &[Job], now: i64) -> Result<Vec<Result<()>
              WHERE issuer = ?1 AND serial = ?2 AND status = 'pending'",
         )?;
         let mut same = tx.prepare_cached(certs::SAME_RESERVATION)?;
-        let mut stored = tx.prepare_cached(
-            "SELECT 1 FROM certificates WHERE issuer = ?1 AND serial = ?2 AND status = 'issued' AND cert = ?3",
-        )?;
+        let mut stored = tx.prepare_cached(certs::SAME_CERTIFICATE)?;
         for (op, _) in jobs {
             out.push(match op {
                 Op::Reserve(c) => {
