@@ -65,12 +65,15 @@ pub struct Authority {
     pub config: Config,
     pub store: Store,
     pub ca: Ca<StoreLedger>,
-    pub ocsp: ocsp::OcspService,
+    pub ocsp: Arc<ocsp::OcspService>,
     keys: Arc<Mutex<Custody>>,
     audit_signer: Arc<dyn Signer>,
     /// Serialises CRL generation per process.
     crl_lock: tokio::sync::Mutex<()>,
 }
+
+/// Certificates read and pre-signed at a time.
+const PRESIGN_PAGE: usize = 1024;
 
 /// Pending rows older than this are abandoned at start-up: no live issuance
 /// takes that long, so their certificates were never handed out.
@@ -163,7 +166,11 @@ impl Authority {
             Arc::new(KeyStoreSealer(keys.clone())),
         );
         ca.danger_abort_after_sign = danger_abort_after_sign;
-        let ocsp = ocsp::OcspService::new(store.clone(), Vec::new(), settings.ocsp_validity_secs);
+        let ocsp = Arc::new(ocsp::OcspService::new(
+            store.clone(),
+            Vec::new(),
+            settings.ocsp_validity_secs,
+        ));
         let auth = Self {
             dir: dir.into(),
             config,
@@ -521,32 +528,51 @@ impl Authority {
     /// Pre-signs the OCSP responses of every live certificate (in the
     /// background of `serve`, at start and again before responses age), so
     /// that no query for an issued certificate waits for a signature.
+    /// Certificates are read a page at a time (short reads, bounded memory)
+    /// and signed on a blocking thread, off the threads serving requests.
     pub async fn presign_ocsp(&self, now: u64) -> Result<usize> {
         use hallmark_pki::ocsp::CertStatus;
         let mut total = 0;
         let ids: Vec<String> = self.ocsp.issuers().iter().map(|s| s.id.clone()).collect();
         for id in ids {
-            // Signed in chunks as rows stream in: memory stays bounded
-            // whatever the number of certificates.
-            let mut batch: Vec<(String, CertStatus)> = Vec::with_capacity(1024);
-            let generation = self.ocsp.generation();
-            self.store
-                .for_each_live(&id, now as i64, |serial, revoked_at, reason| {
-                    let status = match revoked_at {
-                        Some(at) => CertStatus::Revoked {
-                            at: at.max(0) as u64,
-                            reason: Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified),
-                        },
-                        None => CertStatus::Good,
-                    };
-                    batch.push((serial.to_string(), status));
-                    if batch.len() == 1024 {
-                        total += self.ocsp.presign(&id, &batch, generation, now);
-                        batch.clear();
-                    }
+            let mut after = String::new();
+            loop {
+                // Read before the statuses: a revocation after this point
+                // keeps the page's responses out of the cache.
+                let generation = self.ocsp.generation();
+                let page = self
+                    .store
+                    .live_page(&id, now as i64, &after, PRESIGN_PAGE)
+                    .await?;
+                let Some((last, _, _)) = page.last() else {
+                    break;
+                };
+                after = last.clone();
+                let full = page.len() == PRESIGN_PAGE;
+                let statuses: Vec<(String, CertStatus)> = page
+                    .into_iter()
+                    .map(|(serial, revoked_at, reason)| {
+                        let status = match revoked_at {
+                            Some(at) => CertStatus::Revoked {
+                                at: at.max(0) as u64,
+                                reason: Reason::from_code(reason as u8)
+                                    .unwrap_or(Reason::Unspecified),
+                            },
+                            None => CertStatus::Good,
+                        };
+                        (serial, status)
+                    })
+                    .collect();
+                let (ocsp, issuer) = (self.ocsp.clone(), id.clone());
+                total += tokio::task::spawn_blocking(move || {
+                    ocsp.presign(&issuer, &statuses, generation, now)
                 })
-                .await?;
-            total += self.ocsp.presign(&id, &batch, generation, now);
+                .await
+                .map_err(|e| RaError::Invalid(format!("OCSP pre-signing stopped: {e}")))?;
+                if !full {
+                    break;
+                }
+            }
         }
         Ok(total)
     }
