@@ -190,7 +190,7 @@ pub(crate) const SAME_CERTIFICATE: &str = "SELECT 1 FROM certificates WHERE issu
 
 /// Whether the row (issuer, serial) holds `bytes`, asked by one of the
 /// queries above.
-async fn holds(
+pub(crate) async fn holds(
     conn: &mut AnyConnection,
     query: &'static str,
     issuer: &str,

@@ -226,6 +226,30 @@ mod tests {
             "{:?}",
             report.findings
         );
+
+        // One serial finalised twice in one step-by-step batch, with two
+        // certificates: the request whose certificate was stored succeeds
+        // and is audited once; the other is refused.
+        w.submit(reserve("3000")).await.unwrap();
+        let (a, _) = oneshot::channel();
+        let (b, _) = oneshot::channel();
+        let jobs = vec![
+            (finalize("3000", b"first"), a),
+            (finalize("3000", b"second"), b),
+        ];
+        let out = sqlx_batch::run_batch(&store, &jobs, 1_700_000_000, &mut None)
+            .await
+            .unwrap();
+        let row = store.get_cert(Some("ca"), "3000").await.unwrap();
+        let won = usize::from(row.cert.as_deref() == Some(&b"second"[..]));
+        assert!(out[won].is_ok(), "{out:?}");
+        assert!(
+            matches!(&out[1 - won], Err(StoreError::Conflict(m)) if m.contains("no pending")),
+            "{out:?}"
+        );
+        let report = store.verify_audit(&[], |_| {}).await.unwrap();
+        assert_eq!(report.entries, 69);
+        assert!(report.findings.iter().all(|f| !f.contains("entr")));
     }
 
     /// Every other session of the database is terminated, as a server
