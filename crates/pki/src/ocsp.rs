@@ -297,10 +297,7 @@ pub fn successful_response(
     let (hdr, body) = crate::cert::split_tlv(&basic_unwrapped)
         .ok_or_else(|| PkiError::malformed("OCSP response", "encoding"))?;
     let _ = hdr;
-    let mut certs = Vec::with_capacity(responder_cert_der.len() + 8);
-    let mut seq = Vec::with_capacity(responder_cert_der.len() + 4);
-    wrap(0x30, responder_cert_der, &mut seq);
-    wrap(0xa0, &seq, &mut certs);
+    let certs = certs_field(responder_cert_der);
     let mut basic_body = Vec::with_capacity(body.len() + certs.len());
     basic_body.extend_from_slice(body);
     basic_body.extend_from_slice(&certs);
@@ -317,6 +314,17 @@ pub fn successful_response(
     let mut out = Vec::with_capacity(body.len() + 4);
     wrap(0x30, &body, &mut out);
     Ok(out)
+}
+
+/// The `certs [0] EXPLICIT SEQUENCE OF Certificate` field holding the
+/// responder's certificate: the last bytes of every response
+/// [`successful_response`] builds with it.
+pub fn certs_field(responder_cert_der: &[u8]) -> Vec<u8> {
+    let mut seq = Vec::with_capacity(responder_cert_der.len() + 4);
+    wrap(0x30, responder_cert_der, &mut seq);
+    let mut certs = Vec::with_capacity(seq.len() + 4);
+    wrap(0xa0, &seq, &mut certs);
+    certs
 }
 
 /// Builds a CertID for a serial as a client would (used by tests and for

@@ -291,11 +291,11 @@ impl Authority {
                     Responder::new(&issuer.id, cert, signer)?
                 }
             };
-            slots.push(ocsp::IssuerSlot {
-                id: issuer.id.clone(),
-                hashes: IssuerHashes::of(issuer)?,
+            slots.push(ocsp::IssuerSlot::new(
+                &issuer.id,
+                IssuerHashes::of(issuer)?,
                 responder,
-            });
+            ));
         }
         if changed || self.ocsp.issuers().is_empty() {
             self.ocsp.set_issuers(slots);

@@ -15,8 +15,15 @@ use hallmark_store::{Store, StoreError};
 
 const SHARDS: usize = 16;
 
+/// A cached response. Every response ends with the responder's certificate
+/// (the same for all of an issuer's responses), so only what comes before it
+/// is kept: a third of the memory per certificate.
 struct Entry {
-    bytes: Bytes,
+    head: Box<[u8]>,
+    /// The certificate field that follows `head` (shared by all of a
+    /// responder's entries; kept per entry so an entry never meets another
+    /// responder's certificate).
+    tail: Option<Arc<[u8]>>,
     /// Re-sign after this time: half-way to nextUpdate (RFC 5019 §6.2 asks
     /// responses to be refreshed before they expire).
     refresh_at: u64,
@@ -28,6 +35,20 @@ pub struct IssuerSlot {
     pub id: String,
     pub hashes: IssuerHashes,
     pub responder: Responder,
+    /// The responder-certificate field that ends each of its responses.
+    certs_field: Arc<[u8]>,
+}
+
+impl IssuerSlot {
+    pub fn new(id: &str, hashes: IssuerHashes, responder: Responder) -> Self {
+        let certs_field = ocsp::certs_field(&responder.cert_der).into();
+        Self {
+            id: id.to_string(),
+            hashes,
+            responder,
+            certs_field,
+        }
+    }
 }
 
 pub struct OcspService {
@@ -57,18 +78,31 @@ impl OcspService {
     /// served past their nextUpdate.
     fn cache_put(
         &self,
+        slot: &IssuerSlot,
         key: (u8, HashAlg, Vec<u8>),
-        bytes: Bytes,
+        bytes: &[u8],
         generation: u64,
         refresh_at: u64,
     ) -> bool {
+        let entry = match bytes.strip_suffix(&slot.certs_field[..]) {
+            Some(head) => Entry {
+                head: head.into(),
+                tail: Some(slot.certs_field.clone()),
+                refresh_at,
+            },
+            None => Entry {
+                head: bytes.into(),
+                tail: None,
+                refresh_at,
+            },
+        };
         let Ok(mut m) = self.cache[Self::shard(&key.2)].write() else {
             return false;
         };
         if self.generation.load(Ordering::SeqCst) != generation {
             return false;
         }
-        m.insert(key, Entry { bytes, refresh_at });
+        m.insert(key, entry);
         true
     }
 
@@ -167,13 +201,15 @@ impl OcspService {
                 && let Some(e) = m.get(&key)
                 && now < e.refresh_at
             {
-                return (e.bytes.clone(), None);
+                let tail = e.tail.as_deref().unwrap_or_default();
+                return (Bytes::from([&e.head[..], tail].concat()), None);
             }
             let generation = self.generation();
             return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
                 Ok((bytes, known)) => {
                     if known {
-                        self.cache_put(key, bytes.clone(), generation, self.refresh_at(slot, now));
+                        let refresh = self.refresh_at(slot, now);
+                        self.cache_put(slot, key, &bytes, generation, refresh);
                     }
                     (bytes, None)
                 }
@@ -290,8 +326,9 @@ impl OcspService {
                 continue;
             };
             if self.cache_put(
+                slot,
                 (idx as u8, HashAlg::Sha1, serial),
-                bytes,
+                &bytes,
                 generation,
                 self.refresh_at(slot, now),
             ) {
