@@ -632,6 +632,28 @@ impl Store {
 pub(crate) mod tests {
     use super::*;
 
+    /// A SQLite store in a fresh directory of its own, removed on drop.
+    pub(crate) struct TempSqlite {
+        pub store: Store,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for TempSqlite {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    pub(crate) async fn temp_sqlite(tag: &str) -> TempSqlite {
+        let dir = std::env::temp_dir().join(format!("hm-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        TempSqlite { store, dir }
+    }
+
     /// A pending certificate of the issuer "ca" whose TBS is its serial.
     pub(crate) fn cert(serial: &str) -> NewCert {
         NewCert {
@@ -662,12 +684,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn batch_writes_single_out_collisions() {
-        let dir = std::env::temp_dir().join(format!("hm-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
-            .await
-            .unwrap();
+        let t = temp_sqlite("store").await;
+        let store = &t.store;
         let mut tx = store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
         let (a, b, c) = (cert("aa"), cert("bb"), cert("cc"));
@@ -709,19 +727,14 @@ pub(crate) mod tests {
             }
         );
         tx.rollback().await.unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Pages of live certificates cover every issued, unexpired one once, in
     /// serial order, and nothing pending or expired.
     #[tokio::test]
     async fn live_pages_cover_each_live_certificate_once() {
-        let dir = std::env::temp_dir().join(format!("hm-pages-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
-            .await
-            .unwrap();
+        let t = temp_sqlite("pages").await;
+        let store = &t.store;
         let mut tx = store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
         let rows: Vec<NewCert> = (0..600)
@@ -767,7 +780,6 @@ pub(crate) mod tests {
         }
         assert_eq!(got, want);
         assert_eq!(pages, want.len().div_ceil(64));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -302,14 +302,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_writer_outcomes() {
-        let dir = std::env::temp_dir().join(format!("hm-writer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
-            .await
-            .unwrap();
-        writer_outcomes(store).await;
-        std::fs::remove_dir_all(&dir).unwrap();
+        let t = crate::certs::tests::temp_sqlite("writer").await;
+        writer_outcomes(t.store.clone()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,25 +312,23 @@ pub(super) async fn run_batch(
                 ..
             } => {
                 let key = (issuer.clone(), serial.clone());
-                if twice.contains(&key) {
-                    if certs::holds(&mut tx, certs::SAME_CERTIFICATE, issuer, serial, cert).await? {
-                        // Ours was stored: audited once, whichever came first.
-                        if stored.remove(&key) {
-                            events.push(audit.clone());
-                        }
-                        out.push(Ok(()));
-                    } else {
-                        out.push(Err(not_pending(serial)));
-                    }
+                let twice = twice.contains(&key);
+                // Of two finalisations of one serial, only the one whose
+                // certificate the row holds is ours.
+                let mine = !twice
+                    || certs::holds(&mut tx, certs::SAME_CERTIFICATE, issuer, serial, cert).await?;
+                out.push(if !mine {
+                    Err(not_pending(serial))
                 } else if stored.remove(&key) {
+                    // Audited once, whichever of a pair came first.
                     events.push(audit.clone());
-                    out.push(Ok(()));
-                } else if already.contains(&key) {
+                    Ok(())
+                } else if twice || already.contains(&key) {
                     // Stored by an earlier attempt of the same request.
-                    out.push(Ok(()));
+                    Ok(())
                 } else {
-                    out.push(Err(not_pending(serial)));
-                }
+                    Err(not_pending(serial))
+                });
             }
         }
     }
