@@ -635,7 +635,7 @@ pub(crate) mod tests {
     /// A SQLite store in a fresh directory of its own, removed on drop.
     pub(crate) struct TempSqlite {
         pub store: Store,
-        dir: std::path::PathBuf,
+        pub dir: std::path::PathBuf,
     }
 
     impl Drop for TempSqlite {

@@ -53,8 +53,10 @@ pub struct Store {
     sqlite_path: Option<std::path::PathBuf>,
 }
 
-const MIGRATIONS_SQLITE: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_audit_rowid.sql")),
+];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_check.sql")),
@@ -296,5 +298,51 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::audit::AuditEvent;
+
+    /// A database made before migration 2 (the audit log keyed by a
+    /// separate primary-key index) is rebuilt on opening: the same entries,
+    /// chain intact, now keyed by the row id, and appending goes on.
+    #[tokio::test]
+    async fn sqlite_audit_log_rowid_migration() {
+        let t = crate::certs::tests::temp_sqlite("migrate-audit").await;
+        let events: Vec<AuditEvent> = (0..5)
+            .map(|i| AuditEvent::new("test", "step", format!("{{\"i\":{i}}}")))
+            .collect();
+        t.store.audit(1_700_000_000, &events).await.unwrap();
+        // Back to the first schema, as an older Hallmark left it.
+        sqlx::raw_sql(
+            "CREATE TABLE audit_v1 (seq BIGINT PRIMARY KEY, ts BIGINT NOT NULL, actor TEXT NOT NULL, \
+               action TEXT NOT NULL, details TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL); \
+             INSERT INTO audit_v1 SELECT * FROM audit_log; DROP TABLE audit_log; \
+             ALTER TABLE audit_v1 RENAME TO audit_log; DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .execute(t.store.pool())
+        .await
+        .unwrap();
+        let url = format!("sqlite://{}/t.db", t.dir.display());
+        let reopened = crate::Store::connect(&url).await.unwrap();
+        let (sql, indexes): (String, i64) = sqlx::query_as(
+            "SELECT sql, (SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log') \
+             FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'",
+        )
+        .fetch_one(reopened.pool())
+        .await
+        .unwrap();
+        assert!(sql.contains("seq INTEGER PRIMARY KEY"), "{sql}");
+        assert_eq!(indexes, 0);
+        reopened.audit(1_700_000_001, &events[..1]).await.unwrap();
+        let report = reopened.verify_audit(&[], |_| {}).await.unwrap();
+        assert_eq!(report.entries, 6);
+        assert!(
+            report.findings.iter().all(|f| !f.contains("entr")),
+            "{:?}",
+            report.findings
+        );
     }
 }
