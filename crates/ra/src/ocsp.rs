@@ -102,6 +102,15 @@ impl OcspService {
         if self.generation.load(Ordering::SeqCst) != generation {
             return false;
         }
+        // Signed by a responder that has since been replaced: the cache was
+        // cleared after the replacement, and must stay without its answers.
+        let current = self.issuers();
+        if !current
+            .get(usize::from(key.0))
+            .is_some_and(|c| Arc::ptr_eq(&c.certs_field, &slot.certs_field))
+        {
+            return false;
+        }
         m.insert(key, entry);
         true
     }
@@ -116,7 +125,9 @@ impl OcspService {
     }
 
     /// Replaces the responders (after an OCSP signer renewal) and drops
-    /// every cached response signed by the old ones.
+    /// every cached response signed by the old ones. The responders are
+    /// replaced before the cache is cleared: a response signed by an old one
+    /// that is cached after the clear is refused by [`Self::cache_put`].
     pub fn set_issuers(&self, issuers: Vec<IssuerSlot>) {
         if let Ok(mut g) = self.issuers.write() {
             *g = Arc::new(issuers);
@@ -339,5 +350,78 @@ impl OcspService {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hallmark_ca::ocsp::{IssuerHashes, Responder};
+    use hallmark_ca::{IssuerKey, Settings, hierarchy};
+    use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
+    use hallmark_pki::ocsp::HashAlg;
+
+    use super::{IssuerSlot, OcspService};
+
+    fn signer() -> Arc<dyn Signer> {
+        let pkcs8 = hallmark_crypto::generate_pkcs8(KeyAlgorithm::EcP256).unwrap();
+        Arc::new(SoftwareSigner::from_pkcs8(KeyAlgorithm::EcP256, &pkcs8).unwrap())
+    }
+
+    /// A slot for `ca` with a freshly certified responder.
+    fn slot(ca: &IssuerKey, now: u64) -> IssuerSlot {
+        let settings = Settings {
+            base_url: "http://ca.example".into(),
+            cps_uri: None,
+            crl_validity_secs: 86_400,
+            crl_shard_secs: 86_400 * 90,
+            ocsp_validity_secs: 86_400,
+            ocsp_signer_secs: 86_400 * 30,
+        };
+        let key = signer();
+        let cert =
+            hierarchy::ocsp_signer_certificate(ca, key.spki_der(), now, 86_400 * 30, &settings)
+                .unwrap();
+        let responder = Responder::new(&ca.id, cert, key).unwrap();
+        IssuerSlot::new(&ca.id, IssuerHashes::of(ca).unwrap(), responder)
+    }
+
+    /// A response signed by a responder that was replaced while it was being
+    /// signed is not cached (the replacement cleared the cache before it
+    /// arrived); one from the current responder is.
+    #[tokio::test]
+    async fn replaced_responder_answers_are_not_cached() {
+        let dir = std::env::temp_dir().join(format!("hm-ocsp-slots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = hallmark_store::Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        let now = 1_700_000_000;
+        let key = signer();
+        let cert = hierarchy::root_certificate(key.as_ref(), "CN=Test CA", now, 3650).unwrap();
+        let ca = IssuerKey::new("ca", cert, key, true).unwrap();
+        let old = slot(&ca, now);
+        let svc = OcspService::new(store, vec![slot(&ca, now)], 86_400);
+        let current = svc.issuers();
+        let put = |s: &IssuerSlot, serial: u8| {
+            let mut bytes = b"response ".to_vec();
+            bytes.extend_from_slice(&s.certs_field);
+            svc.cache_put(
+                s,
+                (0, HashAlg::Sha1, vec![serial]),
+                &bytes,
+                svc.generation(),
+                now + 60,
+            )
+        };
+        assert!(put(&current[0], 1));
+        svc.set_issuers(vec![old]);
+        assert_eq!(svc.cached_len(), 0);
+        assert!(!put(&current[0], 2), "an old responder's answer was cached");
+        assert!(put(&svc.issuers()[0], 3));
+        assert_eq!(svc.cached_len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
