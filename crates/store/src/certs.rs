@@ -378,11 +378,15 @@ pub struct CrlRow {
 
 impl Store {
     pub async fn issuers(&self) -> Result<Vec<IssuerRow>> {
-        let rows = sqlx::query(
-            "SELECT id, subject, cert, parent, key_label, is_root, created_at FROM issuers ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read(|| async move {
+                Ok(sqlx::query(
+                    "SELECT id, subject, cert, parent, key_label, is_root, created_at FROM issuers ORDER BY created_at, id",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(IssuerRow {
@@ -401,16 +405,20 @@ impl Store {
     /// Finds a certificate by serial (hex), optionally under one issuer.
     /// Serials are unique per issuer; across issuers the oldest wins.
     pub async fn get_cert(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            cert_cols!(),
-            " FROM certificates WHERE serial = $1 AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
-        ))
-        .bind(serial)
-        .bind(issuer.unwrap_or(""))
-        .bind(issuer.unwrap_or(""))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .read(|| async move {
+                Ok(sqlx::query(concat!(
+                    "SELECT ",
+                    cert_cols!(),
+                    " FROM certificates WHERE serial = $1 AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
+                ))
+                .bind(serial)
+                .bind(issuer.unwrap_or(""))
+                .bind(issuer.unwrap_or(""))
+                .fetch_optional(&self.pool)
+                .await?)
+            })
+            .await?;
         match row {
             Some(r) => cert_row(&r),
             None => Err(StoreError::NotFound(format!(
@@ -427,32 +435,41 @@ impl Store {
         before: Option<(i64, String)>,
     ) -> Result<Vec<CertRow>> {
         let (ts, serial) = before.unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            cert_cols!(),
-            " FROM certificates WHERE created_at < $1 OR (created_at = $2 AND serial < $3) \
-             ORDER BY created_at DESC, serial DESC LIMIT $4"
-        ))
-        .bind(ts)
-        .bind(ts)
-        .bind(serial)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let serial = serial.as_str();
+        let rows = self
+            .read(|| async move {
+                Ok(sqlx::query(concat!(
+                    "SELECT ",
+                    cert_cols!(),
+                    " FROM certificates WHERE created_at < $1 OR (created_at = $2 AND serial < $3) \
+                     ORDER BY created_at DESC, serial DESC LIMIT $4"
+                ))
+                .bind(ts)
+                .bind(ts)
+                .bind(serial)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            })
+            .await?;
         rows.iter().map(cert_row).collect()
     }
 
     /// Certificates revoked (status changed) at or after `since`, for
     /// refreshing pre-signed OCSP responses across processes.
     pub async fn changed_since(&self, since: i64) -> Result<Vec<CertRow>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            cert_cols!(),
-            " FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL"
-        ))
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read(|| async move {
+                Ok(sqlx::query(concat!(
+                    "SELECT ",
+                    cert_cols!(),
+                    " FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL"
+                ))
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?)
+            })
+            .await?;
         rows.iter().map(cert_row).collect()
     }
 
@@ -503,17 +520,21 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<Vec<(String, Option<i64>, i64)>> {
-        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT serial, revoked_at, reason FROM certificates \
-             WHERE issuer = $1 AND serial > $2 AND status = 'issued' AND not_after >= $3 \
-             ORDER BY serial LIMIT $4",
-        )
-        .bind(issuer)
-        .bind(after)
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = self
+            .read(|| async move {
+                Ok(sqlx::query_as(
+                    "SELECT serial, revoked_at, reason FROM certificates \
+                     WHERE issuer = $1 AND serial > $2 AND status = 'issued' AND not_after >= $3 \
+                     ORDER BY serial LIMIT $4",
+                )
+                .bind(issuer)
+                .bind(after)
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?)
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(s, at, reason)| (s, at, reason.unwrap_or(0)))
@@ -533,10 +554,14 @@ impl Store {
     }
 
     pub async fn get_crl(&self, issuer: &str, shard: i64) -> Result<CrlRow> {
-        let r = sqlx::query("SELECT issuer, shard, number, this_update, next_update, der FROM crls WHERE issuer = $1 AND shard = $2")
-            .bind(issuer)
-            .bind(shard)
-            .fetch_optional(&self.pool)
+        let r = self
+            .read(|| async move {
+                Ok(sqlx::query("SELECT issuer, shard, number, this_update, next_update, der FROM crls WHERE issuer = $1 AND shard = $2")
+                    .bind(issuer)
+                    .bind(shard)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            })
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no CRL for {issuer} shard {shard}")))?;
         Ok(CrlRow {

@@ -212,9 +212,13 @@ impl Store {
     }
 
     pub async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        let r: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
+        let r: Option<(String,)> = self
+            .read(|| async move {
+                Ok(sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            })
             .await?;
         Ok(r.map(|r| r.0))
     }
@@ -231,6 +235,54 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The connection broke, as opposed to the database refusing the work.
+pub(crate) fn connection_lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_),
+        ) => true,
+        // SQLSTATE class 08 (connection exception) and 57P (the server
+        // terminated the session: shutdown, admin command, crash recovery).
+        StoreError::Database(sqlx::Error::Database(d)) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Before attempt `attempt + 1` after a lost connection: a restarting server
+/// refuses sessions for a moment (57P03), so wait a little longer each time
+/// (50 ms × attempt; 6.8 s in all for a pool of 16).
+pub(crate) async fn pause_after_loss(attempt: usize) {
+    tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+}
+
+impl Store {
+    /// Runs a read, again when the connection it ran on turned out dead: a
+    /// restarted or failed-over PostgreSQL kills every pooled connection,
+    /// and only those idle for [`PING_IDLE`] are pinged before use. Each
+    /// failed attempt drops one dead connection, so the pool's size bounds
+    /// the attempts. For reads only, which can be repeated.
+    pub(crate) async fn read<T, F, Fut>(&self, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let budget = self.pool.size() as usize + 1;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(e) if attempt < budget && connection_lost(&e) => {
+                    tracing::warn!(error = %e, attempt, "database connection lost during a read; reading again");
+                    pause_after_loss(attempt).await;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
 }
 
 /// `VALUES`-list placeholders for a multi-row statement: `rows` tuples of

@@ -274,6 +274,19 @@ mod tests {
             w.submit(reserve(s)).await.unwrap();
             w.submit(finalize(s, s.as_bytes())).await.unwrap();
         }
+        // Killed again, and read at once (no idle ping yet): the reads run
+        // again on other connections.
+        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.pool().acquire()))
+            .await
+            .into_iter()
+            .map(|c| c.unwrap())
+            .collect();
+        drop(held);
+        assert!(terminate_others(&mut live).await >= 3);
+        let row = store.get_cert(Some("ca"), "2000").await.unwrap();
+        assert_eq!(row.status, "issued");
+        assert_eq!(store.list_certs(10, None).await.unwrap().len(), 10);
+        assert!(!store.live_page("ca", 0, "", 5).await.unwrap().is_empty());
         // Killed again while Hallmark is quiet: an idle connection is
         // pinged before use, and replaced.
         assert!(terminate_others(&mut live).await >= 1);

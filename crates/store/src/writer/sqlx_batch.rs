@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
 use crate::audit;
 use crate::certs::{self, NewCert};
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Backend, Result, Store};
 use sqlx::any::AnyArguments;
 
 pub(super) async fn run(store: Store, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
@@ -59,30 +59,13 @@ async fn step_by_step(
     let mut attempt = 1;
     loop {
         match run_batch(store, batch, now, head).await {
-            Err(e) if attempt < budget && connection_lost(&e) => {
+            Err(e) if attempt < budget && crate::connection_lost(&e) => {
                 tracing::warn!(error = %e, attempt, "database connection lost during a storage batch; running it again");
-                // A restarting server refuses sessions for a moment (57P03):
-                // wait a little longer each time (6.8 s in all at most).
-                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+                crate::pause_after_loss(attempt).await;
                 attempt += 1;
             }
             r => return r,
         }
-    }
-}
-
-/// The connection broke, as opposed to the database refusing the batch.
-fn connection_lost(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_),
-        ) => true,
-        // SQLSTATE class 08 (connection exception) and 57P (the server
-        // terminated the session: shutdown, admin command, crash recovery).
-        StoreError::Database(sqlx::Error::Database(d)) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
     }
 }
 
