@@ -103,6 +103,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings for tests and examples: a CA at `base_url`, CRLs and OCSP
+    /// responses valid a day, CRL partitions of 90 days, responders of 30.
+    pub fn example(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.into(),
+            cps_uri: None,
+            crl_validity_secs: 86_400,
+            crl_shard_secs: 86_400 * 90,
+            ocsp_validity_secs: 86_400,
+            ocsp_signer_secs: 86_400 * 30,
+        }
+    }
+
     pub fn ca_cert_url(&self, issuer: &str) -> String {
         format!("{}/ca/{issuer}.crt", self.base_url)
     }

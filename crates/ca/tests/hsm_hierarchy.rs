@@ -28,14 +28,7 @@ fn root_and_issuing_ca_signed_on_the_token() {
     .unwrap();
     let root = IssuerKey::new("root", root_cert.clone(), root_key, true).unwrap();
     let issuing_key = token.generate("ca-issuing", KeyAlgorithm::EcP256).unwrap();
-    let settings = Settings {
-        base_url: "http://ca.example".into(),
-        cps_uri: None,
-        crl_validity_secs: 86_400,
-        crl_shard_secs: 86_400 * 90,
-        ocsp_validity_secs: 86_400,
-        ocsp_signer_secs: 86_400 * 30,
-    };
+    let settings = Settings::example("http://ca.example");
     let issuing_cert = hierarchy::issuing_certificate(
         &root,
         issuing_key.spki_der(),

@@ -371,14 +371,7 @@ mod tests {
 
     /// A slot for `ca` with a freshly certified responder.
     fn slot(ca: &IssuerKey, now: u64) -> IssuerSlot {
-        let settings = Settings {
-            base_url: "http://ca.example".into(),
-            cps_uri: None,
-            crl_validity_secs: 86_400,
-            crl_shard_secs: 86_400 * 90,
-            ocsp_validity_secs: 86_400,
-            ocsp_signer_secs: 86_400 * 30,
-        };
+        let settings = Settings::example("http://ca.example");
         let key = signer();
         let cert =
             hierarchy::ocsp_signer_certificate(ca, key.spki_der(), now, 86_400 * 30, &settings)

@@ -258,13 +258,7 @@ mod tests {
     async fn connection_loss(store: &Store) {
         let w = Writer::spawn(store.clone(), || 1_700_000_000);
         let before = store.verify_audit(&[], |_| {}).await.unwrap().entries;
-        // Several connections idle in the pool.
-        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.pool().acquire()))
-            .await
-            .into_iter()
-            .map(|c| c.unwrap())
-            .collect();
-        drop(held);
+        idle_connections(store, 4).await;
         let mut live = store.pool().acquire().await.unwrap();
         assert!(terminate_others(&mut live).await >= 3);
         assert!(store.pool().num_idle() >= 3);
@@ -276,12 +270,7 @@ mod tests {
         }
         // Killed again, and read at once (no idle ping yet): the reads run
         // again on other connections.
-        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.pool().acquire()))
-            .await
-            .into_iter()
-            .map(|c| c.unwrap())
-            .collect();
-        drop(held);
+        idle_connections(store, 4).await;
         assert!(terminate_others(&mut live).await >= 3);
         let row = store.get_cert(Some("ca"), "2000").await.unwrap();
         assert_eq!(row.status, "issued");
@@ -299,6 +288,16 @@ mod tests {
             "{:?}",
             report.findings
         );
+    }
+
+    /// Leaves `n` connections idle in the pool (opened at once, released).
+    async fn idle_connections(store: &Store, n: usize) {
+        let held: Vec<_> = futures_util::future::join_all((0..n).map(|_| store.pool().acquire()))
+            .await
+            .into_iter()
+            .map(|c| c.unwrap())
+            .collect();
+        drop(held);
     }
 
     /// Terminates every session of the database but `conn`'s.
