@@ -440,13 +440,7 @@ pub async fn run(cli: Cli) -> Res {
                 &g.data_dir,
                 &p,
                 g.database_url.as_deref(),
-                &ceremony::NewIssuer {
-                    id: &new_id,
-                    subject: &subject,
-                    algorithm: alg,
-                    days,
-                    parent: None,
-                },
+                &ceremony::NewIssuer::new(&new_id, &subject, alg, days),
                 system_now(),
             )
             .await
@@ -485,13 +479,7 @@ pub async fn run(cli: Cli) -> Res {
                 &g.data_dir,
                 &p,
                 g.database_url.as_deref(),
-                &ceremony::NewIssuer {
-                    id: &id,
-                    subject: &subject,
-                    algorithm: KeyAlgorithm::EcP256,
-                    days,
-                    parent: None,
-                },
+                &ceremony::NewIssuer::new(&id, &subject, KeyAlgorithm::EcP256, days),
                 &csr,
                 system_now(),
             )
@@ -536,13 +524,7 @@ pub async fn run(cli: Cli) -> Res {
                 &g.data_dir,
                 &p,
                 g.database_url.as_deref(),
-                &ceremony::NewIssuer {
-                    id: &new_id,
-                    subject: &subject,
-                    algorithm: alg,
-                    days,
-                    parent: None,
-                },
+                &ceremony::NewIssuer::new(&new_id, &subject, alg, days),
                 system_now(),
             )
             .await
@@ -579,13 +561,7 @@ pub async fn run(cli: Cli) -> Res {
                 &g.data_dir,
                 &p,
                 g.database_url.as_deref(),
-                &ceremony::NewIssuer {
-                    id: &id,
-                    subject: &subject,
-                    algorithm: alg,
-                    days,
-                    parent: parent.as_deref(),
-                },
+                &ceremony::NewIssuer::new(&id, &subject, alg, days).under(parent.as_deref()),
                 system_now(),
             )
             .await

@@ -61,19 +61,26 @@ fn unix_now() -> u64 {
 }
 
 fn verify_chain(hm: &Hm, leaf: &str) -> String {
-    let o = openssl(&[
+    openssl_text(&[
         "verify",
         "-CAfile",
         &hm.p("root.pem"),
         "-untrusted",
         &hm.p("issuing.pem"),
         leaf,
-    ]);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    ])
+}
+
+/// Asks the server's responder with `openssl ocsp` about `what` (`-cert
+/// FILE` or `-serial 0x…`) of the CA whose certificate is `issuer` (a file
+/// of the test directory), checking the answer against the root; OpenSSL's
+/// output and errors.
+fn ocsp_ask(hm: &Hm, srv: &Server, issuer: &str, what: &[&str], extra: &[&str]) -> String {
+    let (issuer, root, url) = (hm.p(issuer), hm.p("root.pem"), srv.url("/ocsp"));
+    let mut args = vec!["ocsp", "-issuer", &issuer, "-CAfile", &root, "-url", &url];
+    args.extend_from_slice(what);
+    args.extend_from_slice(extra);
+    openssl_text(&args)
 }
 
 /// The responder certificate embedded in an OCSP response, as PEM.
@@ -206,24 +213,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     let (bad_serial, bad) = hm.issue("b", "personal", "CN=Lost Card,C=HK", &[]);
     let srv = hm.serve();
     hm.fetch_ca_files(&srv);
-    let ocsp = |cert: &str| {
-        let o = openssl(&[
-            "ocsp",
-            "-issuer",
-            &hm.p("issuing.pem"),
-            "-cert",
-            cert,
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-url",
-            &srv.url("/ocsp"),
-        ]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
+    let ocsp = |cert: &str| ocsp_ask(&hm, &srv, "issuing.pem", &["-cert", cert], &[]);
     let o = ocsp(&bad);
     assert!(
         o.contains("Response verify OK") && o.contains(": good"),
@@ -234,19 +224,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     let started = unix_now();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // Without a nonce (RFC 5019), so that a cached response may answer.
-    let o = openssl(&[
-        "ocsp",
-        "-issuer",
-        &hm.p("issuing.pem"),
-        "-cert",
-        &good,
-        "-CAfile",
-        &hm.p("root.pem"),
-        "-no_nonce",
-        "-url",
-        &srv.url("/ocsp"),
-    ]);
-    let o = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    let o = ocsp_ask(&hm, &srv, "issuing.pem", &["-cert", &good], &["-no_nonce"]);
     // The cached response is served as kept (its part before the responder
     // certificate) plus the certificate: OpenSSL must still verify it.
     assert!(
@@ -296,18 +274,13 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     assert!(o.contains(": good"), "{o}");
 
     // A serial the CA never issued.
-    let o = openssl(&[
-        "ocsp",
-        "-issuer",
-        &hm.p("issuing.pem"),
-        "-serial",
-        "0x0123456789abcdef0123456789abcdef",
-        "-CAfile",
-        &hm.p("root.pem"),
-        "-url",
-        &srv.url("/ocsp"),
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = ocsp_ask(
+        &hm,
+        &srv,
+        "issuing.pem",
+        &["-serial", "0x0123456789abcdef0123456789abcdef"],
+        &[],
+    );
     assert!(text.contains(": unknown"), "{text}");
 
     // RFC 5019 GET.
@@ -370,20 +343,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
         &vec![0x30; 8000],
     );
     assert_eq!(body, [0x30, 0x03, 0x0a, 0x01, 0x01]);
-    let o = openssl(&[
-        "ocsp",
-        "-issuer",
-        &hm.p("root.pem"),
-        "-serial",
-        "0x01",
-        "-url",
-        &srv.url("/ocsp"),
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = ocsp_ask(&hm, &srv, "root.pem", &["-serial", "0x01"], &[]);
     assert!(text.contains("unauthorized"), "{text}");
 
     // CRLs: full, shard (the URL in the certificate), root.
@@ -447,12 +407,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
             args.extend(["-CRLfile", c]);
         }
         args.push(cert);
-        let o = openssl(&args);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
+        openssl_text(&args)
     };
     assert!(check(&good, &[&full], false).contains(": OK"));
     assert!(check(&bad, &[&full], false).contains("certificate revoked"));
@@ -736,18 +691,14 @@ fn crash_between_sign_and_store(b: Backend) {
     // The abandoned serial is unknown to OCSP; the issued ones are good.
     let srv = hm.serve();
     hm.fetch_ca_files(&srv);
-    let o = openssl(&[
-        "ocsp",
-        "-issuer",
-        &hm.p("issuing.pem"),
-        "-serial",
-        &format!("0x{pending}"),
-        "-CAfile",
-        &hm.p("root.pem"),
-        "-url",
-        &srv.url("/ocsp"),
-    ]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains(": unknown"));
+    let o = ocsp_ask(
+        &hm,
+        &srv,
+        "issuing.pem",
+        &["-serial", &format!("0x{pending}")],
+        &[],
+    );
+    assert!(o.contains(": unknown"), "{o}");
     assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
 }
 
@@ -1198,22 +1149,7 @@ fn rsa_judged(hm: &Hm, sig: &str) {
     for f in ["root.pem", "issuing.pem", "rsa.pem"] {
         pkilint_clean("lint_pkix_cert", &[], &hm.path(f));
     }
-    let o = openssl(&[
-        "ocsp",
-        "-issuer",
-        &hm.p("issuing.pem"),
-        "-cert",
-        &out,
-        "-CAfile",
-        &hm.p("root.pem"),
-        "-url",
-        &srv.url("/ocsp"),
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = ocsp_ask(hm, &srv, "issuing.pem", &["-cert", &out], &[]);
     assert!(
         text.contains("Response verify OK") && text.contains(": good"),
         "{text}"
@@ -1286,24 +1222,7 @@ fn keys_on_a_pkcs11_token(b: Backend) {
         pkilint_clean("lint_pkix_cert", &[], &hm.path(f));
     }
     pkilint_clean("lint_pkix_cert", &[], leaf.as_ref());
-    let ocsp = |cert: &str| {
-        let o = openssl(&[
-            "ocsp",
-            "-issuer",
-            &hm.p("issuing.pem"),
-            "-cert",
-            cert,
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-url",
-            &srv.url("/ocsp"),
-        ]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
+    let ocsp = |cert: &str| ocsp_ask(&hm, &srv, "issuing.pem", &["-cert", cert], &[]);
     let o = ocsp(&leaf);
     assert!(
         o.contains("Response verify OK") && o.contains(": good"),
@@ -1539,20 +1458,7 @@ fn backup_and_restore(b: Backend) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let srv = hm.serve_in(&fresh, &[]);
     hm.fetch_ca_files(&srv);
-    let ocsp = |cert: &str| {
-        let o = openssl(&[
-            "ocsp",
-            "-issuer",
-            &hm.p("issuing.pem"),
-            "-cert",
-            cert,
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-url",
-            &srv.url("/ocsp"),
-        ]);
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
+    let ocsp = |cert: &str| ocsp_ask(&hm, &srv, "issuing.pem", &["-cert", cert], &[]);
     assert!(ocsp(&good).contains(": good"));
     let o = ocsp(&bad);
     assert!(
@@ -1608,24 +1514,7 @@ fn issuing_ca_rollover(b: Backend) {
         br#"{"reason":"superseded"}"#,
     );
     assert_eq!(st, 200);
-    let ocsp = |issuer: &str, cert: &str| {
-        let o = openssl(&[
-            "ocsp",
-            "-issuer",
-            &hm.p(issuer),
-            "-cert",
-            cert,
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-url",
-            &srv.url("/ocsp"),
-        ]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
+    let ocsp = |issuer: &str, cert: &str| ocsp_ask(&hm, &srv, issuer, &["-cert", cert], &[]);
     let o = ocsp("issuing.pem", &old_leaf);
     assert!(
         o.contains("Response verify OK") && o.contains(": revoked"),
@@ -1654,7 +1543,7 @@ fn issuing_ca_rollover(b: Backend) {
             "-out",
             &hm.p(&format!("{id}.crl")),
         ]);
-        let o = openssl(&[
+        let text = openssl_text(&[
             "verify",
             "-crl_check",
             "-CAfile",
@@ -1665,11 +1554,6 @@ fn issuing_ca_rollover(b: Backend) {
             &hm.p(&format!("{id}.crl")),
             leaf,
         ]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
         assert!(text.contains(expect), "{id}: {text}");
     }
     let audit = hm.sql_ok("SELECT COUNT(*) FROM audit_log WHERE action = 'ca.rollover'");

@@ -296,6 +296,25 @@ pub struct NewIssuer<'a> {
     pub parent: Option<&'a str>,
 }
 
+impl<'a> NewIssuer<'a> {
+    /// The CA `id` named `subject`, with a new `algorithm` key, valid for
+    /// `days`, under the oldest root.
+    pub fn new(id: &'a str, subject: &'a str, algorithm: KeyAlgorithm, days: u32) -> Self {
+        Self {
+            id,
+            subject,
+            algorithm,
+            days,
+            parent: None,
+        }
+    }
+
+    /// The same under the root `parent` (none: the oldest).
+    pub fn under(self, parent: Option<&'a str>) -> Self {
+        Self { parent, ..self }
+    }
+}
+
 /// What the CA-changing ceremonies (`ca add`, `ca sign-request`,
 /// `ca import`) share: the installation, opened, and its root.
 struct Installation {

@@ -393,6 +393,16 @@ pub fn openssl(args: &[&str]) -> Output {
         .expect("openssl CLI is needed")
 }
 
+/// OpenSSL's output and errors, whether or not it succeeded.
+pub fn openssl_text(args: &[&str]) -> String {
+    let o = openssl(args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn openssl_ok(args: &[&str]) -> String {
     let o = openssl(args);
     assert!(
