@@ -34,6 +34,14 @@ pub enum StoreError {
     WriterGone,
 }
 
+/// PostgreSQL's server-side TCP keepalives for Hallmark's sessions: a dead
+/// client is noticed after about 10 + 5 × 4 s of silence.
+const PG_KEEPALIVES: [&str; 3] = [
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 4",
+];
+
 /// A pooled connection idle at least this long is pinged before use.
 const PING_IDLE: Duration = Duration::from_secs(1);
 
@@ -112,6 +120,15 @@ impl Store {
                         conn.execute("PRAGMA synchronous=FULL").await?;
                         conn.execute("PRAGMA busy_timeout=10000").await?;
                         conn.execute("PRAGMA foreign_keys=ON").await?;
+                    } else {
+                        // A session whose client vanished without closing
+                        // (a crashed host, a cut network) keeps its locks,
+                        // the audit chain's among them, until the server
+                        // notices: by default after two hours of silence.
+                        // Server-side keepalives make that about 30 s.
+                        for set in PG_KEEPALIVES {
+                            conn.execute(set).await?;
+                        }
                     }
                     Ok(())
                 })

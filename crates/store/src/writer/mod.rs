@@ -256,6 +256,13 @@ mod tests {
     /// restart or a fail-over would: the pooled connections are dead, and
     /// the writer's next batches still succeed, each request once.
     async fn connection_loss(store: &Store) {
+        // The server probes a silent client soon (over TCP, as here), so a
+        // dead client's locks do not outlive it by hours.
+        let idle: (String,) = sqlx::query_as("SHOW tcp_keepalives_idle")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(idle.0, "10");
         let w = Writer::spawn(store.clone(), || 1_700_000_000);
         let before = store.verify_audit(&[], |_| {}).await.unwrap().entries;
         idle_connections(store, 4).await;
