@@ -179,7 +179,14 @@ impl Store {
             Backend::Postgres => MIGRATIONS_POSTGRES,
         };
         for (version, sql) in migrations {
-            let mut tx = conn.begin().await?;
+            // On SQLite the write lock is taken at once: a deferred
+            // transaction that read the versions first could not upgrade to
+            // a writer if another process committed meanwhile (an instant
+            // SQLITE_BUSY that no busy timeout waits out).
+            let mut tx = match self.backend {
+                Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => conn.begin().await?,
+            };
             if self.backend == Backend::Postgres {
                 // Serialise concurrent `hallmark serve` start-ups.
                 sqlx::query("SELECT pg_advisory_xact_lock(7411)")
@@ -291,7 +298,11 @@ impl Store {
         let mut attempt = 1;
         loop {
             match f().await {
-                Err(e) if attempt < budget && connection_lost(&e) => {
+                Err(e)
+                    if self.backend == Backend::Postgres
+                        && attempt < budget
+                        && connection_lost(&e) =>
+                {
                     tracing::warn!(error = %e, attempt, "database connection lost during a read; reading again");
                     pause_after_loss(attempt).await;
                     attempt += 1;
@@ -406,8 +417,27 @@ mod tests {
         assert!(sql.contains("seq INTEGER PRIMARY KEY"), "{sql}");
         assert_eq!(indexes, 0);
         reopened.audit(1_700_000_001, &events[..1]).await.unwrap();
+        // The issuance writer's own statements append to the new table too.
+        let mut tx = reopened.begin().await.unwrap();
+        crate::certs::insert_issuer(&mut tx, &crate::certs::tests::issuer_row())
+            .await
+            .unwrap();
+        crate::commit(tx).await.unwrap();
+        let w = crate::writer::Writer::spawn(reopened.clone(), || 1_700_000_002);
+        w.submit(crate::writer::Op::Reserve(crate::certs::tests::cert("01")))
+            .await
+            .unwrap();
+        w.submit(crate::writer::Op::Finalize {
+            issuer: "ca".into(),
+            serial: "01".into(),
+            cert: b"01".to_vec(),
+            escrow: None,
+            audit: AuditEvent::new("test", "certificate.issue", "{}".into()),
+        })
+        .await
+        .unwrap();
         let report = reopened.verify_audit(&[], |_| {}).await.unwrap();
-        assert_eq!(report.entries, 6);
+        assert_eq!(report.entries, 7);
         assert!(
             report.findings.iter().all(|f| !f.contains("entr")),
             "{:?}",
