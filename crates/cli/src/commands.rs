@@ -869,21 +869,15 @@ fn spawn_maintenance(auth: Arc<Authority>) {
         }
     });
     tokio::spawn(async move {
-        let mut since = system_now() as i64;
+        let mut follower = hallmark_ra::ocsp::RevocationFollower::new(system_now() as i64);
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            let now = system_now() as i64;
-            // A revocation's changed_at is taken before its commit, which
-            // can wait on locks: look back well past the polling period.
-            match auth.store.changed_since(since - 120).await {
-                Ok(rows) => {
-                    for r in rows.iter().filter(|r| r.revoked_at.is_some()) {
-                        auth.ocsp.invalidate(&r.issuer, &r.serial);
-                    }
-                    since = now;
-                }
-                Err(e) => tracing::warn!(error = %e, "polling for revocations failed"),
+            if let Err(e) = follower
+                .poll(&auth.store, &auth.ocsp, system_now() as i64)
+                .await
+            {
+                tracing::warn!(error = %e, "polling for revocations failed");
             }
         }
     });

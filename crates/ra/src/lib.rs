@@ -75,6 +75,12 @@ pub struct Authority {
 /// Certificates read and pre-signed at a time.
 const PRESIGN_PAGE: usize = 1024;
 
+/// Times a pre-signing page is read again after a revocation came in
+/// between (pausing [`PRESIGN_PAUSE`] each time), before it is left to
+/// on-demand signing: about a second per page during a revocation storm.
+const PRESIGN_RETRIES: u32 = 20;
+const PRESIGN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Pending rows older than this are abandoned at start-up: no live issuance
 /// takes that long, so their certificates were never handed out.
 const ABANDON_AFTER_SECS: i64 = 600;
@@ -536,6 +542,7 @@ impl Authority {
         let ids: Vec<String> = self.ocsp.issuers().iter().map(|s| s.id.clone()).collect();
         for id in ids {
             let mut after = String::new();
+            let mut retries = 0;
             loop {
                 // Read before the statuses: a revocation after this point
                 // keeps the page's responses out of the cache.
@@ -547,7 +554,7 @@ impl Authority {
                 let Some((last, _, _)) = page.last() else {
                     break;
                 };
-                after = last.clone();
+                let last = last.clone();
                 let full = page.len() == PRESIGN_PAGE;
                 let statuses: Vec<(String, CertStatus)> = page
                     .into_iter()
@@ -564,11 +571,24 @@ impl Authority {
                     })
                     .collect();
                 let (ocsp, issuer) = (self.ocsp.clone(), id.clone());
-                total += tokio::task::spawn_blocking(move || {
+                let cached = tokio::task::spawn_blocking(move || {
                     ocsp.presign(&issuer, &statuses, generation, now)
                 })
                 .await
                 .map_err(|e| RaError::Invalid(format!("OCSP pre-signing stopped: {e}")))?;
+                match cached {
+                    Some(n) => total += n,
+                    // Revoked meanwhile: the page again, with fresh statuses
+                    // (a few times; what is left is signed when first asked).
+                    None if retries < PRESIGN_RETRIES => {
+                        retries += 1;
+                        tokio::time::sleep(PRESIGN_PAUSE).await;
+                        continue;
+                    }
+                    None => {}
+                }
+                retries = 0;
+                after = last;
                 if !full {
                     break;
                 }

@@ -306,23 +306,29 @@ impl OcspService {
 
     /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
     /// certificates whose status is known, so that their first query costs
-    /// no signature either. Returns how many were signed.
-    /// `generation` is [`generation`](Self::generation) as read before the
-    /// statuses were: if anything was invalidated since, nothing is cached.
+    /// no signature either. Returns how many were cached, or `None` when an
+    /// invalidation (or a responder renewal) came in between: `generation`
+    /// is [`generation`](Self::generation) as read before the statuses were,
+    /// and what remains of the page is not cached; read it again.
     pub fn presign(
         &self,
         issuer_id: &str,
         certs: &[(String, CertStatus)],
         generation: u64,
         now: u64,
-    ) -> usize {
+    ) -> Option<usize> {
         let issuers = self.issuers();
         let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
-            return 0;
+            return Some(0);
         };
         let slot = &issuers[idx];
         let mut n = 0;
         for (s, status) in certs {
+            // Stop before signing, not only before caching, once an
+            // invalidation came in: the page is read again.
+            if self.generation() != generation {
+                return None;
+            }
             let Some(serial) = hallmark_pki::unhex(s) else {
                 continue;
             };
@@ -345,11 +351,72 @@ impl OcspService {
             ) {
                 n += 1;
             } else {
-                // Something was revoked meanwhile: the rest is signed on demand.
-                break;
+                return None;
             }
         }
-        n
+        Some(n)
+    }
+}
+
+/// How far back each poll for revocations looks: a revocation's time of
+/// change is taken before its commit, which can wait on locks.
+const REVOCATION_LOOKBACK: i64 = 120;
+
+/// Follows revocations made by other processes (another server, the CLI)
+/// and drops their cached responses. Each revocation is dropped once: a
+/// poll looks back [`REVOCATION_LOOKBACK`] seconds, and those already seen
+/// are remembered for that long, so a mass revocation (a million
+/// certificates of a compromised CA) is not invalidated again at every poll,
+/// which would keep every pre-signing page from being cached.
+pub struct RevocationFollower {
+    since: i64,
+    /// Revocations seen in the look-back window: a 128-bit digest of
+    /// issuer and serial, with the time of change.
+    seen: HashMap<u128, i64>,
+}
+
+impl RevocationFollower {
+    /// Follows revocations from `now` on (and the look-back before it).
+    pub fn new(now: i64) -> Self {
+        Self {
+            since: now,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// One poll: drops the cached responses of revocations not seen before.
+    /// Returns how many were dropped.
+    pub async fn poll(
+        &mut self,
+        store: &Store,
+        ocsp: &OcspService,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let from = self.since - REVOCATION_LOOKBACK;
+        let mut fresh = 0;
+        store
+            .for_each_revoked_since(from, |issuer, serial, changed_at| {
+                let mut d = hallmark_crypto::Sha256::default();
+                d.update(issuer.as_bytes());
+                d.update(&[0]);
+                d.update(serial.as_bytes());
+                let digest = d.finish();
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&digest[..16]);
+                if self
+                    .seen
+                    .insert(u128::from_be_bytes(key), changed_at)
+                    .is_none()
+                {
+                    ocsp.invalidate(issuer, serial);
+                    fresh += 1;
+                }
+            })
+            .await?;
+        self.since = now;
+        let keep_from = now - REVOCATION_LOOKBACK;
+        self.seen.retain(|_, at| *at >= keep_from);
+        Ok(fresh)
     }
 }
 
@@ -362,7 +429,7 @@ mod tests {
     use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
     use hallmark_pki::ocsp::HashAlg;
 
-    use super::{IssuerSlot, OcspService};
+    use super::{CertStatus, IssuerSlot, OcspService};
 
     fn signer() -> Arc<dyn Signer> {
         let pkcs8 = hallmark_crypto::generate_pkcs8(KeyAlgorithm::EcP256).unwrap();
@@ -380,23 +447,51 @@ mod tests {
         IssuerSlot::new(&ca.id, IssuerHashes::of(ca).unwrap(), responder)
     }
 
-    /// A response signed by a responder that was replaced while it was being
-    /// signed is not cached (the replacement cleared the cache before it
-    /// arrived); one from the current responder is.
-    #[tokio::test]
-    async fn replaced_responder_answers_are_not_cached() {
-        let dir = std::env::temp_dir().join(format!("hm-ocsp-slots-{}", std::process::id()));
+    /// A responder service over a fresh SQLite store, for a self-signed CA
+    /// "ca" (its certificate kept for the issuers table); the directory is
+    /// removed on drop.
+    struct Setup {
+        dir: std::path::PathBuf,
+        store: hallmark_store::Store,
+        ca: IssuerKey,
+        svc: OcspService,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    const NOW: u64 = 1_700_000_000;
+
+    async fn setup(tag: &str) -> Setup {
+        let dir = std::env::temp_dir().join(format!("hm-ocsp-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = hallmark_store::Store::connect(&format!("sqlite://{}/t.db", dir.display()))
             .await
             .unwrap();
-        let now = 1_700_000_000;
         let key = signer();
-        let cert = hierarchy::root_certificate(key.as_ref(), "CN=Test CA", now, 3650).unwrap();
+        let cert = hierarchy::root_certificate(key.as_ref(), "CN=Test CA", NOW, 3650).unwrap();
         let ca = IssuerKey::new("ca", cert, key, true).unwrap();
-        let old = slot(&ca, now);
-        let svc = OcspService::new(store, vec![slot(&ca, now)], 86_400);
+        let svc = OcspService::new(store.clone(), vec![slot(&ca, NOW)], 86_400);
+        Setup {
+            dir,
+            store,
+            ca,
+            svc,
+        }
+    }
+
+    /// A response signed by a responder that was replaced while it was being
+    /// signed is not cached (the replacement cleared the cache before it
+    /// arrived); one from the current responder is.
+    #[tokio::test]
+    async fn replaced_responder_answers_are_not_cached() {
+        let Setup { ca, svc, .. } = &setup("slots").await;
+        let now = NOW;
+        let old = slot(ca, now);
         let current = svc.issuers();
         let put = |s: &IssuerSlot, serial: u8| {
             let mut bytes = b"response ".to_vec();
@@ -415,6 +510,99 @@ mod tests {
         assert!(!put(&current[0], 2), "an old responder's answer was cached");
         assert!(put(&svc.issuers()[0], 3));
         assert_eq!(svc.cached_len(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A pre-signing page whose statuses were read before an invalidation
+    /// is neither signed nor cached (the caller reads it again); read
+    /// after, it is.
+    #[tokio::test]
+    async fn presigning_stops_at_an_invalidation() {
+        let Setup { svc, .. } = &setup("presign").await;
+        let page = [
+            ("0a".to_string(), CertStatus::Good),
+            ("0b".to_string(), CertStatus::Good),
+        ];
+        let before = svc.generation();
+        svc.invalidate("ca", "0b");
+        assert_eq!(svc.presign("ca", &page, before, NOW), None);
+        assert_eq!(svc.cached_len(), 0);
+        assert_eq!(svc.presign("ca", &page, svc.generation(), NOW), Some(2));
+        assert_eq!(svc.cached_len(), 2);
+    }
+
+    /// Revocations made elsewhere are invalidated once each, not at every
+    /// poll of the look-back window; new ones still are.
+    #[tokio::test]
+    async fn revocations_are_followed_once() {
+        use hallmark_store::certs::{self, Finalize, IssuerRow, NewCert};
+        let Setup { store, ca, svc, .. } = &setup("follow").await;
+        let now = NOW;
+        let mut tx = store.begin().await.unwrap();
+        certs::insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: "ca".into(),
+                subject: "CN=Test CA".into(),
+                cert: ca.cert_der.clone(),
+                parent: None,
+                key_label: "k".into(),
+                is_root: false,
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        let serials = ["0a", "0b", "0c"];
+        let rows: Vec<NewCert> = serials
+            .iter()
+            .map(|s| NewCert {
+                issuer: "ca".into(),
+                serial: (*s).into(),
+                profile: "p".into(),
+                subject: "CN=x".into(),
+                tbs: s.as_bytes().to_vec(),
+                not_before: 1,
+                not_after: i64::from(u32::MAX),
+                shard: 0,
+                created_at: 1,
+            })
+            .collect();
+        certs::reserve_many(&mut tx, &rows.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let fins: Vec<Finalize<'_>> = rows
+            .iter()
+            .map(|c| Finalize {
+                issuer: "ca",
+                serial: &c.serial,
+                cert: &c.tbs,
+                escrow: None,
+            })
+            .collect();
+        certs::finalize_many(&mut tx, &fins.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        for s in &serials[..2] {
+            certs::revoke(&mut tx, "ca", s, now as i64, 1, now as i64)
+                .await
+                .unwrap();
+        }
+        hallmark_store::commit(tx).await.unwrap();
+
+        let now = now as i64;
+        let mut follower = super::RevocationFollower::new(now);
+        let g0 = svc.generation();
+        assert_eq!(follower.poll(store, svc, now + 5).await.unwrap(), 2);
+        assert_eq!(svc.generation(), g0 + 2);
+        // Still in the look-back window: not invalidated again.
+        assert_eq!(follower.poll(store, svc, now + 10).await.unwrap(), 0);
+        assert_eq!(svc.generation(), g0 + 2);
+        let mut tx = store.begin().await.unwrap();
+        certs::revoke(&mut tx, "ca", "0c", now + 10, 1, now + 10)
+            .await
+            .unwrap();
+        hallmark_store::commit(tx).await.unwrap();
+        assert_eq!(follower.poll(store, svc, now + 15).await.unwrap(), 1);
+        assert_eq!(svc.generation(), g0 + 3);
     }
 }

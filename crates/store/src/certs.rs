@@ -455,22 +455,28 @@ impl Store {
         rows.iter().map(cert_row).collect()
     }
 
-    /// Certificates revoked (status changed) at or after `since`, for
-    /// refreshing pre-signed OCSP responses across processes.
-    pub async fn changed_since(&self, since: i64) -> Result<Vec<CertRow>> {
-        let rows = self
-            .read(|| async move {
-                Ok(sqlx::query(concat!(
-                    "SELECT ",
-                    cert_cols!(),
-                    " FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL"
-                ))
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await?)
-            })
-            .await?;
-        rows.iter().map(cert_row).collect()
+    /// Calls `f(issuer, serial, changed_at)` for every certificate revoked
+    /// at or after `since` (by its time of change), for dropping cached OCSP
+    /// responses across processes. Streamed, without the certificates: a
+    /// mass revocation (a compromised issuing CA) is not loaded at once.
+    pub async fn for_each_revoked_since(
+        &self,
+        since: i64,
+        mut f: impl FnMut(&str, &str, i64),
+    ) -> Result<u64> {
+        use futures_util::TryStreamExt;
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = sqlx::query(
+            "SELECT issuer, serial, changed_at FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL",
+        )
+        .bind(since)
+        .fetch(&mut *conn);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            f(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Streams the unexpired revoked certificates of an issuer (one shard or
@@ -805,6 +811,46 @@ pub(crate) mod tests {
         }
         assert_eq!(got, want);
         assert_eq!(pages, want.len().div_ceil(64));
+    }
+
+    #[tokio::test]
+    async fn revocations_since_a_time() {
+        let t = temp_sqlite("revoked-since").await;
+        let store = &t.store;
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        let rows: Vec<NewCert> = ["0a", "0b", "0c"].iter().map(|s| cert(s)).collect();
+        reserve_many(&mut tx, &rows.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let fins: Vec<Finalize<'_>> = rows
+            .iter()
+            .map(|c| Finalize {
+                issuer: "ca",
+                serial: &c.serial,
+                cert: &c.tbs,
+                escrow: None,
+            })
+            .collect();
+        finalize_many(&mut tx, &fins.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        revoke(&mut tx, "ca", "0a", 100, 1, 100).await.unwrap();
+        revoke(&mut tx, "ca", "0c", 200, 1, 200).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        let seen = |since| async move {
+            let mut v = Vec::new();
+            let n = store
+                .for_each_revoked_since(since, |i, s, at| v.push(format!("{i}/{s}@{at}")))
+                .await
+                .unwrap();
+            assert_eq!(n as usize, v.len());
+            v.sort();
+            v
+        };
+        assert_eq!(seen(0).await, ["ca/0a@100", "ca/0c@200"]);
+        assert_eq!(seen(150).await, ["ca/0c@200"]);
+        assert!(seen(201).await.is_empty());
     }
 
     #[test]
