@@ -75,12 +75,6 @@ pub struct Authority {
 /// Certificates read and pre-signed at a time.
 const PRESIGN_PAGE: usize = 1024;
 
-/// Times a pre-signing page is read again after a revocation came in
-/// between (pausing [`PRESIGN_PAUSE`] each time), before it is left to
-/// on-demand signing: about a second per page during a revocation storm.
-const PRESIGN_RETRIES: u32 = 20;
-const PRESIGN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// Pending rows older than this are abandoned at start-up: no live issuance
 /// takes that long, so their certificates were never handed out.
 const ABANDON_AFTER_SECS: i64 = 600;
@@ -534,67 +528,8 @@ impl Authority {
     /// Pre-signs the OCSP responses of every live certificate (in the
     /// background of `serve`, at start and again before responses age), so
     /// that no query for an issued certificate waits for a signature.
-    /// Certificates are read a page at a time (short reads, bounded memory)
-    /// and signed on a blocking thread, off the threads serving requests.
     pub async fn presign_ocsp(&self, now: u64) -> Result<usize> {
-        use hallmark_pki::ocsp::CertStatus;
-        let mut total = 0;
-        let ids: Vec<String> = self.ocsp.issuers().iter().map(|s| s.id.clone()).collect();
-        for id in ids {
-            let mut after = String::new();
-            let mut retries = 0;
-            loop {
-                // Read before the statuses: a revocation after this point
-                // keeps the page's responses out of the cache.
-                let generation = self.ocsp.generation();
-                let page = self
-                    .store
-                    .live_page(&id, now as i64, &after, PRESIGN_PAGE)
-                    .await?;
-                let Some((last, _, _)) = page.last() else {
-                    break;
-                };
-                let last = last.clone();
-                let full = page.len() == PRESIGN_PAGE;
-                let statuses: Vec<(String, CertStatus)> = page
-                    .into_iter()
-                    .map(|(serial, revoked_at, reason)| {
-                        let status = match revoked_at {
-                            Some(at) => CertStatus::Revoked {
-                                at: at.max(0) as u64,
-                                reason: Reason::from_code(reason as u8)
-                                    .unwrap_or(Reason::Unspecified),
-                            },
-                            None => CertStatus::Good,
-                        };
-                        (serial, status)
-                    })
-                    .collect();
-                let (ocsp, issuer) = (self.ocsp.clone(), id.clone());
-                let cached = tokio::task::spawn_blocking(move || {
-                    ocsp.presign(&issuer, &statuses, generation, now)
-                })
-                .await
-                .map_err(|e| RaError::Invalid(format!("OCSP pre-signing stopped: {e}")))?;
-                match cached {
-                    Some(n) => total += n,
-                    // Revoked meanwhile: the page again, with fresh statuses
-                    // (a few times; what is left is signed when first asked).
-                    None if retries < PRESIGN_RETRIES => {
-                        retries += 1;
-                        tokio::time::sleep(PRESIGN_PAUSE).await;
-                        continue;
-                    }
-                    None => {}
-                }
-                retries = 0;
-                after = last;
-                if !full {
-                    break;
-                }
-            }
-        }
-        Ok(total)
+        Ok(self.ocsp.presign_all(now, PRESIGN_PAGE).await?)
     }
 
     /// Signs the head of the audit chain if it moved.

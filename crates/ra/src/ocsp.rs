@@ -304,59 +304,142 @@ impl OcspService {
         Ok(Bytes::from(der))
     }
 
+    /// Pre-signs the responses of every live certificate, `page` at a time
+    /// (short reads, bounded memory), signing on a blocking thread, off the
+    /// threads serving requests. Returns how many were cached.
+    pub async fn presign_all(self: &Arc<Self>, now: u64, page: usize) -> Result<usize, StoreError> {
+        let mut total = 0;
+        let ids: Vec<String> = self.issuers().iter().map(|s| s.id.clone()).collect();
+        for id in ids {
+            let mut after = String::new();
+            let mut stalls = 0;
+            loop {
+                // Read before the statuses: a revocation after this point
+                // keeps the page's responses out of the cache.
+                let generation = self.generation();
+                let rows = self.store.live_page(&id, now as i64, &after, page).await?;
+                let full = rows.len() == page;
+                let statuses: Vec<(String, CertStatus)> = rows
+                    .into_iter()
+                    .map(|(serial, revoked_at, reason)| {
+                        let status = match revoked_at {
+                            Some(at) => CertStatus::Revoked {
+                                at: at.max(0) as u64,
+                                reason: Reason::from_code(reason as u8)
+                                    .unwrap_or(Reason::Unspecified),
+                            },
+                            None => CertStatus::Good,
+                        };
+                        (serial, status)
+                    })
+                    .collect();
+                if statuses.is_empty() {
+                    break;
+                }
+                let (svc, issuer) = (self.clone(), id.clone());
+                let (done, statuses) = tokio::task::spawn_blocking(move || {
+                    let done = svc.presign(&issuer, &statuses, generation, now);
+                    (done, statuses)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("OCSP pre-signing stopped: {e}")))?;
+                total += done.cached;
+                if done.processed < statuses.len() {
+                    // Revoked meanwhile: read on from where it stopped, with
+                    // fresh statuses; after several stops without progress
+                    // the rest of the page is left to on-demand signing.
+                    if done.processed > 0 {
+                        after = statuses[done.processed - 1].0.clone();
+                        stalls = 0;
+                        continue;
+                    }
+                    if stalls < PRESIGN_STALLS {
+                        stalls += 1;
+                        tokio::time::sleep(PRESIGN_PAUSE).await;
+                        continue;
+                    }
+                }
+                stalls = 0;
+                after = statuses[statuses.len() - 1].0.clone();
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
     /// certificates whose status is known, so that their first query costs
-    /// no signature either. Returns how many were cached, or `None` when an
-    /// invalidation (or a responder renewal) came in between: `generation`
-    /// is [`generation`](Self::generation) as read before the statuses were,
-    /// and what remains of the page is not cached; read it again.
+    /// no signature either. `generation` is [`generation`](Self::generation)
+    /// as read before the statuses were: at the first invalidation since,
+    /// it stops before signing the next one (see [`Presigned`]).
     pub fn presign(
         &self,
         issuer_id: &str,
         certs: &[(String, CertStatus)],
         generation: u64,
         now: u64,
-    ) -> Option<usize> {
+    ) -> Presigned {
+        let mut done = Presigned {
+            cached: 0,
+            processed: 0,
+        };
         let issuers = self.issuers();
         let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
-            return Some(0);
+            done.processed = certs.len();
+            return done;
         };
         let slot = &issuers[idx];
-        let mut n = 0;
         for (s, status) in certs {
             // Stop before signing, not only before caching, once an
-            // invalidation came in: the page is read again.
+            // invalidation came in.
             if self.generation() != generation {
-                return None;
+                return done;
             }
-            let Some(serial) = hallmark_pki::unhex(s) else {
-                continue;
-            };
-            let id = CertId {
-                hash: HashAlg::Sha1,
-                issuer_name_hash: slot.hashes.sha1_name.clone(),
-                issuer_key_hash: slot.hashes.sha1_key.clone(),
-                serial: serial.clone(),
-            };
-            let Ok(bytes) = self.sign_with(slot, std::slice::from_ref(&id), &[*status], None, now)
-            else {
-                continue;
-            };
-            if self.cache_put(
-                slot,
-                (idx as u8, HashAlg::Sha1, serial),
-                &bytes,
-                generation,
-                self.refresh_at(slot, now),
-            ) {
-                n += 1;
-            } else {
-                return None;
+            if let Some(serial) = hallmark_pki::unhex(s) {
+                let id = CertId {
+                    hash: HashAlg::Sha1,
+                    issuer_name_hash: slot.hashes.sha1_name.clone(),
+                    issuer_key_hash: slot.hashes.sha1_key.clone(),
+                    serial: serial.clone(),
+                };
+                if let Ok(bytes) =
+                    self.sign_with(slot, std::slice::from_ref(&id), &[*status], None, now)
+                {
+                    if !self.cache_put(
+                        slot,
+                        (idx as u8, HashAlg::Sha1, serial),
+                        &bytes,
+                        generation,
+                        self.refresh_at(slot, now),
+                    ) {
+                        return done;
+                    }
+                    done.cached += 1;
+                }
             }
+            done.processed += 1;
         }
-        Some(n)
+        done
     }
 }
+
+/// What [`OcspService::presign`] did with a page.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Presigned {
+    /// Responses signed and cached.
+    pub cached: usize,
+    /// Certificates dealt with (cached, or skipped as unsignable), from the
+    /// first; fewer than the page when an invalidation stopped it.
+    pub processed: usize,
+}
+
+/// Times pre-signing waits [`PRESIGN_PAUSE`] and reads a page again when an
+/// invalidation stopped it before its first certificate, before that page is
+/// left to on-demand signing: about a second during a revocation storm.
+const PRESIGN_STALLS: u32 = 20;
+const PRESIGN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How far back each poll for revocations looks: a revocation's time of
 /// change is taken before its commit, which can wait on locks.
@@ -429,17 +512,49 @@ mod tests {
     use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
     use hallmark_pki::ocsp::HashAlg;
 
-    use super::{CertStatus, IssuerSlot, OcspService};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{CertStatus, IssuerSlot, OcspService, Presigned};
 
     fn signer() -> Arc<dyn Signer> {
         let pkcs8 = hallmark_crypto::generate_pkcs8(KeyAlgorithm::EcP256).unwrap();
         Arc::new(SoftwareSigner::from_pkcs8(KeyAlgorithm::EcP256, &pkcs8).unwrap())
     }
 
+    /// A responder key that counts its signatures and, at the one numbered
+    /// `hook_at`, runs `hook` (as a revocation landing mid-page would).
+    struct Counting {
+        inner: Arc<dyn Signer>,
+        signs: AtomicUsize,
+        hook_at: usize,
+        hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    }
+
+    impl Signer for Counting {
+        fn key_algorithm(&self) -> KeyAlgorithm {
+            self.inner.key_algorithm()
+        }
+        fn spki_der(&self) -> &[u8] {
+            self.inner.spki_der()
+        }
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, hallmark_crypto::CryptoError> {
+            let n = self.signs.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.hook_at
+                && let Some(hook) = self.hook.get()
+            {
+                hook();
+            }
+            self.inner.sign(msg)
+        }
+    }
+
     /// A slot for `ca` with a freshly certified responder.
     fn slot(ca: &IssuerKey, now: u64) -> IssuerSlot {
+        slot_with(ca, now, signer())
+    }
+
+    fn slot_with(ca: &IssuerKey, now: u64, key: Arc<dyn Signer>) -> IssuerSlot {
         let settings = Settings::example("http://ca.example");
-        let key = signer();
         let cert =
             hierarchy::ocsp_signer_certificate(ca, key.spki_der(), now, 86_400 * 30, &settings)
                 .unwrap();
@@ -454,7 +569,8 @@ mod tests {
         dir: std::path::PathBuf,
         store: hallmark_store::Store,
         ca: IssuerKey,
-        svc: OcspService,
+        svc: Arc<OcspService>,
+        responder: Arc<Counting>,
     }
 
     impl Drop for Setup {
@@ -466,6 +582,11 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     async fn setup(tag: &str) -> Setup {
+        setup_hooked(tag, 0).await
+    }
+
+    /// [`setup`] whose responder runs a hook at its `hook_at`-th signature.
+    async fn setup_hooked(tag: &str, hook_at: usize) -> Setup {
         let dir = std::env::temp_dir().join(format!("hm-ocsp-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -475,13 +596,79 @@ mod tests {
         let key = signer();
         let cert = hierarchy::root_certificate(key.as_ref(), "CN=Test CA", NOW, 3650).unwrap();
         let ca = IssuerKey::new("ca", cert, key, true).unwrap();
-        let svc = OcspService::new(store.clone(), vec![slot(&ca, NOW)], 86_400);
+        let responder = Arc::new(Counting {
+            inner: signer(),
+            signs: AtomicUsize::new(0),
+            hook_at,
+            hook: std::sync::OnceLock::new(),
+        });
+        let svc = Arc::new(OcspService::new(
+            store.clone(),
+            vec![slot_with(&ca, NOW, responder.clone())],
+            86_400,
+        ));
         Setup {
             dir,
             store,
             ca,
             svc,
+            responder,
         }
+    }
+
+    /// Files `serials` as issued certificates of "ca", revoking `revoked`.
+    async fn issued(s: &Setup, serials: &[&str], revoked: &[&str]) {
+        use hallmark_store::certs::{self, Finalize, IssuerRow, NewCert};
+        let mut tx = s.store.begin().await.unwrap();
+        certs::insert_issuer(
+            &mut tx,
+            &IssuerRow {
+                id: "ca".into(),
+                subject: "CN=Test CA".into(),
+                cert: s.ca.cert_der.clone(),
+                parent: None,
+                key_label: "k".into(),
+                is_root: false,
+                created_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        let rows: Vec<NewCert> = serials
+            .iter()
+            .map(|serial| NewCert {
+                issuer: "ca".into(),
+                serial: (*serial).into(),
+                profile: "p".into(),
+                subject: "CN=x".into(),
+                tbs: serial.as_bytes().to_vec(),
+                not_before: 1,
+                not_after: i64::from(u32::MAX),
+                shard: 0,
+                created_at: 1,
+            })
+            .collect();
+        certs::reserve_many(&mut tx, &rows.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let fins: Vec<Finalize<'_>> = rows
+            .iter()
+            .map(|c| Finalize {
+                issuer: "ca",
+                serial: &c.serial,
+                cert: &c.tbs,
+                escrow: None,
+            })
+            .collect();
+        certs::finalize_many(&mut tx, &fins.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        for serial in revoked {
+            certs::revoke(&mut tx, "ca", serial, NOW as i64, 1, NOW as i64)
+                .await
+                .unwrap();
+        }
+        hallmark_store::commit(tx).await.unwrap();
     }
 
     /// A response signed by a responder that was replaced while it was being
@@ -517,79 +704,57 @@ mod tests {
     /// after, it is.
     #[tokio::test]
     async fn presigning_stops_at_an_invalidation() {
-        let Setup { svc, .. } = &setup("presign").await;
+        let Setup { svc, responder, .. } = &setup("presign").await;
         let page = [
             ("0a".to_string(), CertStatus::Good),
             ("0b".to_string(), CertStatus::Good),
         ];
         let before = svc.generation();
         svc.invalidate("ca", "0b");
-        assert_eq!(svc.presign("ca", &page, before, NOW), None);
+        let none = Presigned {
+            cached: 0,
+            processed: 0,
+        };
+        assert_eq!(svc.presign("ca", &page, before, NOW), none);
         assert_eq!(svc.cached_len(), 0);
-        assert_eq!(svc.presign("ca", &page, svc.generation(), NOW), Some(2));
+        assert_eq!(responder.signs.load(Ordering::SeqCst), 0, "signed in vain");
+        let all = Presigned {
+            cached: 2,
+            processed: 2,
+        };
+        assert_eq!(svc.presign("ca", &page, svc.generation(), NOW), all);
         assert_eq!(svc.cached_len(), 2);
+    }
+
+    /// A revocation landing in the middle of a page: pre-signing reads on
+    /// from where it stopped (one signature wasted, the one whose answer
+    /// was refused), and every live certificate ends up cached.
+    #[tokio::test]
+    async fn presigning_resumes_after_an_invalidation() {
+        let s = setup_hooked("resume", 6).await;
+        let serials: Vec<String> = (1..=10).map(|i| format!("{i:02x}")).collect();
+        let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
+        issued(&s, &refs, &["03"]).await;
+        let weak = Arc::downgrade(&s.svc);
+        let _ = s.responder.hook.set(Box::new(move || {
+            if let Some(svc) = weak.upgrade() {
+                svc.invalidate("ca", "ff");
+            }
+        }));
+        let cached = s.svc.presign_all(NOW, 4).await.unwrap();
+        assert_eq!(cached, 10);
+        assert_eq!(s.svc.cached_len(), 10);
+        assert_eq!(s.responder.signs.load(Ordering::SeqCst), 11);
     }
 
     /// Revocations made elsewhere are invalidated once each, not at every
     /// poll of the look-back window; new ones still are.
     #[tokio::test]
     async fn revocations_are_followed_once() {
-        use hallmark_store::certs::{self, Finalize, IssuerRow, NewCert};
-        let Setup { store, ca, svc, .. } = &setup("follow").await;
-        let now = NOW;
-        let mut tx = store.begin().await.unwrap();
-        certs::insert_issuer(
-            &mut tx,
-            &IssuerRow {
-                id: "ca".into(),
-                subject: "CN=Test CA".into(),
-                cert: ca.cert_der.clone(),
-                parent: None,
-                key_label: "k".into(),
-                is_root: false,
-                created_at: 1,
-            },
-        )
-        .await
-        .unwrap();
-        let serials = ["0a", "0b", "0c"];
-        let rows: Vec<NewCert> = serials
-            .iter()
-            .map(|s| NewCert {
-                issuer: "ca".into(),
-                serial: (*s).into(),
-                profile: "p".into(),
-                subject: "CN=x".into(),
-                tbs: s.as_bytes().to_vec(),
-                not_before: 1,
-                not_after: i64::from(u32::MAX),
-                shard: 0,
-                created_at: 1,
-            })
-            .collect();
-        certs::reserve_many(&mut tx, &rows.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
-        let fins: Vec<Finalize<'_>> = rows
-            .iter()
-            .map(|c| Finalize {
-                issuer: "ca",
-                serial: &c.serial,
-                cert: &c.tbs,
-                escrow: None,
-            })
-            .collect();
-        certs::finalize_many(&mut tx, &fins.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
-        for s in &serials[..2] {
-            certs::revoke(&mut tx, "ca", s, now as i64, 1, now as i64)
-                .await
-                .unwrap();
-        }
-        hallmark_store::commit(tx).await.unwrap();
-
-        let now = now as i64;
+        let s = setup("follow").await;
+        issued(&s, &["0a", "0b", "0c"], &["0a", "0b"]).await;
+        let (store, svc) = (&s.store, &s.svc);
+        let now = NOW as i64;
         let mut follower = super::RevocationFollower::new(now);
         let g0 = svc.generation();
         assert_eq!(follower.poll(store, svc, now + 5).await.unwrap(), 2);
@@ -598,7 +763,7 @@ mod tests {
         assert_eq!(follower.poll(store, svc, now + 10).await.unwrap(), 0);
         assert_eq!(svc.generation(), g0 + 2);
         let mut tx = store.begin().await.unwrap();
-        certs::revoke(&mut tx, "ca", "0c", now + 10, 1, now + 10)
+        hallmark_store::certs::revoke(&mut tx, "ca", "0c", now + 10, 1, now + 10)
             .await
             .unwrap();
         hallmark_store::commit(tx).await.unwrap();

@@ -459,10 +459,25 @@ impl Store {
     /// at or after `since` (by its time of change), for dropping cached OCSP
     /// responses across processes. Streamed, without the certificates: a
     /// mass revocation (a compromised issuing CA) is not loaded at once.
+    /// A lost connection makes it start again (rows may come twice).
     pub async fn for_each_revoked_since(
         &self,
         since: i64,
         mut f: impl FnMut(&str, &str, i64),
+    ) -> Result<u64> {
+        let mut retry = self.read_retry();
+        loop {
+            match self.stream_revoked_since(since, &mut f).await {
+                Err(e) if retry.again(&e).await => {}
+                r => return r,
+            }
+        }
+    }
+
+    async fn stream_revoked_since(
+        &self,
+        since: i64,
+        f: &mut impl FnMut(&str, &str, i64),
     ) -> Result<u64> {
         use futures_util::TryStreamExt;
         let mut conn = self.pool.acquire().await?;

@@ -294,22 +294,45 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let budget = self.pool.size() as usize + 1;
-        let mut attempt = 1;
+        let mut retry = self.read_retry();
         loop {
             match f().await {
-                Err(e)
-                    if self.backend == Backend::Postgres
-                        && attempt < budget
-                        && connection_lost(&e) =>
-                {
-                    tracing::warn!(error = %e, attempt, "database connection lost during a read; reading again");
-                    pause_after_loss(attempt).await;
-                    attempt += 1;
-                }
+                Err(e) if retry.again(&e).await => {}
                 r => return r,
             }
         }
+    }
+
+    /// The retry budget of one read: on PostgreSQL, as many attempts as the
+    /// pool has connections now (each lost one is dropped), plus one.
+    pub(crate) fn read_retry(&self) -> ReadRetry {
+        ReadRetry {
+            attempt: 1,
+            budget: match self.backend {
+                Backend::Postgres => self.pool.size() as usize + 1,
+                Backend::Sqlite => 1,
+            },
+        }
+    }
+}
+
+/// Attempts of one read (see [`Store::read`]).
+pub(crate) struct ReadRetry {
+    attempt: usize,
+    budget: usize,
+}
+
+impl ReadRetry {
+    /// Whether a read that failed with `e` should run again: when the
+    /// connection was lost and the budget allows; pauses first.
+    pub(crate) async fn again(&mut self, e: &StoreError) -> bool {
+        if self.attempt >= self.budget || !connection_lost(e) {
+            return false;
+        }
+        tracing::warn!(error = %e, attempt = self.attempt, "database connection lost during a read; reading again");
+        pause_after_loss(self.attempt).await;
+        self.attempt += 1;
+        true
     }
 }
 

@@ -283,6 +283,9 @@ mod tests {
         assert_eq!(row.status, "issued");
         assert_eq!(store.list_certs(10, None).await.unwrap().len(), 10);
         assert!(!store.live_page("ca", 0, "", 5).await.unwrap().is_empty());
+        idle_connections(store, 4).await;
+        assert!(terminate_others(&mut live).await >= 3);
+        store.for_each_revoked_since(0, |_, _, _| {}).await.unwrap();
         // Killed again while Hallmark is quiet: an idle connection is
         // pinged before use, and replaced.
         assert!(terminate_others(&mut live).await >= 1);
