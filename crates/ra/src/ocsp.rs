@@ -249,14 +249,9 @@ impl OcspService {
             .get_cert(Some(issuer), &hallmark_pki::hex(&id.serial))
             .await
         {
-            Ok(row) if row.status == "issued" => Ok(match row.revoked_at {
-                Some(at) => CertStatus::Revoked {
-                    at: at.max(0) as u64,
-                    reason: Reason::from_code(row.reason.unwrap_or(0) as u8)
-                        .unwrap_or(Reason::Unspecified),
-                },
-                None => CertStatus::Good,
-            }),
+            Ok(row) if row.status == "issued" => {
+                Ok(issued_status(row.revoked_at, row.reason.unwrap_or(0)))
+            }
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(CertStatus::Unknown),
             Err(e) => Err(e.to_string()),
         }
@@ -321,17 +316,7 @@ impl OcspService {
                 let full = rows.len() == page;
                 let statuses: Vec<(String, CertStatus)> = rows
                     .into_iter()
-                    .map(|(serial, revoked_at, reason)| {
-                        let status = match revoked_at {
-                            Some(at) => CertStatus::Revoked {
-                                at: at.max(0) as u64,
-                                reason: Reason::from_code(reason as u8)
-                                    .unwrap_or(Reason::Unspecified),
-                            },
-                            None => CertStatus::Good,
-                        };
-                        (serial, status)
-                    })
+                    .map(|(serial, revoked_at, reason)| (serial, issued_status(revoked_at, reason)))
                     .collect();
                 if statuses.is_empty() {
                     break;
@@ -422,6 +407,18 @@ impl OcspService {
             done.processed += 1;
         }
         done
+    }
+}
+
+/// The status of an issued certificate from its stored revocation time and
+/// reason code.
+fn issued_status(revoked_at: Option<i64>, reason: i64) -> CertStatus {
+    match revoked_at {
+        Some(at) => CertStatus::Revoked {
+            at: at.max(0) as u64,
+            reason: Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified),
+        },
+        None => CertStatus::Good,
     }
 }
 

@@ -700,6 +700,27 @@ pub(crate) mod tests {
         TempSqlite { store, dir }
     }
 
+    /// Stores `rows` as issued certificates, each "signed" as its TBS.
+    pub(crate) async fn issue_all(conn: &mut AnyConnection, rows: &[NewCert]) {
+        for chunk in rows.chunks(100) {
+            reserve_many(conn, &chunk.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+            let fins: Vec<Finalize<'_>> = chunk
+                .iter()
+                .map(|c| Finalize {
+                    issuer: &c.issuer,
+                    serial: &c.serial,
+                    cert: &c.tbs,
+                    escrow: None,
+                })
+                .collect();
+            finalize_many(conn, &fins.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        }
+    }
+
     /// A pending certificate of the issuer "ca" whose TBS is its serial.
     pub(crate) fn cert(serial: &str) -> NewCert {
         NewCert {
@@ -791,24 +812,11 @@ pub(crate) mod tests {
                 c
             })
             .collect();
-        for chunk in rows.chunks(100) {
-            let refs: Vec<&NewCert> = chunk.iter().collect();
-            reserve_many(&mut tx, &refs).await.unwrap();
-        }
+        issue_all(&mut tx, &rows[..550]).await;
         // The last 50 stay pending.
-        for chunk in rows[..550].chunks(100) {
-            let fins: Vec<Finalize<'_>> = chunk
-                .iter()
-                .map(|c| Finalize {
-                    issuer: "ca",
-                    serial: &c.serial,
-                    cert: &c.tbs,
-                    escrow: None,
-                })
-                .collect();
-            let refs: Vec<&Finalize<'_>> = fins.iter().collect();
-            finalize_many(&mut tx, &refs).await.unwrap();
-        }
+        reserve_many(&mut tx, &rows[550..].iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
         crate::commit(tx).await.unwrap();
         let mut want: Vec<String> = rows[..550]
             .iter()
@@ -835,21 +843,7 @@ pub(crate) mod tests {
         let mut tx = store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
         let rows: Vec<NewCert> = ["0a", "0b", "0c"].iter().map(|s| cert(s)).collect();
-        reserve_many(&mut tx, &rows.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
-        let fins: Vec<Finalize<'_>> = rows
-            .iter()
-            .map(|c| Finalize {
-                issuer: "ca",
-                serial: &c.serial,
-                cert: &c.tbs,
-                escrow: None,
-            })
-            .collect();
-        finalize_many(&mut tx, &fins.iter().collect::<Vec<_>>())
-            .await
-            .unwrap();
+        issue_all(&mut tx, &rows).await;
         revoke(&mut tx, "ca", "0a", 100, 1, 100).await.unwrap();
         revoke(&mut tx, "ca", "0c", 200, 1, 200).await.unwrap();
         crate::commit(tx).await.unwrap();
