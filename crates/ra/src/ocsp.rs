@@ -3,7 +3,7 @@
 //! signature. Misses are signed once and cached; requests with a nonce or
 //! several CertIDs are signed live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -29,7 +29,56 @@ struct Entry {
     refresh_at: u64,
 }
 
-type Shard = RwLock<HashMap<(u8, HashAlg, Vec<u8>), Entry>>;
+/// A cached response's key: the issuer's index among the slots, the CertID's
+/// hash algorithm and the serial.
+type Key = (u16, HashAlg, Vec<u8>);
+
+/// Invalidations remembered per shard (about 4 MiB in all): enough for a
+/// revocation storm of thousands a second while a response is being signed.
+const TOMBSTONES_PER_SHARD: usize = 4096;
+
+/// One shard of the cache, with the invalidations of its serials: a
+/// response signed from a status read before its serial was invalidated is
+/// not cached, while responses for other serials still are.
+#[derive(Default)]
+struct Shard {
+    entries: HashMap<Key, Entry>,
+    /// Recent invalidations: (issuer index, serial) → the generation it made.
+    tombstones: HashMap<(u16, Vec<u8>), u64>,
+    order: VecDeque<((u16, Vec<u8>), u64)>,
+    /// The newest generation among tombstones no longer kept: a response
+    /// whose status was read before it is refused whatever its serial.
+    forgotten: u64,
+}
+
+impl Shard {
+    /// Whether a serial was (or may have been) invalidated after
+    /// `generation` was read.
+    fn invalidated_since(&self, idx: u16, serial: &[u8], generation: u64) -> bool {
+        self.forgotten > generation
+            || self
+                .tombstones
+                .get(&(idx, serial.to_vec()))
+                .is_some_and(|g| *g > generation)
+    }
+
+    fn bury(&mut self, idx: u16, serial: Vec<u8>, generation: u64) {
+        for h in [HashAlg::Sha1, HashAlg::Sha256] {
+            self.entries.remove(&(idx, h, serial.clone()));
+        }
+        self.tombstones.insert((idx, serial.clone()), generation);
+        self.order.push_back(((idx, serial), generation));
+        while self.order.len() > TOMBSTONES_PER_SHARD {
+            let Some((key, g)) = self.order.pop_front() else {
+                break;
+            };
+            if self.tombstones.get(&key) == Some(&g) {
+                self.tombstones.remove(&key);
+            }
+            self.forgotten = self.forgotten.max(g);
+        }
+    }
+}
 
 pub struct IssuerSlot {
     pub id: String,
@@ -53,11 +102,12 @@ impl IssuerSlot {
 
 pub struct OcspService {
     issuers: RwLock<Arc<Vec<IssuerSlot>>>,
-    cache: Vec<Shard>,
+    cache: Vec<RwLock<Shard>>,
     store: Store,
     validity_secs: u64,
-    /// Bumped by every invalidation. A response signed from a status read
-    /// before a bump is not cached: it might predate a revocation.
+    /// Bumped by every invalidation, which leaves it in its shard's
+    /// tombstones: a response signed from a status read before its serial's
+    /// invalidation is not cached (it might predate the revocation).
     generation: AtomicU64,
 }
 
@@ -65,21 +115,21 @@ impl OcspService {
     pub fn new(store: Store, issuers: Vec<IssuerSlot>, validity_secs: u64) -> Self {
         Self {
             issuers: RwLock::new(Arc::new(issuers)),
-            cache: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            cache: (0..SHARDS).map(|_| RwLock::default()).collect(),
             store,
             validity_secs,
             generation: AtomicU64::new(0),
         }
     }
 
-    /// Caches `bytes` unless an invalidation happened since `generation`
+    /// Caches `bytes` unless its serial was invalidated since `generation`
     /// was read (checked under the shard's write lock, which invalidation
     /// also takes). Entries are refreshed at half their validity and never
     /// served past their nextUpdate.
     fn cache_put(
         &self,
         slot: &IssuerSlot,
-        key: (u8, HashAlg, Vec<u8>),
+        key: Key,
         bytes: &[u8],
         generation: u64,
         refresh_at: u64,
@@ -99,7 +149,7 @@ impl OcspService {
         let Ok(mut m) = self.cache[Self::shard(&key.2)].write() else {
             return false;
         };
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if m.invalidated_since(key.0, &key.2, generation) {
             return false;
         }
         // Signed by a responder that has since been replaced: the cache was
@@ -111,7 +161,7 @@ impl OcspService {
         {
             return false;
         }
-        m.insert(key, entry);
+        m.entries.insert(key, entry);
         true
     }
 
@@ -134,7 +184,7 @@ impl OcspService {
         }
         for s in &self.cache {
             if let Ok(mut m) = s.write() {
-                m.clear();
+                m.entries.clear();
             }
         }
     }
@@ -156,18 +206,19 @@ impl OcspService {
         let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
             return;
         };
+        let Some(idx) = cache_index(idx) else {
+            return;
+        };
         if let Ok(mut m) = self.cache[Self::shard(&serial)].write() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            for h in [HashAlg::Sha1, HashAlg::Sha256] {
-                m.remove(&(idx as u8, h, serial.clone()));
-            }
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            m.bury(idx, serial, generation);
         }
     }
 
     pub fn cached_len(&self) -> usize {
         self.cache
             .iter()
-            .map(|s| s.read().map(|m| m.len()).unwrap_or(0))
+            .map(|s| s.read().map(|m| m.entries.len()).unwrap_or(0))
             .sum()
     }
 
@@ -204,12 +255,15 @@ impl OcspService {
             );
         }
         let slot = &issuers[slots[0]];
-        let cacheable = parsed.nonce.is_none() && parsed.cert_ids.len() == 1;
-        if cacheable {
+        let index = cache_index(slots[0]);
+        if let Some(index) = index
+            && parsed.nonce.is_none()
+            && parsed.cert_ids.len() == 1
+        {
             let id = &parsed.cert_ids[0];
-            let key = (slots[0] as u8, id.hash, id.serial.clone());
+            let key = (index, id.hash, id.serial.clone());
             if let Ok(m) = self.cache[Self::shard(&id.serial)].read()
-                && let Some(e) = m.get(&key)
+                && let Some(e) = m.entries.get(&key)
                 && now < e.refresh_at
             {
                 let tail = e.tail.as_deref().unwrap_or_default();
@@ -357,8 +411,9 @@ impl OcspService {
     /// Pre-signs responses (SHA-1 CertIDs, as RFC 5019 clients send) for
     /// certificates whose status is known, so that their first query costs
     /// no signature either. `generation` is [`generation`](Self::generation)
-    /// as read before the statuses were: at the first invalidation since,
-    /// it stops before signing the next one (see [`Presigned`]).
+    /// as read before the statuses were: at the first certificate
+    /// invalidated since, it stops before signing it (see [`Presigned`]);
+    /// invalidations of other serials do not stop it.
     pub fn presign(
         &self,
         issuer_id: &str,
@@ -371,18 +426,24 @@ impl OcspService {
             processed: 0,
         };
         let issuers = self.issuers();
-        let Some(idx) = issuers.iter().position(|i| i.id == issuer_id) else {
+        let Some((idx, slot)) = issuers
+            .iter()
+            .position(|i| i.id == issuer_id)
+            .and_then(|i| Some((cache_index(i)?, &issuers[i])))
+        else {
             done.processed = certs.len();
             return done;
         };
-        let slot = &issuers[idx];
         for (s, status) in certs {
-            // Stop before signing, not only before caching, once an
-            // invalidation came in.
-            if self.generation() != generation {
-                return done;
-            }
             if let Some(serial) = hallmark_pki::unhex(s) {
+                // Stop before signing, not only before caching, once this
+                // serial was invalidated.
+                if self.cache[Self::shard(&serial)]
+                    .read()
+                    .map_or(true, |m| m.invalidated_since(idx, &serial, generation))
+                {
+                    return done;
+                }
                 let id = CertId {
                     hash: HashAlg::Sha1,
                     issuer_name_hash: slot.hashes.sha1_name.clone(),
@@ -394,7 +455,7 @@ impl OcspService {
                 {
                     if !self.cache_put(
                         slot,
-                        (idx as u8, HashAlg::Sha1, serial),
+                        (idx, HashAlg::Sha1, serial),
                         &bytes,
                         generation,
                         self.refresh_at(slot, now),
@@ -408,6 +469,12 @@ impl OcspService {
         }
         done
     }
+}
+
+/// An issuer's index in cache keys; responses of issuers beyond the first
+/// 65,536 are signed on demand and not cached.
+fn cache_index(slot: usize) -> Option<u16> {
+    u16::try_from(slot).ok()
 }
 
 /// The status of an issued certificate from its stored revocation time and
@@ -433,8 +500,9 @@ pub struct Presigned {
 }
 
 /// Times pre-signing waits [`PRESIGN_PAUSE`] and reads a page again when an
-/// invalidation stopped it before its first certificate, before that page is
-/// left to on-demand signing: about a second during a revocation storm.
+/// invalidation stopped it before its first certificate (that certificate
+/// revoked again, or more invalidations in its shard than are remembered),
+/// before that page is left to on-demand signing: about a second.
 const PRESIGN_STALLS: u32 = 20;
 const PRESIGN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -696,36 +764,89 @@ mod tests {
         assert_eq!(svc.cached_len(), 1);
     }
 
-    /// A pre-signing page whose statuses were read before an invalidation
-    /// is neither signed nor cached (the caller reads it again); read
-    /// after, it is.
+    /// A pre-signing page whose statuses were read before one of its
+    /// certificates was invalidated stops before signing that one (the
+    /// caller reads on from there); read after, all are cached.
+    /// Invalidations of serials outside the page (a revocation storm
+    /// elsewhere) do not stop it.
     #[tokio::test]
-    async fn presigning_stops_at_an_invalidation() {
+    async fn presigning_stops_at_an_invalidated_certificate() {
         let Setup { svc, responder, .. } = &setup("presign").await;
         let page = [
             ("0a".to_string(), CertStatus::Good),
             ("0b".to_string(), CertStatus::Good),
+            ("0c".to_string(), CertStatus::Good),
         ];
         let before = svc.generation();
         svc.invalidate("ca", "0b");
-        let none = Presigned {
-            cached: 0,
-            processed: 0,
+        let first = Presigned {
+            cached: 1,
+            processed: 1,
         };
-        assert_eq!(svc.presign("ca", &page, before, NOW), none);
-        assert_eq!(svc.cached_len(), 0);
-        assert_eq!(responder.signs.load(Ordering::SeqCst), 0, "signed in vain");
+        assert_eq!(svc.presign("ca", &page, before, NOW), first);
+        assert_eq!(svc.cached_len(), 1);
+        assert_eq!(responder.signs.load(Ordering::SeqCst), 1, "signed in vain");
         let all = Presigned {
-            cached: 2,
-            processed: 2,
+            cached: 3,
+            processed: 3,
         };
         assert_eq!(svc.presign("ca", &page, svc.generation(), NOW), all);
-        assert_eq!(svc.cached_len(), 2);
+        assert_eq!(svc.cached_len(), 3);
+
+        // A storm of revocations of other certificates while a page of
+        // statuses is being signed.
+        let before = svc.generation();
+        for i in 0..1000u32 {
+            svc.invalidate("ca", &format!("ff{i:04x}"));
+        }
+        assert_eq!(svc.presign("ca", &page, before, NOW), all);
+        // Past what the shards remember, any page read before is refused.
+        let before = svc.generation();
+        for i in 0..(super::SHARDS * (super::TOMBSTONES_PER_SHARD + 1)) as u32 {
+            svc.invalidate("ca", &format!("ee{i:06x}"));
+        }
+        assert_eq!(
+            svc.presign("ca", &page, before, NOW),
+            Presigned {
+                cached: 0,
+                processed: 0
+            }
+        );
     }
 
-    /// A revocation landing in the middle of a page: pre-signing reads on
-    /// from where it stopped (one signature wasted, the one whose answer
-    /// was refused), and every live certificate ends up cached.
+    /// A response signed on a cache miss from a status read before its
+    /// serial's revocation is not cached; one for another serial is.
+    #[tokio::test]
+    async fn answers_read_before_their_revocation_are_not_cached() {
+        let Setup { svc, .. } = &setup("tomb").await;
+        let slots = svc.issuers();
+        let put = |serial: u8, generation: u64| {
+            let mut bytes = b"response ".to_vec();
+            bytes.extend_from_slice(&slots[0].certs_field);
+            svc.cache_put(
+                &slots[0],
+                (0, HashAlg::Sha256, vec![serial]),
+                &bytes,
+                generation,
+                NOW + 60,
+            )
+        };
+        let before = svc.generation();
+        svc.invalidate("ca", "07");
+        assert!(!put(7, before), "a stale answer was cached");
+        assert!(put(8, before));
+        assert!(put(7, svc.generation()));
+        assert_eq!(svc.cached_len(), 2);
+        // Invalidation drops both hash algorithms' answers.
+        svc.invalidate("ca", "07");
+        svc.invalidate("ca", "08");
+        assert_eq!(svc.cached_len(), 0);
+    }
+
+    /// A revocation landing in the middle of a page, on the certificate
+    /// being signed: pre-signing reads on from where it stopped (one
+    /// signature wasted, the one whose answer was refused), and every live
+    /// certificate ends up cached.
     #[tokio::test]
     async fn presigning_resumes_after_an_invalidation() {
         let s = setup_hooked("resume", 6).await;
@@ -735,7 +856,7 @@ mod tests {
         let weak = Arc::downgrade(&s.svc);
         let _ = s.responder.hook.set(Box::new(move || {
             if let Some(svc) = weak.upgrade() {
-                svc.invalidate("ca", "ff");
+                svc.invalidate("ca", "06");
             }
         }));
         let cached = s.svc.presign_all(NOW, 4).await.unwrap();
