@@ -793,6 +793,13 @@ fn revocation_is_final(b: Backend) {
         !un.status.success(),
         "the database must refuse to un-revoke"
     );
+    let re = hm.sql(&format!(
+        "UPDATE certificates SET reason = 1 WHERE serial = '{serial}'"
+    ));
+    assert!(
+        !re.status.success(),
+        "the database must refuse to change a revocation's reason"
+    );
     let show = hm.ok(&["cert", "show", &serial]);
     assert!(
         show.contains("revoked") && show.contains("affiliationChanged"),
