@@ -116,16 +116,27 @@ impl<L: Ledger> Ca<L> {
         }
         let not_before = now;
         let not_after = (now + days as u64 * 86_400 - 1).min(issuer.not_after);
+        // Domains are case-insensitive; a mailbox's local part may not be
+        // (RFC 5321 §2.4), so it is kept as given.
         let emails: Vec<String> = req
             .emails
             .iter()
-            .map(|e| e.trim().to_ascii_lowercase())
+            .map(|e| match e.trim().rsplit_once('@') {
+                Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+                None => e.trim().to_string(),
+            })
             .collect();
         let dns: Vec<String> = req
             .dns_names
             .iter()
             .map(|d| d.trim().to_ascii_lowercase())
             .collect();
+        if let Some(n) = emails.iter().chain(&dns).find(|n| !n.is_ascii()) {
+            return Err(CaError::BadRequest(format!(
+                "{n:?} is not ASCII: give internationalised domain names in their punycode \
+                 (xn--) form; internationalised mailboxes (SmtpUTF8Mailbox) are not supported"
+            )));
+        }
         let shard = self.settings.shard_of(not_after);
 
         let policy = profile.policy().map_err(CaError::BadRequest)?;

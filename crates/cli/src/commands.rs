@@ -110,7 +110,8 @@ pub enum CertCmd {
     },
     /// List certificates, newest first.
     List {
-        #[arg(long, default_value_t = 50)]
+        /// How many (1 to 10,000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
 }
@@ -959,6 +960,11 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
 
 fn write_private(path: &Path, data: &[u8]) -> Res {
     use std::io::Write;
+    create_private(path)?.write_all(data).map_err(s)
+}
+
+/// Creates a new file readable by its owner only; refuses to overwrite.
+fn create_private(path: &Path) -> Result<std::fs::File, String> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
@@ -966,10 +972,13 @@ fn write_private(path: &Path, data: &[u8]) -> Res {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(data).map_err(s)
+    o.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{} exists; refusing to overwrite", path.display())
+        } else {
+            format!("cannot create {}: {e}", path.display())
+        }
+    })
 }
 
 async fn cert(g: &Global, c: CertCmd) -> Res {
@@ -985,12 +994,19 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 }
                 _ => return Err("give either --csr FILE or --generate-key --p12-out FILE".into()),
             };
-            if let Some(p) = &a.p12_out
-                && p.exists()
-            {
-                return Err(format!("{} exists; refusing to overwrite", p.display()));
-            }
-            let auth = open(g).await?;
+            // The PKCS#12 file is created before the key is: a centrally
+            // generated key is delivered once, so it must have somewhere to go.
+            let p12_file = match &a.p12_out {
+                Some(p) => Some((p, create_private(p)?)),
+                None => None,
+            };
+            let discard = |why: String| {
+                if let Some((p, _)) = &p12_file {
+                    let _ = std::fs::remove_file(p);
+                }
+                why
+            };
+            let auth = open(g).await.map_err(discard)?;
             let issued = auth
                 .issue(
                     IssueRequest {
@@ -1006,21 +1022,29 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                     system_now(),
                 )
                 .await
-                .map_err(s)?;
-            let pem = hallmark_pki::pem::encode("CERTIFICATE", &issued.cert_der);
-            match &a.out {
-                Some(p) => std::fs::write(p, &pem)
-                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
-                None => print!("{pem}"),
-            }
+                .map_err(|e| discard(e.to_string()))?;
             eprintln!("issued serial {} by {}", issued.serial_hex, issued.issuer);
-            if let (Some((p12, pin)), Some(path)) = (&issued.pkcs12, &a.p12_out) {
-                write_private(path, p12)?;
+            if let (Some((p12, pin)), Some((path, mut file))) = (&issued.pkcs12, p12_file) {
+                use std::io::Write;
+                file.write_all(p12)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 eprintln!(
                     "PKCS#12 written to {}; one-time PIN: {}",
                     path.display(),
                     pin.as_str()
                 );
+            }
+            let pem = hallmark_pki::pem::encode("CERTIFICATE", &issued.cert_der);
+            match &a.out {
+                Some(p) => std::fs::write(p, &pem).map_err(|e| {
+                    format!(
+                        "cannot write {}: {e}; the certificate is issued and stored: `hallmark cert show {} --pem` prints it",
+                        p.display(),
+                        issued.serial_hex
+                    )
+                })?,
+                None => print!("{pem}"),
             }
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
@@ -1029,7 +1053,7 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             let r = Reason::parse(&reason).ok_or_else(|| {
                 format!(
                     "unknown reason {reason:?}; use one of {}",
-                    Reason::ALL.map(|r| r.name()).join(", ")
+                    Reason::OFFERED.map(|r| r.name()).join(", ")
                 )
             })?;
             let auth = open(g).await?;
@@ -1076,12 +1100,7 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
         }
         CertCmd::List { limit } => {
             let auth = open(g).await?;
-            for r in auth
-                .store
-                .list_certs(limit.clamp(1, 10_000), None)
-                .await
-                .map_err(s)?
-            {
+            for r in auth.store.list_certs(limit, None).await.map_err(s)? {
                 let st = if r.revoked_at.is_some() {
                     "revoked"
                 } else {

@@ -566,7 +566,7 @@ fn bad_input_changes_nothing(b: Backend) {
     openssl_ok(&[&["req", "-new"][..], &weak, &["-out", &hm.p("weak.csr")]].concat());
 
     // (CSR, profile, subject, further arguments, what the error must say)
-    let refused: [(&str, &str, &str, &[&str], &str); 10] = [
+    let refused: &[(&str, &str, &str, &[&str], &str)] = &[
         ("garbage.csr", "personal", "CN=X", &[], "malformed CSR"),
         ("big.csr", "personal", "CN=X", &[], "too large"),
         (
@@ -601,8 +601,38 @@ fn bad_input_changes_nothing(b: Backend) {
             &["--days", "4000"],
             "outside 1..=1095",
         ),
+        (
+            "ok.csr",
+            "server",
+            "CN=10.0.0.1",
+            &["--dns", "10.0.0.1"],
+            "not a valid DNS name",
+        ),
+        (
+            "ok.csr",
+            "server",
+            "CN=www.example.hk",
+            &["--dns", "other.example.hk"],
+            "is not one of the certificate's DNS names",
+        ),
+        (
+            "ok.csr",
+            "server",
+            "CN=a.example.hk",
+            &["--dns", "a.example.hk", "--dns", "A.Example.HK"],
+            "twice",
+        ),
+        (
+            "ok.csr",
+            "server",
+            "CN=xn--fsqu00a.xn--j6w193g",
+            &["--dns", "例子.香港"],
+            "punycode",
+        ),
+        ("ok.csr", "personal", "CN=a+SN=b", &[], "multi-valued"),
+        ("ok.csr", "personal", "CN=x\\00y", &[], "control character"),
     ];
-    for (file, profile, subject, more, expected) in refused {
+    for &(file, profile, subject, more, expected) in refused {
         let csr = hm.p(file);
         let args = [
             &["cert", "issue", "--profile", profile, "--subject", subject][..],
@@ -617,7 +647,20 @@ fn bad_input_changes_nothing(b: Backend) {
     let e = hm.fails(&["cert", "revoke", "00aabbccdd", "--reason", "keyCompromise"]);
     assert!(e.contains("no certificate with serial 00aabbccdd"), "{e}");
     let e = hm.fails(&["cert", "revoke", "zz", "--reason", "keyCompromise"]);
-    assert!(e.contains("not a hexadecimal serial"), "{e}");
+    assert!(e.contains("is not a serial number"), "{e}");
+    // A centrally generated key with nowhere to go is not generated.
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=Nowhere,C=HK",
+        "--generate-key",
+        "--p12-out",
+        &hm.p("no/such/dir/x.p12"),
+    ]);
+    assert!(e.contains("cannot create"), "{e}");
     let e = hm.fails(&["cert", "revoke", "00aabbccdd", "--reason", "bored"]);
     assert!(e.contains("unknown reason"), "{e}");
 
@@ -783,7 +826,11 @@ fn audit_detects_tampering(b: Backend) {
 fn revocation_is_final(b: Backend) {
     let hm = setup!(b);
     let (serial, _) = hm.issue("a", "personal", "CN=Final,C=HK", &[]);
-    hm.ok(&["cert", "revoke", &serial, "--reason", "affiliationChanged"]);
+    let e = hm.fails(&["cert", "revoke", &serial, "--reason", "certificateHold"]);
+    assert!(e.contains("is not offered"), "{e}");
+    // Any spelling of the serial names the certificate.
+    let spelled = format!("000{}", serial.trim_start_matches('0').to_uppercase());
+    hm.ok(&["cert", "revoke", &spelled, "--reason", "affiliationChanged"]);
     let e = hm.fails(&["cert", "revoke", &serial, "--reason", "superseded"]);
     assert!(e.contains("already revoked"), "{e}");
     let un = hm.sql(&format!(
@@ -875,6 +922,38 @@ fn api_issue_and_problems(b: Backend) {
     );
     assert_eq!(st, 401);
     problem(401, &resp, "unauthorized");
+    let (st, head, _) = srv.request_full("GET", "/api/v1/certificates", &[], b"");
+    assert_eq!(st, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    // Methods a route does not take: 405 problems that say what it takes.
+    for (method, path, allowed) in [
+        ("DELETE", "/api/v1/certificates/00ff", "get"),
+        ("GET", "/ocsp", "post"),
+        ("PUT", "/crl/issuing.crl", "get"),
+    ] {
+        let (st, head, resp) = srv.request_full(method, path, &[("Authorization", &auth)], b"");
+        assert_eq!(st, 405, "{method} {path}");
+        problem(405, &resp, "method-not-allowed");
+        let allow = head
+            .to_ascii_lowercase()
+            .lines()
+            .find(|l| l.starts_with("allow:"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(allow.contains(allowed), "{method} {path}: {head}");
+    }
+    let (st, resp) = srv.request(
+        "GET",
+        "/api/v1/certificates?limit=abc",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(st, 400);
+    problem(400, &resp, "invalid");
     let (st, resp) = post("/api/v1/certificates", b"{not json", &auth);
     assert_eq!(st, 400);
     problem(400, &resp, "malformed-json");

@@ -40,6 +40,17 @@ impl Reason {
         Self::CertificateHold,
         Self::PrivilegeWithdrawn,
     ];
+    /// The reasons a revocation may give. certificateHold is not one:
+    /// here a revocation is final, and a hold is meant to be released.
+    pub const OFFERED: [Reason; 7] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::CaCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+        Self::PrivilegeWithdrawn,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Self::Unspecified => "unspecified",

@@ -285,7 +285,7 @@ pub fn lint_certificate(
                     SubjectAltName::from_der(e.extn_value.as_bytes()),
                 )
             });
-            let (mut emails, mut dns) = (0, 0);
+            let (mut emails, mut dns) = (0, Vec::new());
             match &san {
                 Some((crit, Ok(s))) => {
                     if s.0.is_empty() {
@@ -294,7 +294,10 @@ pub fn lint_certificate(
                     if tbs.subject.is_empty() && !crit {
                         f.push("subjectAltName must be critical when the subject is empty".into());
                     }
-                    for n in &s.0 {
+                    for (i, n) in s.0.iter().enumerate() {
+                        if s.0[..i].contains(n) {
+                            f.push(format!("subjectAltName lists {n:?} twice"));
+                        }
                         match n {
                             GeneralName::Rfc822Name(m) => {
                                 emails += 1;
@@ -306,7 +309,7 @@ pub fn lint_certificate(
                                 }
                             }
                             GeneralName::DnsName(d) => {
-                                dns += 1;
+                                dns.push(d.as_str().to_ascii_lowercase());
                                 if !valid_dns_name(d.as_str()) {
                                     f.push(format!("{:?} is not a valid DNS name", d.as_str()));
                                 }
@@ -326,7 +329,20 @@ pub fn lint_certificate(
                 }
             }
             presence(p.email_san, emails, "e-mail address", &mut f);
-            presence(p.dns_san, dns, "DNS name", &mut f);
+            presence(p.dns_san, dns.len(), "DNS name", &mut f);
+            // A TLS server certificate's common name, if any, repeats one of
+            // its DNS names (CA/B Forum BR §7.1.4.3).
+            if p.eku_oids()
+                .is_ok_and(|e| e.contains(&rfc5280::ID_KP_SERVER_AUTH))
+            {
+                for (k, v) in &attrs {
+                    if k == "CN" && !dns.contains(&v.to_ascii_lowercase()) {
+                        f.push(format!(
+                            "common name {v:?} is not one of the certificate's DNS names"
+                        ));
+                    }
+                }
+            }
         }
     }
 
@@ -392,10 +408,17 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 /// LDH host names (RFC 1034 §3.5, RFC 5280 §4.2.1.6); one leading `*.` label
-/// is allowed for wildcards.
+/// is allowed for wildcards. The last label is never all digits (RFC 3696
+/// §2), which keeps IPv4 addresses out of DNS names.
 pub fn valid_dns_name(s: &str) -> bool {
     let s = s.strip_prefix("*.").unwrap_or(s);
     if s.is_empty() || s.len() > 253 || !s.contains('.') {
+        return false;
+    }
+    if s.rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return false;
     }
     s.split('.').all(|l| {

@@ -6,22 +6,79 @@ pub fn encode(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
 }
 
-/// Accepts PEM with the given label, or raw DER.
+/// Accepts PEM with the given label, or raw DER. The Base64 may be wrapped
+/// at any width, with CRLF or LF (RFC 7468 §3's lax parsing, as OpenSSL
+/// reads it); text after the END line is ignored.
 pub fn decode(expected_label: &str, input: &[u8]) -> Result<Vec<u8>> {
     let trimmed = input.trim_ascii_start();
-    if trimmed.starts_with(b"-----BEGIN") {
-        let (label, der) =
-            der::pem::decode_vec(trimmed).map_err(|e| PkiError::malformed("PEM", e))?;
-        if label != expected_label
-            && !(expected_label == "CERTIFICATE REQUEST" && label == "NEW CERTIFICATE REQUEST")
-        {
-            return Err(PkiError::Malformed {
-                what: "PEM",
-                detail: format!("expected a {expected_label} block, found {label}"),
-            });
+    if !trimmed.starts_with(b"-----BEGIN ") {
+        return Ok(input.to_vec());
+    }
+    let bad = |detail: String| PkiError::Malformed {
+        what: "PEM",
+        detail,
+    };
+    let text = std::str::from_utf8(trimmed).map_err(|_| bad("PEM must be ASCII text".into()))?;
+    let (first, rest) = text
+        .split_once('\n')
+        .ok_or_else(|| bad("the BEGIN line is not followed by any data".into()))?;
+    let label = first
+        .trim_end()
+        .strip_prefix("-----BEGIN ")
+        .and_then(|l| l.strip_suffix("-----"))
+        .ok_or_else(|| bad(format!("malformed BEGIN line {first:?}")))?;
+    if label != expected_label
+        && !(expected_label == "CERTIFICATE REQUEST" && label == "NEW CERTIFICATE REQUEST")
+    {
+        return Err(bad(format!(
+            "expected a {expected_label} block, found {label}"
+        )));
+    }
+    let end = format!("-----END {label}-----");
+    let body = &rest[..rest
+        .find(&end)
+        .ok_or_else(|| bad(format!("no {end} line")))?];
+    let b64: String = body.split_ascii_whitespace().collect();
+    use base64ct::Encoding;
+    base64ct::Base64::decode_vec(&b64).map_err(|e| bad(format!("Base64: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, encode};
+
+    #[test]
+    fn any_line_width_and_line_ending() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let pem = encode("CERTIFICATE REQUEST", &der);
+        assert_eq!(decode("CERTIFICATE REQUEST", pem.as_bytes()).unwrap(), der);
+        // Python's base64.encodebytes wraps at 76 columns; Windows tools
+        // write CRLF; some mailers add trailing spaces.
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let wrapped: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let odd = format!(
+            "-----BEGIN NEW CERTIFICATE REQUEST-----\r\n{}  \r\n-----END NEW CERTIFICATE REQUEST-----\r\ntrailer",
+            wrapped.join("\r\n")
+        );
+        assert_eq!(decode("CERTIFICATE REQUEST", odd.as_bytes()).unwrap(), der);
+        // DER passes through.
+        assert_eq!(decode("CERTIFICATE REQUEST", &der).unwrap(), der);
+    }
+
+    #[test]
+    fn refuses_broken_armour() {
+        let pem = encode("CERTIFICATE", b"0123456789");
+        for bad in [
+            pem.replace("-----END CERTIFICATE-----", ""),
+            pem.replace("MDEy", "M!Ey"),
+            pem.replace("BEGIN CERTIFICATE", "BEGIN CERTIFICATE REQUEST"),
+            "-----BEGIN CERTIFICATE-----".to_string(),
+        ] {
+            assert!(decode("CERTIFICATE", bad.as_bytes()).is_err(), "{bad}");
         }
-        Ok(der)
-    } else {
-        Ok(input.to_vec())
     }
 }

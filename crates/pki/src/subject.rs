@@ -36,7 +36,18 @@ pub fn parse(s: &str) -> Result<Name> {
             .split_once('=')
             .ok_or_else(|| PkiError::Subject(format!("{part:?} is not TYPE=value")))?;
         let k = k.trim();
-        let v = unescape(v.trim());
+        if split_unescaped(v, '+').len() > 1 {
+            return Err(PkiError::Subject(format!(
+                "{part:?} holds an unescaped '+': multi-valued RDNs are not supported; \
+                 write \\+ if the '+' is part of the value"
+            )));
+        }
+        let v = unescape(v.trim())?;
+        if v.chars().any(char::is_control) {
+            return Err(PkiError::Subject(format!(
+                "{k} holds a control character; names must be printable text"
+            )));
+        }
         let (name, oid) = SUBJECT_ATTRIBUTES
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(k))
@@ -115,19 +126,35 @@ fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
     out
 }
 
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
+/// Undoes RFC 4514 §2.4 escapes: a backslash before a special character,
+/// or before two hex digits giving one octet of the value's UTF-8.
+fn unescape(s: &str) -> Result<String> {
+    let bad = |why: &str| PkiError::Subject(format!("{s:?}: {why}"));
+    let mut out = Vec::with_capacity(s.len());
+    let mut it = s.chars().peekable();
     while let Some(c) = it.next() {
-        if c == '\\' {
-            if let Some(n) = it.next() {
-                out.push(n);
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match it.next() {
+            Some(h) if h.is_ascii_hexdigit() => {
+                let l = it.next().filter(char::is_ascii_hexdigit).ok_or_else(|| {
+                    bad("a backslash escape needs two hex digits (\\C3\\A9) or a special character")
+                })?;
+                let byte = u8::from_str_radix(&format!("{h}{l}"), 16)
+                    .map_err(|_| bad("bad hex escape"))?;
+                out.push(byte);
             }
-        } else {
-            out.push(c);
+            Some(n) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(n.encode_utf8(&mut buf).as_bytes());
+            }
+            None => return Err(bad("ends with a lone backslash")),
         }
     }
-    out
+    String::from_utf8(out).map_err(|_| bad("hex escapes do not make UTF-8"))
 }
 
 /// The attributes of a name as (short name, string value) pairs, in
@@ -156,7 +183,13 @@ pub fn value_string(v: &Any) -> String {
 pub fn display(name: &Name) -> String {
     let mut parts: Vec<String> = attributes(name)
         .into_iter()
-        .map(|(k, v)| format!("{k}={}", v.replace(',', "\\,")))
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace(',', "\\,")
+                .replace('+', "\\+");
+            format!("{k}={v}")
+        })
         .collect();
     parts.reverse();
     parts.join(",")
@@ -192,5 +225,26 @@ mod tests {
     fn escaped_comma() {
         let n = parse("CN=Chan\\, Tai Man").unwrap();
         assert_eq!(attributes(&n)[0].1, "Chan, Tai Man");
+        assert_eq!(parse(&display(&n)).unwrap(), n);
+    }
+
+    #[test]
+    fn hex_escapes_and_plus_signs() {
+        // RFC 4514 §2.4: \C3\A9 is the UTF-8 of é.
+        let n = parse("CN=caf\\C3\\A9").unwrap();
+        assert_eq!(attributes(&n)[0].1, "café");
+        let n = parse("CN=a\\+b\\\\c").unwrap();
+        assert_eq!(attributes(&n)[0].1, "a+b\\c");
+        assert_eq!(parse(&display(&n)).unwrap(), n);
+        for bad in [
+            "CN=x\\00y",
+            "CN=a+SN=b",
+            "CN=x\\",
+            "CN=x\\C3",
+            "CN=\\ff\\fe",
+            "CN=a\tb",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -374,6 +374,13 @@ impl Authority {
         now: u64,
     ) -> Result<CertRow> {
         let serial_hex = normalise_serial(serial_hex)?;
+        if !Reason::OFFERED.contains(&reason) {
+            return Err(RaError::Invalid(format!(
+                "{} is not offered: a revocation here is final and cannot be released; use one of {}",
+                reason.name(),
+                Reason::OFFERED.map(|r| r.name()).join(", ")
+            )));
+        }
         let found = self.store.get_cert(None, &serial_hex).await?;
         let mut tx = self.store.begin().await?;
         let row = certs::revoke(
@@ -595,12 +602,65 @@ pub struct CrlInfo {
 /// Accepts serials as hex with or without colons or 0x, any case, and
 /// returns the stored form (lower-case hex of the INTEGER contents).
 pub fn normalise_serial(s: &str) -> Result<String> {
-    let bytes = hallmark_pki::unhex(&s.to_ascii_lowercase())
-        .ok_or_else(|| RaError::Invalid(format!("{s:?} is not a hexadecimal serial number")))?;
+    // Any spelling of the number: upper or lower case, colons, 0x, an odd
+    // number of digits, leading zeros. Stored serials are the contents of a
+    // positive DER INTEGER: no redundant leading zero octet, and one where
+    // the top bit is set.
+    let digits: String = s
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    let even = if digits.len() % 2 == 1 {
+        format!("0{digits}")
+    } else {
+        digits
+    };
+    let mut bytes = hallmark_pki::unhex(&even).ok_or_else(|| {
+        RaError::Invalid(format!(
+            "{s:?} is not a serial number: give it in hexadecimal, e.g. 3f:a2:... or 3fa2..."
+        ))
+    })?;
+    while bytes.len() > 1 && bytes[0] == 0 && bytes[1] < 0x80 {
+        bytes.remove(0);
+    }
+    if bytes[0] >= 0x80 {
+        bytes.insert(0, 0);
+    }
     if bytes.len() > 21 {
         return Err(RaError::Invalid(format!(
             "serial {s:?} is longer than 20 octets"
         )));
     }
     Ok(hallmark_pki::hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_serial;
+
+    #[test]
+    fn serials_are_normalised_from_any_spelling() {
+        let canonical = "0e9c2668aa";
+        for spelling in [
+            "0e9c2668aa",
+            "0E9C2668AA",
+            "0e:9c:26:68:aa",
+            "0x0e9c2668aa",
+            "e9c2668aa",
+            "000e9c2668aa",
+            " 00:0E:9C:26:68:AA ",
+        ] {
+            assert_eq!(normalise_serial(spelling).unwrap(), canonical, "{spelling}");
+        }
+        // A positive INTEGER whose top bit is set keeps (or gains) its zero octet.
+        assert_eq!(normalise_serial("c3").unwrap(), "00c3");
+        assert_eq!(normalise_serial("0000c3").unwrap(), "00c3");
+        assert_eq!(normalise_serial("0").unwrap(), "00");
+        for bad in ["", "0x", "zz", "12 34", &"7f".repeat(22)] {
+            assert!(normalise_serial(bad).is_err(), "{bad:?}");
+        }
+    }
 }

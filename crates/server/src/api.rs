@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/certificates/{serial}", get(show))
         .route("/certificates/{serial}/revoke", post(revoke))
         .route("/crls", post(generate_crls))
+        .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -35,16 +36,23 @@ pub fn router() -> Router<AppState> {
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = Problem;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        // RFC 6750 §3: a 401 names the scheme it wants.
         let unauthorized = || {
-            Problem::new(
+            let mut r = Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Authentication required",
                 "send the admin token as `Authorization: Bearer <token>`",
             )
+            .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"hallmark\""),
+            );
+            r
         };
         let value = parts
             .headers
@@ -195,8 +203,17 @@ struct ListQuery {
 async fn list(
     _: Admin,
     State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(q) = q.map_err(|r| {
+        Problem::bad_request(
+            "invalid",
+            format!(
+                "{}; the query takes limit (1 to 1000) and before (the `next` cursor of a previous page)",
+                r.body_text()
+            ),
+        )
+    })?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request(
@@ -263,7 +280,7 @@ async fn revoke(
             format!(
                 "unknown revocation reason {:?}; use one of {}",
                 b.reason,
-                Reason::ALL.map(|r| r.name()).join(", ")
+                Reason::OFFERED.map(|r| r.name()).join(", ")
             ),
         )
     })?;

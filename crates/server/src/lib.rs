@@ -32,6 +32,7 @@ pub fn router(auth: Arc<Authority>) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*req}", get(ocsp_get))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES));
     Router::new()
         .route("/", get(index))
@@ -42,8 +43,19 @@ pub fn router(auth: Arc<Authority>) -> Router {
         .route("/ca/{subject}/cross/{file}", get(cross_cert))
         .merge(ocsp)
         .nest("/api/v1", api::router())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { Problem::not_found("no such resource; see /api/v1/openapi.json") })
         .with_state(state)
+}
+
+/// 405 as a problem; the router adds the `Allow` header.
+async fn method_not_allowed(method: axum::http::Method) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not allowed here; the Allow header lists what is"),
+    )
 }
 
 fn ocsp_reply(bytes: Bytes, note: Option<String>, cacheable: bool) -> Response {

@@ -68,7 +68,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_check.sql")),
-    (3, include_str!("../migrations/postgres/0003_final_trigger.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_final_trigger.sql"),
+    ),
 ];
 
 impl Store {
