@@ -446,6 +446,7 @@ pub async fn run(cli: Cli) -> Res {
             )
             .await
             .map_err(s)?;
+            note_capped(&cert, days, system_now());
             cfg.ca.default_issuer = new_id.clone();
             cfg.save(&g.data_dir).map_err(s)?;
             // The switch is a configuration change: audited at the next start,
@@ -486,6 +487,7 @@ pub async fn run(cli: Cli) -> Res {
             )
             .await
             .map_err(s)?;
+            note_capped(&cert, days, system_now());
             std::fs::write(&out, hallmark_pki::pem::encode("CERTIFICATE", &cert))
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             eprintln!(
@@ -568,6 +570,7 @@ pub async fn run(cli: Cli) -> Res {
             .await
             .map_err(s)?;
             print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
+            note_capped(&cert, days, system_now());
             eprintln!("issuing CA {id:?} added; restart `hallmark serve` to use it");
             Ok(())
         }
@@ -956,6 +959,20 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
         g.data_dir.display()
     );
     serve(auth, a).await
+}
+
+/// Says so when a CA certificate ends before the `days` asked for (a CA
+/// never outlives the one that certifies it).
+fn note_capped(cert: &[u8], days: u32, now: u64) {
+    if let Ok(c) = hallmark_pki::cert::parse(cert) {
+        let end = hallmark_pki::time::unix(&c.tbs_certificate().validity().not_after);
+        if end + 86_400 < now + u64::from(days) * 86_400 {
+            eprintln!(
+                "note: valid until {} only, not {days} days: a CA certificate cannot outlive its issuer's",
+                hallmark_pki::time::rfc3339(end)
+            );
+        }
+    }
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Res {

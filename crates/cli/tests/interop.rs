@@ -1067,7 +1067,7 @@ fn offline_root_signs_issuing_ca(b: Backend) {
 
     // The root signs; a forged or foreign certificate is refused on import.
     let issuing = root.p("issuing.pem");
-    root.ok(&[
+    let signed = root.run(&[
         "ca",
         "sign-request",
         "--id",
@@ -1078,7 +1078,13 @@ fn offline_root_signs_issuing_ca(b: Backend) {
         &csr,
         "--out",
         &issuing,
+        "--days",
+        "99999",
     ]);
+    let said = String::from_utf8_lossy(&signed.stderr);
+    assert!(signed.status.success(), "{said}");
+    // Longer than the root: capped, and the operator is told.
+    assert!(said.contains("note: valid until"), "{said}");
     let e = online.fails(&[
         "ca",
         "import",
