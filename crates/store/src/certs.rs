@@ -99,6 +99,9 @@ pub async fn insert_issuer(conn: &mut AnyConnection, i: &IssuerRow) -> Result<()
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 pub const MAX_ROWS_PER_STATEMENT: usize = 256;
 
+/// Revocations per read when following them by time of change.
+const REVOKED_PAGE: usize = 4096;
+
 /// Splits `items` into chunks whose lengths are powers of two (at most
 /// [`MAX_ROWS_PER_STATEMENT`]), so multi-row statements come in a few
 /// shapes that stay in the prepared-statement cache instead of being
@@ -457,41 +460,56 @@ impl Store {
 
     /// Calls `f(issuer, serial, changed_at)` for every certificate revoked
     /// at or after `since` (by its time of change), for dropping cached OCSP
-    /// responses across processes. Streamed, without the certificates: a
-    /// mass revocation (a compromised issuing CA) is not loaded at once.
-    /// A lost connection makes it start again (rows may come twice).
+    /// responses across processes. Read in short pages, without the
+    /// certificates: a mass revocation (a compromised issuing CA) is neither
+    /// loaded at once nor read in one long query (which would keep SQLite's
+    /// WAL from being reset behind it). Each page is read again after a lost
+    /// connection.
     pub async fn for_each_revoked_since(
         &self,
         since: i64,
-        mut f: impl FnMut(&str, &str, i64),
+        f: impl FnMut(&str, &str, i64),
     ) -> Result<u64> {
-        let mut retry = self.read_retry();
-        loop {
-            match self.stream_revoked_since(since, &mut f).await {
-                Err(e) if retry.again(&e).await => {}
-                r => return r,
-            }
-        }
+        self.for_each_revoked_since_paged(since, REVOKED_PAGE, f)
+            .await
     }
 
-    async fn stream_revoked_since(
+    pub(crate) async fn for_each_revoked_since_paged(
         &self,
         since: i64,
-        f: &mut impl FnMut(&str, &str, i64),
+        page: usize,
+        mut f: impl FnMut(&str, &str, i64),
     ) -> Result<u64> {
-        use futures_util::TryStreamExt;
-        let mut conn = self.pool.acquire().await?;
-        let mut rows = sqlx::query(
-            "SELECT issuer, serial, changed_at FROM certificates WHERE changed_at >= $1 AND revoked_at IS NOT NULL",
-        )
-        .bind(since)
-        .fetch(&mut *conn);
+        let page = page.max(1);
+        // Keyset pagination on (changed_at, issuer, serial), which the
+        // partial index certificates_changed holds in that order.
+        let mut after = (since, String::new(), String::new());
         let mut n = 0;
-        while let Some(r) = rows.try_next().await? {
-            f(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            n += 1;
+        loop {
+            let at = &after;
+            let rows: Vec<(String, String, i64)> = self
+                .read(|| async move {
+                    Ok(sqlx::query_as(
+                        "SELECT issuer, serial, changed_at FROM certificates WHERE revoked_at IS NOT NULL AND (changed_at, issuer, serial) > ($1, $2, $3) ORDER BY changed_at, issuer, serial LIMIT $4",
+                    )
+                    .bind(at.0)
+                    .bind(&at.1)
+                    .bind(&at.2)
+                    .bind(page as i64)
+                    .fetch_all(&self.pool)
+                    .await?)
+                })
+                .await?;
+            let full = rows.len() >= page;
+            for (issuer, serial, changed_at) in &rows {
+                f(issuer, serial, *changed_at);
+                n += 1;
+            }
+            match rows.into_iter().last() {
+                Some((issuer, serial, changed_at)) if full => after = (changed_at, issuer, serial),
+                _ => return Ok(n),
+            }
         }
-        Ok(n)
     }
 
     /// Streams the unexpired revoked certificates of an issuer (one shard or
@@ -860,6 +878,65 @@ pub(crate) mod tests {
         assert_eq!(seen(0).await, ["ca/0a@100", "ca/0c@200"]);
         assert_eq!(seen(150).await, ["ca/0c@200"]);
         assert!(seen(201).await.is_empty());
+    }
+
+    /// Pages of two over revocations that share their time of change (a
+    /// mass revocation happens within one second): every one is seen once,
+    /// whatever the page boundaries.
+    #[tokio::test]
+    async fn revocations_since_a_time_in_pages() {
+        let t = temp_sqlite("revoked-pages").await;
+        let store = &t.store;
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        let mut other = issuer_row();
+        other.id = "cb".into();
+        insert_issuer(&mut tx, &other).await.unwrap();
+        let serials: Vec<String> = (1..=7).map(|i| format!("{i:02x}")).collect();
+        let mut rows: Vec<NewCert> = serials.iter().map(|s| cert(s)).collect();
+        rows.extend(serials.iter().take(3).map(|s| NewCert {
+            issuer: "cb".into(),
+            ..cert(s)
+        }));
+        issue_all(&mut tx, &rows).await;
+        for (i, r) in rows.iter().enumerate() {
+            let at = if i < 5 { 100 } else { 101 };
+            revoke(&mut tx, &r.issuer, &r.serial, at, 1, at)
+                .await
+                .unwrap();
+        }
+        crate::commit(tx).await.unwrap();
+        let mut want: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "{}/{}@{}",
+                    r.issuer,
+                    r.serial,
+                    if i < 5 { 100 } else { 101 }
+                )
+            })
+            .collect();
+        want.sort();
+        for page in [1, 2, 3, 10, 11] {
+            let mut got = Vec::new();
+            let n = store
+                .for_each_revoked_since_paged(100, page, |i, s, at| {
+                    got.push(format!("{i}/{s}@{at}"))
+                })
+                .await
+                .unwrap();
+            assert_eq!(n as usize, got.len());
+            got.sort();
+            assert_eq!(got, want, "pages of {page}");
+        }
+        let mut late = 0;
+        store
+            .for_each_revoked_since_paged(101, 2, |_, _, _| late += 1)
+            .await
+            .unwrap();
+        assert_eq!(late, 5);
     }
 
     #[test]

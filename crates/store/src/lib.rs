@@ -64,6 +64,10 @@ pub struct Store {
 const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_audit_rowid.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_changed_index.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -71,6 +75,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../migrations/postgres/0003_final_trigger.sql"),
+    ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_changed_index.sql"),
     ),
 ];
 
