@@ -192,20 +192,28 @@ impl KeyStore {
         Ok(store)
     }
 
-    pub fn open(path: &Path, pass: &Passphrase) -> Result<Self> {
-        let io = |e: std::io::Error| KeyError::Io {
+    fn read_file(path: &Path) -> Result<StoreFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io {
             path: path.into(),
             detail: e.to_string(),
-        };
+        })?;
         let corrupt = |d: String| KeyError::Corrupt {
             path: path.into(),
             detail: d,
         };
-        let text = std::fs::read_to_string(path).map_err(io)?;
         let file: StoreFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         if file.version != 1 || file.kdf.alg != "argon2id" {
             return Err(corrupt("unsupported version or KDF".into()));
         }
+        Ok(file)
+    }
+
+    pub fn open(path: &Path, pass: &Passphrase) -> Result<Self> {
+        let corrupt = |d: String| KeyError::Corrupt {
+            path: path.into(),
+            detail: d,
+        };
+        let file = Self::read_file(path)?;
         let salt = Base64::decode_vec(&file.kdf.salt).map_err(|e| corrupt(e.to_string()))?;
         let master = derive(pass, &salt, file.kdf.params)?;
         let check = Base64::decode_vec(&file.check).map_err(|e| corrupt(e.to_string()))?;
@@ -254,39 +262,83 @@ impl KeyStore {
         Ok(())
     }
 
+    /// Changes the keys under an exclusive lock on the store, starting from
+    /// the file as it is on disk: keys another process wrote since this one
+    /// opened the store (`ca add` beside a running server, a second server on
+    /// the same directory) are kept, not overwritten by a stale copy.
+    fn update(
+        &mut self,
+        change: impl FnOnce(&mut BTreeMap<String, KeyRecord>) -> Result<()>,
+    ) -> Result<()> {
+        let io = |e: std::io::Error| KeyError::Io {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let lock = opts.open(self.path.with_extension("lock")).map_err(io)?;
+        lock.lock().map_err(io)?;
+        let on_disk = Self::read_file(&self.path)?;
+        if on_disk.check != self.file.check || on_disk.kdf.salt != self.file.kdf.salt {
+            return Err(KeyError::Corrupt {
+                path: self.path.clone(),
+                detail: "the key store was replaced by another one while open".into(),
+            });
+        }
+        self.file.keys = on_disk.keys;
+        change(&mut self.file.keys)?;
+        self.save()
+    }
+
     /// Generates a key inside the store and returns its signer.
     pub fn generate(&mut self, label: &str, alg: KeyAlgorithm) -> Result<Arc<dyn Signer>> {
-        if self.file.keys.contains_key(label) {
-            return Err(KeyError::Exists(label.into()));
-        }
         let pkcs8 = hallmark_crypto::generate_pkcs8(alg)?;
         let signer = SoftwareSigner::from_pkcs8(alg, &pkcs8)?.with_rsa_padding(self.rsa_padding);
         let sealed = self.master.seal(&key_aad(label), &pkcs8)?;
-        self.file.keys.insert(
-            label.into(),
-            KeyRecord {
-                algorithm: alg.name().into(),
-                sealed: Base64::encode_string(&sealed),
-            },
-        );
-        self.save()?;
+        self.update(|keys| {
+            if keys.contains_key(label) {
+                return Err(KeyError::Exists(label.into()));
+            }
+            keys.insert(
+                label.into(),
+                KeyRecord {
+                    algorithm: alg.name().into(),
+                    sealed: Base64::encode_string(&sealed),
+                },
+            );
+            Ok(())
+        })?;
         Ok(Arc::new(signer))
     }
 
     /// Removes a key (e.g. a superseded OCSP signing key).
     pub fn remove(&mut self, label: &str) -> Result<()> {
-        if self.file.keys.remove(label).is_none() {
-            return Err(KeyError::NotFound(label.into()));
-        }
-        self.save()
+        self.update(|keys| match keys.remove(label) {
+            Some(_) => Ok(()),
+            None => Err(KeyError::NotFound(label.into())),
+        })
     }
 
     pub fn signer(&self, label: &str) -> Result<Arc<dyn Signer>> {
-        let rec = self
-            .file
-            .keys
-            .get(label)
-            .ok_or_else(|| KeyError::NotFound(label.into()))?;
+        // A key another process added since this one opened the store is
+        // read from the file.
+        let fresh;
+        let rec = match self.file.keys.get(label) {
+            Some(r) => r,
+            None => {
+                fresh = Self::read_file(&self.path)
+                    .ok()
+                    .filter(|f| f.check == self.file.check)
+                    .and_then(|mut f| f.keys.remove(label))
+                    .ok_or_else(|| KeyError::NotFound(label.into()))?;
+                &fresh
+            }
+        };
         let corrupt = |d: String| KeyError::Corrupt {
             path: self.path.clone(),
             detail: format!("key {label:?}: {d}"),
@@ -378,6 +430,43 @@ mod tests {
         let ks3 = KeyStore::open(&path, &pass("correct horse battery")).unwrap();
         assert!(matches!(ks3.signer("ca"), Err(KeyError::Corrupt { .. })));
         assert!(Passphrase::new("short".into()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Two processes with the same store open (a server, and `ca add` run
+    /// beside it) each add a key: neither overwrites the other's, and each
+    /// can use a key the other added.
+    #[test]
+    fn concurrent_writers_keep_each_others_keys() {
+        let dir = std::env::temp_dir().join(format!("hm-ks2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keystore.json");
+        let p = pass("correct horse battery");
+        let kdf = KdfParams::danger_insecure_for_tests();
+        KeyStore::create(&path, &p, kdf).unwrap();
+        let mut server = KeyStore::open(&path, &p).unwrap();
+        let mut cli = KeyStore::open(&path, &p).unwrap();
+        let ca = cli.generate("new-ca", KeyAlgorithm::EcP256).unwrap();
+        server.generate("ocsp", KeyAlgorithm::EcP256).unwrap();
+        assert!(matches!(
+            server.generate("new-ca", KeyAlgorithm::EcP256),
+            Err(KeyError::Exists(_))
+        ));
+        assert_eq!(cli.signer("ocsp").unwrap().spki_der().len(), 91);
+        let reopened = KeyStore::open(&path, &p).unwrap();
+        let labels: Vec<String> = reopened.list().into_iter().map(|(l, _)| l).collect();
+        assert_eq!(labels, ["new-ca", "ocsp"]);
+        assert_eq!(reopened.signer("new-ca").unwrap().spki_der(), ca.spki_der());
+        cli.remove("ocsp").unwrap();
+        server.generate("tls", KeyAlgorithm::EcP256).unwrap();
+        let labels: Vec<String> = KeyStore::open(&path, &p)
+            .unwrap()
+            .list()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(labels, ["new-ca", "tls"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -260,16 +260,16 @@ impl Store {
     }
 }
 
+/// Sets a setting in one statement, so that processes setting it at once
+/// (two servers starting on one database) do not collide: the last wins.
 pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Result<()> {
-    sqlx::query("DELETE FROM settings WHERE key = $1")
-        .bind(key)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2)")
-        .bind(key)
-        .bind(value)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
