@@ -156,6 +156,18 @@ pub enum CrlCmd {
         /// Only the full CRL of --issuer (no shards).
         #[arg(long, requires = "issuer")]
         full_only: bool,
+        /// Also write that full CRL (DER) here, e.g. to take an offline
+        /// root's CRL to the online machine (`crl import`).
+        #[arg(long, requires = "full_only")]
+        out: Option<PathBuf>,
+    },
+    /// Publish a full CRL signed elsewhere (an offline root's): checked
+    /// against the CA's certificate and served at its CRL address.
+    Import {
+        #[arg(long)]
+        issuer: String,
+        /// The CRL, DER or PEM.
+        file: PathBuf,
     },
 }
 
@@ -378,7 +390,26 @@ pub async fn run(cli: Cli) -> Res {
         }
         Command::Quickstart(a) => quickstart(g, a).await,
         Command::Cert(c) => cert(&g, c).await,
-        Command::Crl(CrlCmd::Generate { issuer, full_only }) => {
+        Command::Crl(CrlCmd::Import { issuer, file }) => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let auth = open(&g).await?;
+            let c = auth
+                .import_crl(&issuer, &bytes, &format!("cli:{}", whoami()), system_now())
+                .await
+                .map_err(s)?;
+            println!(
+                "{} full: CRL number {} published, {} entries, {} bytes",
+                c.issuer, c.number, c.entries, c.bytes
+            );
+            auth.checkpoint(system_now()).await.map_err(s)?;
+            Ok(())
+        }
+        Command::Crl(CrlCmd::Generate {
+            issuer,
+            full_only,
+            out: out_file,
+        }) => {
             let auth = open(&g).await?;
             let spin = indicatif::ProgressBar::new_spinner().with_message("generating CRLs");
             spin.enable_steady_tick(Duration::from_millis(120));
@@ -403,6 +434,20 @@ pub async fn run(cli: Cli) -> Res {
                 println!(
                     "{} {which}: CRL number {}, {} entries, {} bytes",
                     c.issuer, c.number, c.entries, c.bytes
+                );
+            }
+            if let (Some(path), Some(i)) = (&out_file, &issuer) {
+                let crl = auth
+                    .store
+                    .get_crl(i, hallmark_store::certs::FULL_CRL)
+                    .await
+                    .map_err(s)?;
+                std::fs::write(path, &crl.der)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                eprintln!(
+                    "CRL written to {}; publish it on the online machine with `hallmark crl import --issuer {i} {}`",
+                    path.display(),
+                    path.display()
                 );
             }
             auth.checkpoint(system_now()).await.map_err(s)?;

@@ -1119,9 +1119,69 @@ fn offline_root_signs_issuing_ca(b: Backend) {
         &[&root.p("root.pem")],
         issuing.as_ref(),
     );
-    root.ok(&["crl", "generate", "--issuer", "root"]);
-    let der = root.sql_ok("SELECT 1 FROM crls WHERE issuer = 'root' AND shard = -1");
-    assert_eq!(der.trim(), "1");
+    // The root's CRL: made on the root machine, carried over, checked and
+    // published by the online one.
+    let srv = online.serve();
+    let (st, resp) = srv.get("/crl/root.crl");
+    let said = String::from_utf8_lossy(&resp);
+    assert!(st == 404 && said.contains("crl import"), "{st} {said}");
+    let crl = root.p("root.crl");
+    root.ok(&[
+        "crl",
+        "generate",
+        "--issuer",
+        "root",
+        "--full-only",
+        "--out",
+        &crl,
+    ]);
+    let mut forged = std::fs::read(&crl).unwrap();
+    let n = forged.len();
+    forged[n - 3] ^= 1;
+    std::fs::write(root.path("forged.crl"), forged).unwrap();
+    let e = online.fails(&["crl", "import", "--issuer", "root", &root.p("forged.crl")]);
+    assert!(e.contains("does not verify"), "{e}");
+    let e = online.fails(&["crl", "import", "--issuer", "issuing", &crl]);
+    assert!(e.contains("issued by"), "{e}");
+    let published = online.ok(&["crl", "import", "--issuer", "root", &crl]);
+    assert!(published.contains("CRL number"), "{published}");
+    let e = online.fails(&["crl", "import", "--issuer", "root", &crl]);
+    assert!(e.contains("not newer"), "{e}");
+    let (st, served) = srv.get("/crl/root.crl");
+    assert_eq!(st, 200);
+    assert_eq!(served, std::fs::read(&crl).unwrap());
+    let (st, issuing_crl) = srv.get("/crl/issuing.crl");
+    assert_eq!(st, 200);
+    let pem_crl = |der: &[u8], name: &str| {
+        std::fs::write(online.path(&format!("{name}.der")), der).unwrap();
+        let out = online.p(&format!("{name}.crl.pem"));
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &online.p(&format!("{name}.der")),
+            "-out",
+            &out,
+        ]);
+        out
+    };
+    let (root_crl, issuing_crl) = (pem_crl(&served, "root"), pem_crl(&issuing_crl, "issuing"));
+    let checked = openssl_text(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &root.p("root.pem"),
+        "-untrusted",
+        &issuing,
+        "-CRLfile",
+        &root_crl,
+        "-CRLfile",
+        &issuing_crl,
+        &leaf,
+    ]);
+    assert!(checked.contains(": OK"), "{checked}");
+    drop(srv);
     assert!(root.ok(&["audit", "verify"]).contains("audit log OK"));
     assert!(online.ok(&["audit", "verify"]).contains("audit log OK"));
     let list = root.ok(&["ca", "list"]);

@@ -2,8 +2,8 @@
 //! buffer as they come from storage, so a CRL with a million entries costs
 //! about 40 bytes of memory per entry and no per-entry allocation.
 
-use der::Encode;
 use der::asn1::OctetString;
+use der::{Encode, referenced::OwnedToRef};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
@@ -70,6 +70,76 @@ impl Reason {
         let norm = |x: &str| x.replace(['-', '_'], "").to_ascii_lowercase();
         Self::ALL.into_iter().find(|r| norm(r.name()) == norm(s))
     }
+}
+
+/// What a CRL made elsewhere (an offline root's) says, once its signature
+/// has been checked against its issuer's certificate.
+#[derive(Debug)]
+pub struct Received {
+    pub number: u64,
+    pub this_update: u64,
+    pub next_update: Option<u64>,
+    /// Serials (contents of their INTEGER) of the revoked certificates.
+    pub revoked: Vec<Vec<u8>>,
+}
+
+/// Checks a DER CRL against the certificate of the CA that should have
+/// signed it: issuer name, signature, and a cRLNumber.
+pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received> {
+    use der::Decode;
+    let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(crl_der)
+        .map_err(|e| PkiError::malformed("CRL", e))?;
+    let issuer = crate::cert::parse(issuer_cert_der)?;
+    let tbs = &crl.tbs_cert_list;
+    if tbs.issuer != *issuer.tbs_certificate().subject() {
+        return Err(PkiError::Malformed {
+            what: "CRL",
+            detail: format!(
+                "issued by {}, not by {}",
+                crate::subject::display(&tbs.issuer),
+                crate::subject::display(issuer.tbs_certificate().subject())
+            ),
+        });
+    }
+    let spki = issuer
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()?;
+    hallmark_crypto::verify_bitstring(
+        &spki,
+        &crl.signature_algorithm.owned_to_ref(),
+        &tbs.to_der()?,
+        crl.signature.owned_to_ref(),
+    )
+    .map_err(|_| PkiError::Malformed {
+        what: "CRL",
+        detail: "its signature does not verify with the issuer's key".into(),
+    })?;
+    let number = tbs
+        .crl_extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_CRL_NUMBER)
+        .and_then(|e| der::asn1::Uint::from_der(e.extn_value.as_bytes()).ok())
+        .and_then(|n| {
+            let b = n.as_bytes();
+            (b.len() <= 8).then(|| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)))
+        })
+        .ok_or_else(|| PkiError::Malformed {
+            what: "CRL",
+            detail: "no cRLNumber (or one beyond 2^64)".into(),
+        })?;
+    Ok(Received {
+        number,
+        this_update: crate::time::unix(&tbs.this_update),
+        next_update: tbs.next_update.as_ref().map(crate::time::unix),
+        revoked: tbs
+            .revoked_certificates
+            .iter()
+            .flatten()
+            .map(|r| r.serial_number.as_bytes().to_vec())
+            .collect(),
+    })
 }
 
 /// Appends DER INTEGER for a non-negative big-endian magnitude.

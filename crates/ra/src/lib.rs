@@ -532,6 +532,73 @@ impl Authority {
         })
     }
 
+    /// Publishes a full CRL signed elsewhere: an offline root's, brought
+    /// over from the root machine (`crl generate --issuer root --full-only
+    /// --out FILE` there). It must be signed by the CA's key, carry a
+    /// cRLNumber above the one published, and not have expired.
+    pub async fn import_crl(
+        &self,
+        issuer_id: &str,
+        bytes: &[u8],
+        actor: &str,
+        now: u64,
+    ) -> Result<CrlInfo> {
+        let der = hallmark_pki::pem::decode("X509 CRL", bytes)?;
+        let issuer = self
+            .store
+            .issuers()
+            .await?
+            .into_iter()
+            .find(|i| i.id == issuer_id)
+            .ok_or_else(|| RaError::Invalid(format!("no CA named {issuer_id:?}")))?;
+        let got = hallmark_pki::crl::check_received(&der, &issuer.cert)?;
+        if got.next_update.is_some_and(|n| n <= now) {
+            return Err(RaError::Invalid(format!(
+                "this CRL expired at {}; generate a fresh one on the root machine",
+                hallmark_pki::time::rfc3339(got.next_update.unwrap_or_default())
+            )));
+        }
+        let _g = self.crl_lock.lock().await;
+        let mut tx = self.store.begin().await?;
+        if let Some(published) = certs::crl_number(&mut tx, issuer_id, FULL_CRL).await?
+            && published >= got.number as i64
+        {
+            return Err(RaError::Invalid(format!(
+                "CRL number {} is not newer than the one published ({published})",
+                got.number
+            )));
+        }
+        certs::put_crl(
+            &mut tx,
+            issuer_id,
+            FULL_CRL,
+            got.number as i64,
+            got.this_update as i64,
+            got.next_update.unwrap_or(got.this_update) as i64,
+            &der,
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            self.store.backend(),
+            now as i64,
+            actor,
+            "crl.import",
+            serde_json::json!({"issuer": issuer_id, "number": got.number, "entries": got.revoked.len(),
+                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&der))})
+            .to_string(),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(CrlInfo {
+            issuer: issuer_id.into(),
+            shard: FULL_CRL,
+            number: got.number as i64,
+            entries: got.revoked.len(),
+            bytes: der.len(),
+        })
+    }
+
     /// Pre-signs the OCSP responses of every live certificate (in the
     /// background of `serve`, at start and again before responses age), so
     /// that no query for an issued certificate waits for a signature.

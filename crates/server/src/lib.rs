@@ -195,7 +195,22 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
             // a shard a live certificate can name (else anyone could make the
             // CA sign and store CRLs without end).
             let Ok(ca) = s.auth.ca.issuer(Some(issuer)) else {
-                return Err(Problem::not_found(format!("no CA named {issuer:?}")));
+                // A CA whose key is elsewhere (an offline root) publishes
+                // the CRLs its operator imports.
+                let known = s
+                    .auth
+                    .store
+                    .issuers()
+                    .await
+                    .is_ok_and(|all| all.iter().any(|i| i.id == issuer));
+                return Err(Problem::not_found(if known {
+                    format!(
+                        "no CRL of {issuer:?} has been published here yet: its key is elsewhere; \
+                         its operator publishes one with `hallmark crl import --issuer {issuer}`"
+                    )
+                } else {
+                    format!("no CA named {issuer:?}")
+                }));
             };
             let settings = &s.auth.ca.settings;
             let live = settings.shard_of(system_now())..=settings.shard_of(ca.not_after);

@@ -341,6 +341,17 @@ pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str) -> Result<i
     Ok(r.0)
 }
 
+/// The number of the CRL published for an issuer's partition, if any.
+pub async fn crl_number(conn: &mut AnyConnection, issuer: &str, shard: i64) -> Result<Option<i64>> {
+    let r: Option<(i64,)> =
+        sqlx::query_as("SELECT number FROM crls WHERE issuer = $1 AND shard = $2")
+            .bind(issuer)
+            .bind(shard)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(r.map(|r| r.0))
+}
+
 pub async fn put_crl(
     conn: &mut AnyConnection,
     issuer: &str,
@@ -350,13 +361,12 @@ pub async fn put_crl(
     next_update: i64,
     der: &[u8],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM crls WHERE issuer = $1 AND shard = $2")
-        .bind(issuer)
-        .bind(shard)
-        .execute(&mut *conn)
-        .await?;
+    // One statement (no collision between processes), and never a CRL
+    // over one with a higher number.
     sqlx::query(
-        "INSERT INTO crls (issuer, shard, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO crls (issuer, shard, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (issuer, shard) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, \
+         next_update = excluded.next_update, der = excluded.der WHERE crls.number < excluded.number",
     )
     .bind(issuer)
     .bind(shard)
