@@ -175,6 +175,14 @@ pub enum CrlCmd {
 pub enum CaCmd {
     /// List the CAs.
     List,
+    /// Revoke a subordinate CA's certificate (compromise, retirement): it
+    /// goes on its parent's CRL and the CA issues nothing more. Run where
+    /// the parent CA is (an offline root's machine, then `crl import`).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Print a CA certificate (PEM).
     Show { id: String },
     /// Key rollover: a new issuing CA (new key) under the root becomes the
@@ -460,6 +468,27 @@ pub async fn run(cli: Cli) -> Res {
                 let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&r.cert));
                 println!("{:<12} {role:<8} {}  sha256:{fp}", r.id, r.subject);
             }
+            Ok(())
+        }
+        Command::Ca(CaCmd::Revoke { id, reason }) => {
+            let r = Reason::parse(&reason).ok_or_else(|| {
+                format!(
+                    "unknown reason {reason:?}; use one of {}",
+                    Reason::OFFERED.map(|r| r.name()).join(", ")
+                )
+            })?;
+            let auth = open(&g).await?;
+            let row = auth
+                .revoke_ca(&id, r, &format!("cli:{}", whoami()), system_now())
+                .await
+                .map_err(s)?;
+            println!(
+                "revoked CA {id:?} (serial {} under {}, {})",
+                row.serial,
+                row.issuer,
+                r.name()
+            );
+            auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
         Command::Ca(CaCmd::Show { id }) => {
@@ -927,6 +956,9 @@ fn spawn_maintenance(auth: Arc<Authority>) {
                 .await
             {
                 tracing::warn!(error = %e, "polling for revocations failed");
+            }
+            if let Err(e) = auth.refresh_revoked_cas().await {
+                tracing::warn!(error = %e, "reading revoked CAs failed");
             }
         }
     });

@@ -79,13 +79,15 @@ pub struct Received {
     pub number: u64,
     pub this_update: u64,
     pub next_update: Option<u64>,
-    /// Serials (contents of their INTEGER) of the revoked certificates.
-    pub revoked: Vec<Vec<u8>>,
+    /// The revoked certificates: serial (contents of its INTEGER),
+    /// revocation time, reason (unspecified when the entry gives none).
+    pub revoked: Vec<(Vec<u8>, u64, Reason)>,
 }
 
 /// Checks a DER CRL against the certificate of the CA that should have
 /// signed it: issuer name, signature, and a cRLNumber.
 pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received> {
+    use const_oid::AssociatedOid;
     use der::Decode;
     let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(crl_der)
         .map_err(|e| PkiError::malformed("CRL", e))?;
@@ -137,7 +139,23 @@ pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received
             .revoked_certificates
             .iter()
             .flatten()
-            .map(|r| r.serial_number.as_bytes().to_vec())
+            .map(|r| {
+                let reason = r
+                    .crl_entry_extensions
+                    .iter()
+                    .flatten()
+                    .find(|e| e.extn_id == x509_cert::ext::pkix::crl::CrlReason::OID)
+                    .and_then(|e| {
+                        x509_cert::ext::pkix::crl::CrlReason::from_der(e.extn_value.as_bytes()).ok()
+                    })
+                    .and_then(|c| Reason::from_code(c as u8))
+                    .unwrap_or(Reason::Unspecified);
+                (
+                    r.serial_number.as_bytes().to_vec(),
+                    crate::time::unix(&r.revocation_date),
+                    reason,
+                )
+            })
             .collect(),
     })
 }

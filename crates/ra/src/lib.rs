@@ -70,6 +70,8 @@ pub struct Authority {
     audit_signer: Arc<dyn Signer>,
     /// Serialises CRL generation per process.
     crl_lock: tokio::sync::Mutex<()>,
+    /// CAs whose own certificate is revoked: they issue nothing more.
+    revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// Certificates read and pre-signed at a time.
@@ -180,7 +182,9 @@ impl Authority {
             keys,
             audit_signer,
             crl_lock: tokio::sync::Mutex::new(()),
+            revoked_cas: Default::default(),
         };
+        auth.refresh_revoked_cas().await?;
         auth.record_config_change(now).await?;
         auth.ensure_ocsp_signers(now).await?;
         Ok(Arc::new(auth))
@@ -361,7 +365,134 @@ impl Authority {
     }
 
     pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
+        let issuer = &self.ca.issuer(req.issuer.as_deref())?.id;
+        if self.revoked_cas.read().map_or(true, |r| r.contains(issuer)) {
+            return Err(RaError::Invalid(format!(
+                "issuing CA {issuer:?} is revoked and issues nothing more; make a new one with `hallmark ca rollover`"
+            )));
+        }
         Ok(self.ca.issue(req, now).await?)
+    }
+
+    /// The CA certificates this installation recorded (its own, and those
+    /// of CAs it certified) as (CA id, parent id, serial hex).
+    async fn ca_certificates(&self) -> Result<Vec<(certs::IssuerRow, String, String)>> {
+        let mut out = Vec::new();
+        for row in self.store.issuers().await? {
+            if let Some(parent) = row.parent.clone() {
+                let c = hallmark_pki::cert::parse(&row.cert)?;
+                let serial = hallmark_pki::hex(c.tbs_certificate().serial_number().as_bytes());
+                out.push((row, parent, serial));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads which CAs have had their certificate revoked (here or by
+    /// another process: `serve` calls it with each poll for revocations).
+    pub async fn refresh_revoked_cas(&self) -> Result<()> {
+        let mut revoked = std::collections::HashSet::new();
+        for (row, parent, serial) in self.ca_certificates().await? {
+            match self.store.get_cert(Some(&parent), &serial).await {
+                Ok(c) if c.revoked_at.is_some() => {
+                    revoked.insert(row.id);
+                }
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Ok(mut r) = self.revoked_cas.write() {
+            *r = revoked;
+        }
+        Ok(())
+    }
+
+    /// Revokes a subordinate CA's certificate (a compromised or retired
+    /// issuing CA): recorded as a certificate of its parent, listed on the
+    /// parent's CRLs (regenerated here when the parent's key is), and the CA
+    /// issues nothing more. Run where the parent's records are (for an
+    /// offline root, on the root machine, then `crl import` its CRL online).
+    pub async fn revoke_ca(
+        &self,
+        id: &str,
+        reason: Reason,
+        actor: &str,
+        now: u64,
+    ) -> Result<CertRow> {
+        if !Reason::OFFERED.contains(&reason) {
+            return Err(RaError::Invalid(format!(
+                "{} is not offered: a revocation here is final; use one of {}",
+                reason.name(),
+                Reason::OFFERED.map(|r| r.name()).join(", ")
+            )));
+        }
+        let all = self.store.issuers().await?;
+        let row = all
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| RaError::Invalid(format!("no CA named {id:?}")))?;
+        if row.is_root || row.parent.is_none() {
+            return Err(RaError::Invalid(format!(
+                "{id:?} is a root: no CRL can revoke a root; retire it by taking it out of trust stores"
+            )));
+        }
+        let (_, parent, serial) = self
+            .ca_certificates()
+            .await?
+            .into_iter()
+            .find(|(r, _, _)| r.id == id)
+            .ok_or_else(|| RaError::Invalid(format!("no CA named {id:?}")))?;
+        let c = hallmark_pki::cert::parse(&row.cert)?;
+        let v = c.tbs_certificate().validity();
+        let not_after = hallmark_pki::time::unix(&v.not_after);
+        let mut tx = self.store.begin().await?;
+        certs::record_ca_certificate(
+            &mut tx,
+            &certs::NewCert {
+                issuer: parent.clone(),
+                serial: serial.clone(),
+                profile: "ca".into(),
+                subject: row.subject.clone(),
+                tbs: Vec::new(),
+                not_before: hallmark_pki::time::unix(&v.not_before) as i64,
+                not_after: not_after as i64,
+                shard: self.ca.settings.shard_of(not_after),
+                created_at: row.created_at,
+            },
+            &row.cert,
+        )
+        .await?;
+        let revoked = certs::revoke(
+            &mut tx,
+            &parent,
+            &serial,
+            now as i64,
+            reason as i64,
+            now as i64,
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            self.store.backend(),
+            now as i64,
+            actor,
+            "ca.revoke",
+            serde_json::json!({"ca": id, "issuer": parent, "serial": serial, "reason": reason.name()})
+                .to_string(),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        if let Ok(mut r) = self.revoked_cas.write() {
+            r.insert(id.to_string());
+        }
+        if self.ca.issuer(Some(&parent)).is_ok()
+            && let Err(e) = self
+                .generate_crls(Some(&parent), Some(revoked.shard), now)
+                .await
+        {
+            tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed");
+        }
+        Ok(revoked)
     }
 
     /// Revokes a certificate, then refreshes its OCSP response and the CRLs
@@ -568,6 +699,51 @@ impl Authority {
                 got.number
             )));
         }
+        // CAs of this installation that the CRL revokes (an offline root
+        // revoked the issuing CA): recorded, so that they issue no more.
+        let mut cas_revoked = Vec::new();
+        for (row, parent, serial) in self.ca_certificates().await? {
+            let Some((_, at, reason)) = got
+                .revoked
+                .iter()
+                .find(|(s, _, _)| parent == issuer_id && hallmark_pki::hex(s) == serial)
+            else {
+                continue;
+            };
+            let c = hallmark_pki::cert::parse(&row.cert)?;
+            let v = c.tbs_certificate().validity();
+            let not_after = hallmark_pki::time::unix(&v.not_after);
+            certs::record_ca_certificate(
+                &mut tx,
+                &certs::NewCert {
+                    issuer: parent.clone(),
+                    serial: serial.clone(),
+                    profile: "ca".into(),
+                    subject: row.subject.clone(),
+                    tbs: Vec::new(),
+                    not_before: hallmark_pki::time::unix(&v.not_before) as i64,
+                    not_after: not_after as i64,
+                    shard: self.ca.settings.shard_of(not_after),
+                    created_at: row.created_at,
+                },
+                &row.cert,
+            )
+            .await?;
+            match certs::revoke(
+                &mut tx,
+                &parent,
+                &serial,
+                *at as i64,
+                *reason as i64,
+                now as i64,
+            )
+            .await
+            {
+                Ok(_) => cas_revoked.push(row.id.clone()),
+                Err(StoreError::Conflict(_)) => {} // revoked here already
+                Err(e) => return Err(e.into()),
+            }
+        }
         certs::put_crl(
             &mut tx,
             issuer_id,
@@ -585,11 +761,15 @@ impl Authority {
             actor,
             "crl.import",
             serde_json::json!({"issuer": issuer_id, "number": got.number, "entries": got.revoked.len(),
-                "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&der))})
+                "cas_revoked": cas_revoked, "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&der))})
             .to_string(),
         )
         .await?;
         hallmark_store::commit(tx).await?;
+        if !cas_revoked.is_empty() {
+            tracing::warn!(cas = ?cas_revoked, "the imported CRL revokes CAs of this installation; they issue no more");
+            self.refresh_revoked_cas().await?;
+        }
         Ok(CrlInfo {
             issuer: issuer_id.into(),
             shard: FULL_CRL,

@@ -341,6 +341,32 @@ pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str) -> Result<i
     Ok(r.0)
 }
 
+/// Files a CA certificate as an issued certificate of its parent (so that
+/// it can be revoked and listed on the parent's CRL); nothing if it is
+/// there already.
+pub async fn record_ca_certificate(
+    conn: &mut AnyConnection,
+    c: &NewCert,
+    cert: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO certificates (issuer, serial, status, profile, subject, cert, not_before, not_after, shard, created_at, changed_at) \
+         VALUES ($1, $2, 'issued', $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (issuer, serial) DO NOTHING",
+    )
+    .bind(&c.issuer)
+    .bind(&c.serial)
+    .bind(&c.profile)
+    .bind(&c.subject)
+    .bind(cert.to_vec())
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(c.shard)
+    .bind(c.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The number of the CRL published for an issuer's partition, if any.
 pub async fn crl_number(conn: &mut AnyConnection, issuer: &str, shard: i64) -> Result<Option<i64>> {
     let r: Option<(i64,)> =

@@ -1,0 +1,510 @@
+//! The life of CAs: an offline root signing the online issuing CA and
+//! publishing its CRL, rollover to a new issuing CA, a new root with
+//! cross-certificates, and revoking an issuing CA.
+
+use super::*;
+
+pub fn offline_root_signs_issuing_ca(b: Backend) {
+    // The offline root machine.
+    let Some(root) = Hm::with_args(b, &["--root-only"]) else {
+        return;
+    };
+    std::fs::write(root.path("root.pem"), root.ok(&["ca", "show", "root"])).unwrap();
+    let e = root.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=X",
+        "--generate-key",
+        "--p12-out",
+        &root.p("x.p12"),
+    ]);
+    assert!(e.contains("root only"), "{e}");
+
+    // The online machine: trusts the root, makes its issuing key and a CSR.
+    let csr = root.p("issuing.csr");
+    let online = Hm::with_args(
+        b,
+        &[
+            "--root-cert",
+            &root.p("root.pem"),
+            "--issuing-csr-out",
+            &csr,
+        ],
+    )
+    .unwrap();
+    let e = online.fails(&["cert", "list"]);
+    assert!(e.contains("hallmark ca import"), "{e}");
+    let csr_text = openssl_ok(&["req", "-in", &csr, "-verify", "-noout"]);
+    assert!(csr_text.contains("verify OK"), "{csr_text}");
+
+    // The root signs; a forged or foreign certificate is refused on import.
+    let issuing = root.p("issuing.pem");
+    let signed = root.run(&[
+        "ca",
+        "sign-request",
+        "--id",
+        "issuing",
+        "--subject",
+        "CN=Hallmark Online CA 2,O=Hallmark,C=HK",
+        "--csr",
+        &csr,
+        "--out",
+        &issuing,
+        "--days",
+        "99999",
+    ]);
+    let said = String::from_utf8_lossy(&signed.stderr);
+    assert!(signed.status.success(), "{said}");
+    // Longer than the root: capped, and the operator is told.
+    assert!(said.contains("note: valid until"), "{said}");
+    let e = online.fails(&[
+        "ca",
+        "import",
+        "--id",
+        "issuing",
+        "--cert",
+        &root.p("root.pem"),
+    ]);
+    assert!(
+        e.contains("does not match") || e.contains("not signed"),
+        "{e}"
+    );
+    online.ok(&["ca", "import", "--id", "issuing", "--cert", &issuing]);
+
+    // The online CA issues; the chain verifies; the root's CRL comes from the root.
+    let (_, leaf) = online.issue("leaf", "personal", "CN=Online Subscriber,C=HK", &[]);
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &root.p("root.pem"),
+        "-untrusted",
+        &issuing,
+        &leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&root.p("root.pem")],
+        issuing.as_ref(),
+    );
+    // The root's CRL: made on the root machine, carried over, checked and
+    // published by the online one.
+    let srv = online.serve();
+    let (st, resp) = srv.get("/crl/root.crl");
+    let said = String::from_utf8_lossy(&resp);
+    assert!(st == 404 && said.contains("crl import"), "{st} {said}");
+    let crl = root.p("root.crl");
+    root.ok(&[
+        "crl",
+        "generate",
+        "--issuer",
+        "root",
+        "--full-only",
+        "--out",
+        &crl,
+    ]);
+    let mut forged = std::fs::read(&crl).unwrap();
+    let n = forged.len();
+    forged[n - 3] ^= 1;
+    std::fs::write(root.path("forged.crl"), forged).unwrap();
+    let e = online.fails(&["crl", "import", "--issuer", "root", &root.p("forged.crl")]);
+    assert!(e.contains("does not verify"), "{e}");
+    let e = online.fails(&["crl", "import", "--issuer", "issuing", &crl]);
+    assert!(e.contains("issued by"), "{e}");
+    let published = online.ok(&["crl", "import", "--issuer", "root", &crl]);
+    assert!(published.contains("CRL number"), "{published}");
+    let e = online.fails(&["crl", "import", "--issuer", "root", &crl]);
+    assert!(e.contains("not newer"), "{e}");
+    let (st, served) = srv.get("/crl/root.crl");
+    assert_eq!(st, 200);
+    assert_eq!(served, std::fs::read(&crl).unwrap());
+    let (st, issuing_crl) = srv.get("/crl/issuing.crl");
+    assert_eq!(st, 200);
+    let pem_crl = |der: &[u8], name: &str| {
+        std::fs::write(online.path(&format!("{name}.der")), der).unwrap();
+        let out = online.p(&format!("{name}.crl.pem"));
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &online.p(&format!("{name}.der")),
+            "-out",
+            &out,
+        ]);
+        out
+    };
+    let (root_crl, issuing_crl) = (pem_crl(&served, "root"), pem_crl(&issuing_crl, "issuing"));
+    let checked = openssl_text(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &root.p("root.pem"),
+        "-untrusted",
+        &issuing,
+        "-CRLfile",
+        &root_crl,
+        "-CRLfile",
+        &issuing_crl,
+        &leaf,
+    ]);
+    assert!(checked.contains(": OK"), "{checked}");
+    drop(srv);
+
+    // The root revokes the online CA; once its next CRL is imported, the
+    // online machine issues nothing more under it.
+    root.ok(&["ca", "revoke", "issuing", "--reason", "cACompromise"]);
+    let crl2 = root.p("root-2.crl");
+    root.ok(&[
+        "crl",
+        "generate",
+        "--issuer",
+        "root",
+        "--full-only",
+        "--out",
+        &crl2,
+    ]);
+    online.ok(&["crl", "import", "--issuer", "root", &crl2]);
+    let e = online.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=Too Late,C=HK",
+        "--csr",
+        &online.p("leaf.csr"),
+    ]);
+    assert!(e.contains("is revoked"), "{e}");
+    assert!(root.ok(&["audit", "verify"]).contains("audit log OK"));
+    assert!(online.ok(&["audit", "verify"]).contains("audit log OK"));
+    let list = root.ok(&["ca", "list"]);
+    assert!(
+        list.contains("issuing") && list.contains("Online CA 2"),
+        "{list}"
+    );
+}
+
+pub fn issuing_ca_rollover(b: Backend) {
+    let hm = setup!(b);
+    let (old_serial, old_leaf) = hm.issue("old", "personal", "CN=Before Rollover,C=HK", &[]);
+    hm.ok(&[
+        "ca",
+        "rollover",
+        "--new-id",
+        "issuing-2",
+        "--subject",
+        "CN=Hallmark Issuing CA 2,O=Hallmark,C=HK",
+    ]);
+    let (_, new_leaf) = hm.issue("new", "personal", "CN=After Rollover,C=HK", &[]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let (st, pem) = srv.get("/ca/issuing-2.pem");
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("issuing-2.pem"), pem).unwrap();
+    let issuer_of = |leaf: &str| openssl_ok(&["x509", "-in", leaf, "-noout", "-issuer"]);
+    assert!(issuer_of(&new_leaf).contains("Issuing CA 2"));
+    assert!(!issuer_of(&old_leaf).contains("Issuing CA 2"));
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing-2.pem"),
+        &new_leaf,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": OK"));
+
+    // Both CAs answer OCSP for their own certificates; the old one still
+    // records revocations.
+    let auth = format!("Bearer {}", hm.token);
+    let (st, _) = srv.request(
+        "POST",
+        &format!("/api/v1/certificates/{old_serial}/revoke"),
+        &[("Authorization", &auth)],
+        br#"{"reason":"superseded"}"#,
+    );
+    assert_eq!(st, 200);
+    let ocsp = |issuer: &str, cert: &str| ocsp_ask(&hm, &srv, issuer, &["-cert", cert], &[]);
+    let o = ocsp("issuing.pem", &old_leaf);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": revoked"),
+        "{o}"
+    );
+    let o = ocsp("issuing-2.pem", &new_leaf);
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+
+    // Each CA's CRL covers its own certificates.
+    for (id, leaf, ca, expect) in [
+        ("issuing", &old_leaf, "issuing.pem", "certificate revoked"),
+        ("issuing-2", &new_leaf, "issuing-2.pem", ": OK"),
+    ] {
+        let (st, der) = srv.get(&format!("/crl/{id}.crl"));
+        assert_eq!(st, 200);
+        std::fs::write(hm.path(&format!("{id}.der")), der).unwrap();
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &hm.p(&format!("{id}.der")),
+            "-out",
+            &hm.p(&format!("{id}.crl")),
+        ]);
+        let text = openssl_text(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-untrusted",
+            &hm.p(ca),
+            "-CRLfile",
+            &hm.p(&format!("{id}.crl")),
+            leaf,
+        ]);
+        assert!(text.contains(expect), "{id}: {text}");
+    }
+    let audit = hm.sql_ok("SELECT COUNT(*) FROM audit_log WHERE action = 'ca.rollover'");
+    assert_eq!(audit.trim(), "1");
+}
+
+pub fn root_rekey_with_cross_certificates(b: Backend) {
+    let hm = setup!(b);
+    let (_, old_leaf) = hm.issue("old", "personal", "CN=Under Old Root,C=HK", &[]);
+    let out = hm.p("rekey");
+    hm.ok(&[
+        "ca",
+        "rekey-root",
+        "--new-id",
+        "root-2",
+        "--subject",
+        "CN=Hallmark Root CA 2,O=Hallmark,C=HK",
+        "--out-dir",
+        &out,
+    ]);
+    hm.ok(&[
+        "ca",
+        "add",
+        "--id",
+        "issuing-3",
+        "--parent",
+        "root-2",
+        "--subject",
+        "CN=Issuing under Root 2,O=Hallmark,C=HK",
+    ]);
+    let (_, new_leaf) = hm.issue(
+        "new",
+        "personal",
+        "CN=Under New Root,C=HK",
+        &["--issuer", "issuing-3"],
+    );
+    for id in ["root", "issuing", "issuing-3"] {
+        std::fs::write(hm.path(&format!("{id}.pem")), hm.ok(&["ca", "show", id])).unwrap();
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    let new_root = format!("{out}/root-2.pem");
+    let new_by_old = format!("{out}/cross-root-2-by-old.pem");
+    let old_by_new = format!("{out}/cross-old-by-root-2.pem");
+    // Both cross-certificates are published, the same as the files.
+    {
+        let srv = hm.serve();
+        for (path, file) in [
+            ("/ca/root-2/cross/root.pem", &new_by_old),
+            ("/ca/root/cross/root-2.pem", &old_by_new),
+        ] {
+            let (st, body) = srv.get(path);
+            assert_eq!(st, 200, "{path}");
+            assert_eq!(String::from_utf8(body).unwrap(), read(file), "{path}");
+        }
+        let (st, der) = srv.get("/ca/root-2/cross/root.crt");
+        assert_eq!(st, 200);
+        let pem = read(&new_by_old);
+        assert_eq!(
+            hallmark_pki::pem::decode("CERTIFICATE", pem.as_bytes()).ok(),
+            Some(der)
+        );
+        let (st, _) = srv.get("/ca/root-2/cross/nobody.crt");
+        assert_eq!(st, 404);
+        let (_, index) = srv.get("/");
+        assert!(
+            String::from_utf8_lossy(&index).contains("/ca/root-2/cross/root.crt"),
+            "the index lists the cross-certificates"
+        );
+    }
+
+    // A relying party that trusts only the old root validates the new chain
+    // through the cross-certificate …
+    std::fs::write(
+        hm.path("up-new.pem"),
+        read(&hm.p("issuing-3.pem")) + &read(&new_by_old),
+    )
+    .unwrap();
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("up-new.pem"),
+        &new_leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // … and one that trusts only the new root validates the old chain.
+    std::fs::write(
+        hm.path("up-old.pem"),
+        read(&hm.p("issuing.pem")) + &read(&old_by_new),
+    )
+    .unwrap();
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &new_root,
+        "-untrusted",
+        &hm.p("up-old.pem"),
+        &old_leaf,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": OK"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Without the cross-certificate the old root does not reach the new chain.
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing-3.pem"),
+        &new_leaf,
+    ]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(": OK"));
+    for c in [&new_root, &new_by_old, &old_by_new] {
+        pkilint_clean("lint_pkix_cert", &[], c.as_ref());
+    }
+    pkilint_clean(
+        "lint_pkix_signer_signee_cert_chain",
+        &[&hm.p("root.pem")],
+        new_by_old.as_ref(),
+    );
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
+
+/// An issuing CA revoked (say its key was compromised): it goes on the
+/// root's CRL, so OpenSSL refuses its certificates with -crl_check_all, and
+/// it issues nothing more, also through a server that was already running.
+pub fn issuing_ca_revocation(b: Backend) {
+    let hm = setup!(b);
+    let (_, leaf) = hm.issue("a", "personal", "CN=Under A Doomed CA,C=HK", &[]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let e = hm.fails(&["ca", "revoke", "root", "--reason", "keyCompromise"]);
+    assert!(e.contains("is a root"), "{e}");
+    let e = hm.fails(&["ca", "revoke", "issuing", "--reason", "certificateHold"]);
+    assert!(e.contains("not offered"), "{e}");
+    let e = hm.fails(&["ca", "revoke", "nobody", "--reason", "keyCompromise"]);
+    assert!(e.contains("no CA named"), "{e}");
+    let out = hm.ok(&["ca", "revoke", "issuing", "--reason", "keyCompromise"]);
+    assert!(out.contains("revoked CA \"issuing\""), "{out}");
+    let e = hm.fails(&["ca", "revoke", "issuing", "--reason", "superseded"]);
+    assert!(e.contains("already revoked"), "{e}");
+
+    // The root's CRL, as the running server publishes it, lists the CA.
+    let crl = |path: &str, name: &str| {
+        let (st, der) = srv.get(path);
+        assert_eq!(st, 200, "{path}");
+        std::fs::write(hm.path(&format!("{name}.der")), der).unwrap();
+        let pem = hm.p(&format!("{name}.crl.pem"));
+        openssl_ok(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            &hm.p(&format!("{name}.der")),
+            "-out",
+            &pem,
+        ]);
+        pem
+    };
+    let (root_crl, issuing_crl) = (
+        crl("/crl/root.crl", "root"),
+        crl("/crl/issuing.crl", "issuing"),
+    );
+    let serial = openssl_ok(&["x509", "-in", &hm.p("issuing.pem"), "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=");
+    let listed = openssl_ok(&["crl", "-in", &root_crl, "-noout", "-text"]);
+    assert!(
+        listed.contains(serial) && listed.contains("Key Compromise"),
+        "{serial}\n{listed}"
+    );
+    let checked = openssl_text(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing.pem"),
+        "-CRLfile",
+        &root_crl,
+        "-CRLfile",
+        &issuing_crl,
+        &leaf,
+    ]);
+    assert!(checked.contains("certificate revoked"), "{checked}");
+    pkilint_clean("lint_crl", &["-t", "ARL", "-p", "PKIX"], root_crl.as_ref());
+
+    // Nothing more is issued under it: here at once, and by the server
+    // that was running once it has polled (every 5 s).
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=Too Late,C=HK",
+        "--csr",
+        &hm.p("a.csr"),
+    ]);
+    assert!(e.contains("is revoked"), "{e}");
+    let csr = std::fs::read_to_string(hm.path("a.csr")).unwrap();
+    let body =
+        serde_json::json!({"profile": "personal", "subject": "CN=Too Late,C=HK", "csr": csr});
+    let auth = format!("Bearer {}", hm.token);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (st, resp) = srv.request(
+            "POST",
+            "/api/v1/certificates",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        if st != 201 {
+            assert!(
+                String::from_utf8_lossy(&resp).contains("is revoked"),
+                "{st}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server kept issuing under a revoked CA"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
