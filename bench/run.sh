@@ -31,7 +31,7 @@ start() { # data dir
   for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$PORT/healthz && return; sleep 0.1; done
   echo "server did not start" >&2; cat "$1.serve.log" >&2; exit 1
 }
-stop() { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
+stop() { kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; }
 trap 'stop' EXIT
 
 install() { # name [--database-url URL]

@@ -30,3 +30,75 @@ pub fn sign_crl(
     let sig = issuer.signer.sign(&tbs)?;
     Ok(cert::signed_sequence(&tbs, &alg, &sig)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hallmark_crypto::{KeyAlgorithm, SoftwareSigner};
+    use hallmark_pki::crl::{EntryWriter, Reason, check_received};
+
+    use super::sign_crl;
+    use crate::{IssuerKey, hierarchy};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn ca(name: &str) -> IssuerKey {
+        let pkcs8 = hallmark_crypto::generate_pkcs8(KeyAlgorithm::EcP256).unwrap();
+        let key = Arc::new(SoftwareSigner::from_pkcs8(KeyAlgorithm::EcP256, &pkcs8).unwrap());
+        let cert = hierarchy::root_certificate(key.as_ref(), name, NOW - 86_400, 3650).unwrap();
+        IssuerKey::new("root", cert, key, true).unwrap()
+    }
+
+    /// A CRL brought from elsewhere (an offline root's) is accepted only
+    /// from its CA's key and name, complete, numbered, and not from the
+    /// future; its entries come back with their times and reasons.
+    #[test]
+    fn received_crls_are_checked() {
+        let root = ca("CN=Offline Root,C=HK");
+        let other = ca("CN=Other Root,C=HK");
+        let mut entries = EntryWriter::default();
+        entries
+            .push(&[0x42; 20], NOW - 60, Reason::CaCompromise)
+            .unwrap();
+        entries
+            .push(&[0x43; 20], NOW - 30, Reason::Unspecified)
+            .unwrap();
+        let crl = sign_crl(&root, &entries, 7, NOW, NOW + 86_400, None).unwrap();
+        let got = check_received(&crl, &root.cert_der, NOW).unwrap();
+        assert_eq!(got.number, 7);
+        assert_eq!(got.this_update, NOW);
+        assert_eq!(got.next_update, Some(NOW + 86_400));
+        assert_eq!(
+            got.revoked,
+            [
+                (vec![0x42; 20], NOW - 60, Reason::CaCompromise),
+                (vec![0x43; 20], NOW - 30, Reason::Unspecified)
+            ]
+        );
+
+        let err = |der: &[u8], cert: &[u8], now: u64| {
+            check_received(der, cert, now).unwrap_err().to_string()
+        };
+        assert!(err(&crl, &other.cert_der, NOW).contains("issued by"));
+        // Same name, another key.
+        let impostor = ca("CN=Offline Root,C=HK");
+        assert!(err(&crl, &impostor.cert_der, NOW).contains("does not verify"));
+        let mut forged = crl.clone();
+        let n = forged.len();
+        forged[n - 4] ^= 1;
+        assert!(err(&forged, &root.cert_der, NOW).contains("does not verify"));
+        assert!(err(&crl, &root.cert_der, NOW - 3600).contains("future"));
+        let partition = sign_crl(
+            &root,
+            &entries,
+            8,
+            NOW,
+            NOW + 86_400,
+            Some("http://x/crl/root/1.crl"),
+        )
+        .unwrap();
+        assert!(err(&partition, &root.cert_der, NOW).contains("complete CRL"));
+        assert!(err(b"not a CRL", &root.cert_der, NOW).contains("CRL"));
+    }
+}

@@ -131,7 +131,8 @@ pub struct IssueArgs {
     /// Key type for --generate-key.
     #[arg(long, default_value = "p256")]
     pub key_type: String,
-    #[arg(long)]
+    /// Where the PKCS#12 of a generated key goes (with --generate-key).
+    #[arg(long, requires = "generate_key")]
     pub p12_out: Option<PathBuf>,
     /// E-mail address for subjectAltName (only if the applicant chose so).
     #[arg(long = "email")]
@@ -439,10 +440,17 @@ pub async fn run(cli: Cli) -> Res {
                 } else {
                     format!("shard {}", c.shard)
                 };
-                println!(
-                    "{} {which}: CRL number {}, {} entries, {} bytes",
-                    c.issuer, c.number, c.entries, c.bytes
-                );
+                if c.published {
+                    println!(
+                        "{} {which}: CRL number {}, {} entries, {} bytes",
+                        c.issuer, c.number, c.entries, c.bytes
+                    );
+                } else {
+                    println!(
+                        "{} {which}: CRL number {} superseded by a later one made meanwhile",
+                        c.issuer, c.number
+                    );
+                }
             }
             if let (Some(path), Some(i)) = (&out_file, &issuer) {
                 let crl = auth
@@ -478,7 +486,7 @@ pub async fn run(cli: Cli) -> Res {
                 )
             })?;
             let auth = open(&g).await?;
-            let row = auth
+            let (row, listed) = auth
                 .revoke_ca(&id, r, &format!("cli:{}", whoami()), system_now())
                 .await
                 .map_err(s)?;
@@ -488,6 +496,17 @@ pub async fn run(cli: Cli) -> Res {
                 row.issuer,
                 r.name()
             );
+            if !listed {
+                eprintln!(
+                    "warning: no CRL lists it yet: {}'s key is not here. Relying parties still accept {id:?} until \
+                     `hallmark ca revoke {id} --reason {}` is run where {} is (e.g. the offline root machine) \
+                     and its CRL is published (`crl generate --issuer {} --full-only --out FILE`, then `crl import`)",
+                    row.issuer,
+                    r.name(),
+                    row.issuer,
+                    row.issuer
+                );
+            }
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
@@ -1120,9 +1139,15 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             eprintln!("issued serial {} by {}", issued.serial_hex, issued.issuer);
             if let (Some((p12, pin)), Some((path, mut file))) = (&issued.pkcs12, p12_file) {
                 use std::io::Write;
-                file.write_all(p12)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                if let Err(e) = file.write_all(p12).and_then(|()| file.sync_all()) {
+                    let _ = std::fs::remove_file(path);
+                    return Err(format!(
+                        "cannot write {}: {e}; the certificate (serial {}) was issued but its key is lost: revoke it with `hallmark cert revoke {} --reason superseded` and issue again",
+                        path.display(),
+                        issued.serial_hex,
+                        issued.serial_hex
+                    ));
+                }
                 eprintln!(
                     "PKCS#12 written to {}; one-time PIN: {}",
                     path.display(),

@@ -467,6 +467,23 @@ mod tests {
             .map(|(l, _)| l)
             .collect();
         assert_eq!(labels, ["new-ca", "tls"]);
+
+        // Truly at once: four writers, each with its own (stale) copy.
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let mut ks = KeyStore::open(&path, &p).unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        ks.generate(&format!("w{w}-{i}"), KeyAlgorithm::EcP256)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(KeyStore::open(&path, &p).unwrap().list().len(), 42);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -85,8 +85,10 @@ pub struct Received {
 }
 
 /// Checks a DER CRL against the certificate of the CA that should have
-/// signed it: issuer name, signature, and a cRLNumber.
-pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received> {
+/// signed it: issuer name, signature (with the same algorithm inside and
+/// out), a cRLNumber, complete (no delta CRL, no partition), and not issued
+/// in the future (five minutes of clock skew allowed) relative to `now`.
+pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8], now: u64) -> Result<Received> {
     use const_oid::AssociatedOid;
     use der::Decode;
     let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(crl_der)
@@ -102,6 +104,26 @@ pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received
                 crate::subject::display(issuer.tbs_certificate().subject())
             ),
         });
+    }
+    let bad = |detail: &str| PkiError::Malformed {
+        what: "CRL",
+        detail: detail.into(),
+    };
+    if tbs.signature != crl.signature_algorithm {
+        return Err(bad("its inner and outer signature algorithms differ"));
+    }
+    let has = |oid: const_oid::ObjectIdentifier| {
+        tbs.crl_extensions
+            .iter()
+            .flatten()
+            .any(|e| e.extn_id == oid)
+    };
+    if has(const_oid::db::rfc5280::ID_CE_DELTA_CRL_INDICATOR)
+        || has(ID_CE_ISSUING_DISTRIBUTION_POINT)
+    {
+        return Err(bad(
+            "it is a delta or partitioned CRL; a complete CRL is needed",
+        ));
     }
     let spki = issuer
         .tbs_certificate()
@@ -127,13 +149,18 @@ pub fn check_received(crl_der: &[u8], issuer_cert_der: &[u8]) -> Result<Received
             let b = n.as_bytes();
             (b.len() <= 8).then(|| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x)))
         })
+        .filter(|n| i64::try_from(*n).is_ok())
         .ok_or_else(|| PkiError::Malformed {
             what: "CRL",
-            detail: "no cRLNumber (or one beyond 2^64)".into(),
+            detail: "no cRLNumber (or one beyond 2^63)".into(),
         })?;
+    let this_update = crate::time::unix(&tbs.this_update);
+    if this_update > now + 300 {
+        return Err(bad("its thisUpdate is in the future: check the clocks"));
+    }
     Ok(Received {
         number,
-        this_update: crate::time::unix(&tbs.this_update),
+        this_update,
         next_update: tbs.next_update.as_ref().map(crate::time::unix),
         revoked: tbs
             .revoked_certificates

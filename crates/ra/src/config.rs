@@ -245,6 +245,17 @@ impl Config {
                 "server.https_names must name at least one DNS name".into(),
             ));
         }
+        if let Some(bad) = self
+            .server
+            .https_names
+            .iter()
+            .find(|n| !hallmark_pki::lint::valid_dns_name(&n.to_ascii_lowercase()))
+        {
+            return Err(RaError::Config(format!(
+                "server.https_names: {bad:?} is not a DNS name with a dot (IP addresses are not supported \
+                 in the server certificate yet; give a name, e.g. hallmark.example.hk)"
+            )));
+        }
         Ok(())
     }
 

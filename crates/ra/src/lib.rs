@@ -333,15 +333,14 @@ impl Authority {
                 }
             }
         }
-        let label = format!("tls-{now}");
-        let signer = {
-            let mut ks = self.keys()?;
-            let _ = ks.remove(&label);
-            ks.generate(&label, KeyAlgorithm::EcP256)?
-        };
+        // A random part: two servers on one data directory renewing in the
+        // same second must not take (or remove) each other's key.
+        let mut rnd = [0u8; 4];
+        hallmark_crypto::fill_random(&mut rnd).map_err(|e| RaError::Invalid(e.to_string()))?;
+        let label = format!("tls-{now}-{}", hallmark_pki::hex(&rnd));
+        let signer = self.keys()?.generate(&label, KeyAlgorithm::EcP256)?;
         let names = self.config.server.https_names.clone();
-        let issued = self
-            .ca
+        let issued = match self
             .issue(
                 IssueRequest {
                     profile: "server".into(),
@@ -355,7 +354,14 @@ impl Authority {
                 },
                 now,
             )
-            .await?;
+            .await
+        {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = self.keys()?.remove(&label);
+                return Err(e);
+            }
+        };
         let mut tx = self.store.begin().await?;
         hallmark_store::put_setting(&mut tx, "tls.key", &label).await?;
         hallmark_store::put_setting(&mut tx, "tls.cert", &hallmark_pki::hex(&issued.cert_der))
@@ -412,13 +418,15 @@ impl Authority {
     /// parent's CRLs (regenerated here when the parent's key is), and the CA
     /// issues nothing more. Run where the parent's records are (for an
     /// offline root, on the root machine, then `crl import` its CRL online).
+    /// The flag says whether a CRL listing it was made here (not when the
+    /// parent's key is elsewhere).
     pub async fn revoke_ca(
         &self,
         id: &str,
         reason: Reason,
         actor: &str,
         now: u64,
-    ) -> Result<CertRow> {
+    ) -> Result<(CertRow, bool)> {
         if !Reason::OFFERED.contains(&reason) {
             return Err(RaError::Invalid(format!(
                 "{} is not offered: a revocation here is final; use one of {}",
@@ -485,14 +493,19 @@ impl Authority {
         if let Ok(mut r) = self.revoked_cas.write() {
             r.insert(id.to_string());
         }
-        if self.ca.issuer(Some(&parent)).is_ok()
-            && let Err(e) = self
+        let mut listed = false;
+        if self.ca.issuer(Some(&parent)).is_ok() {
+            match self
                 .generate_crls(Some(&parent), Some(revoked.shard), now)
                 .await
-        {
-            tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed");
+            {
+                Ok(_) => listed = true,
+                Err(e) => {
+                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed")
+                }
+            }
         }
-        Ok(revoked)
+        Ok((revoked, listed))
     }
 
     /// Revokes a certificate, then refreshes its OCSP response and the CRLs
@@ -598,6 +611,16 @@ impl Authority {
 
     async fn generate_crl_locked(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
         let issuer = self.ca.issuer(Some(issuer_id))?;
+        // The number is taken before the entries are read, in its own short
+        // transaction. A revocation committed after this read makes another
+        // CRL, numbered after this one and listing it, and a CRL never
+        // replaces one with a higher number: so whatever is published lists
+        // every revocation committed before its number was taken. (Read
+        // first and numbered after, a CRL without a fresh revocation could
+        // outnumber the one made for it.)
+        let mut tx = self.store.begin().await?;
+        let number = certs::next_crl_number(&mut tx, issuer_id).await?;
+        hallmark_store::commit(tx).await?;
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;
         self.store
@@ -621,8 +644,6 @@ impl Authority {
             return Err(RaError::Store(StoreError::Corrupt(b)));
         }
         let count = entries.len();
-        let mut tx = self.store.begin().await?;
-        let number = certs::next_crl_number(&mut tx, issuer_id).await?;
         let next_update = now + self.ca.settings.crl_validity_secs;
         let dp = (shard != FULL_CRL).then(|| self.ca.settings.shard_crl_url(issuer_id, shard));
         let der = hallmark_ca::revocation::sign_crl(
@@ -634,7 +655,8 @@ impl Authority {
             dp.as_deref(),
         )?;
         drop(entries);
-        certs::put_crl(
+        let mut tx = self.store.begin().await?;
+        if !certs::put_crl(
             &mut tx,
             issuer_id,
             shard,
@@ -643,7 +665,24 @@ impl Authority {
             next_update as i64,
             &der,
         )
-        .await?;
+        .await?
+        {
+            // Another process published a later one meanwhile.
+            tracing::info!(
+                issuer = issuer_id,
+                shard,
+                number,
+                "CRL superseded before it was published"
+            );
+            return Ok(CrlInfo {
+                issuer: issuer_id.into(),
+                shard,
+                number,
+                entries: count,
+                bytes: der.len(),
+                published: false,
+            });
+        }
         audit::record(
             &mut tx,
             self.store.backend(),
@@ -660,6 +699,7 @@ impl Authority {
             number,
             entries: count,
             bytes: der.len(),
+            published: true,
         })
     }
 
@@ -682,7 +722,13 @@ impl Authority {
             .into_iter()
             .find(|i| i.id == issuer_id)
             .ok_or_else(|| RaError::Invalid(format!("no CA named {issuer_id:?}")))?;
-        let got = hallmark_pki::crl::check_received(&der, &issuer.cert)?;
+        if self.ca.issuer(Some(issuer_id)).is_ok() {
+            return Err(RaError::Invalid(format!(
+                "{issuer_id:?} signs its CRLs here (its key is in this key store): \
+                 `hallmark crl generate --issuer {issuer_id}` makes them"
+            )));
+        }
+        let got = hallmark_pki::crl::check_received(&der, &issuer.cert, now)?;
         if got.next_update.is_some_and(|n| n <= now) {
             return Err(RaError::Invalid(format!(
                 "this CRL expired at {}; generate a fresh one on the root machine",
@@ -744,7 +790,7 @@ impl Authority {
                 Err(e) => return Err(e.into()),
             }
         }
-        certs::put_crl(
+        if !certs::put_crl(
             &mut tx,
             issuer_id,
             FULL_CRL,
@@ -753,7 +799,13 @@ impl Authority {
             got.next_update.unwrap_or(got.this_update) as i64,
             &der,
         )
-        .await?;
+        .await?
+        {
+            return Err(RaError::Invalid(format!(
+                "CRL number {} is not newer than the one published",
+                got.number
+            )));
+        }
         audit::record(
             &mut tx,
             self.store.backend(),
@@ -776,6 +828,7 @@ impl Authority {
             number: got.number as i64,
             entries: got.revoked.len(),
             bytes: der.len(),
+            published: true,
         })
     }
 
@@ -844,6 +897,8 @@ pub struct CrlInfo {
     pub number: i64,
     pub entries: usize,
     pub bytes: usize,
+    /// False when another process published a later CRL meanwhile.
+    pub published: bool,
 }
 
 /// Accepts serials as hex with or without colons or 0x, any case, and

@@ -820,25 +820,34 @@ mod tests {
     async fn answers_read_before_their_revocation_are_not_cached() {
         let Setup { svc, .. } = &setup("tomb").await;
         let slots = svc.issuers();
-        let put = |serial: u8, generation: u64| {
+        let put_with = |hash: HashAlg, serial: u8, generation: u64| {
             let mut bytes = b"response ".to_vec();
             bytes.extend_from_slice(&slots[0].certs_field);
             svc.cache_put(
                 &slots[0],
-                (0, HashAlg::Sha256, vec![serial]),
+                (0, hash, vec![serial]),
                 &bytes,
                 generation,
                 NOW + 60,
             )
         };
+        let put = |serial: u8, generation: u64| put_with(HashAlg::Sha256, serial, generation);
         let before = svc.generation();
         svc.invalidate("ca", "07");
         assert!(!put(7, before), "a stale answer was cached");
         assert!(put(8, before));
         assert!(put(7, svc.generation()));
-        assert_eq!(svc.cached_len(), 2);
+        assert!(put_with(HashAlg::Sha1, 7, svc.generation()));
+        // 0x17 shares 0x07's shard: invalidating one keeps the other.
+        assert!(put(0x17, svc.generation()));
+        assert_eq!(svc.cached_len(), 4);
+        let before = svc.generation();
+        svc.invalidate("ca", "17");
+        assert!(put(7, before), "another serial of the shard was refused");
+        assert!(!put(0x17, before));
         // Invalidation drops both hash algorithms' answers.
         svc.invalidate("ca", "07");
+        assert_eq!(svc.cached_len(), 1);
         svc.invalidate("ca", "08");
         assert_eq!(svc.cached_len(), 0);
     }

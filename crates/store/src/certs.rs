@@ -386,10 +386,10 @@ pub async fn put_crl(
     this_update: i64,
     next_update: i64,
     der: &[u8],
-) -> Result<()> {
+) -> Result<bool> {
     // One statement (no collision between processes), and never a CRL
-    // over one with a higher number.
-    sqlx::query(
+    // over one with a higher number: false when a newer one is there.
+    let done = sqlx::query(
         "INSERT INTO crls (issuer, shard, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (issuer, shard) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, \
          next_update = excluded.next_update, der = excluded.der WHERE crls.number < excluded.number",
@@ -402,7 +402,7 @@ pub async fn put_crl(
     .bind(der.to_vec())
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 #[derive(Clone, Debug)]
@@ -914,6 +914,43 @@ pub(crate) mod tests {
         assert_eq!(seen(0).await, ["ca/0a@100", "ca/0c@200"]);
         assert_eq!(seen(150).await, ["ca/0c@200"]);
         assert!(seen(201).await.is_empty());
+    }
+
+    /// A CRL never replaces one with a higher number (two processes
+    /// generating at once, or an old CRL imported again).
+    #[tokio::test]
+    async fn crls_only_move_forward() {
+        let t = temp_sqlite("crl-forward").await;
+        let store = &t.store;
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        assert!(
+            put_crl(&mut tx, "ca", FULL_CRL, 11, 1, 2, b"eleven")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !put_crl(&mut tx, "ca", FULL_CRL, 10, 1, 2, b"ten")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !put_crl(&mut tx, "ca", FULL_CRL, 11, 1, 2, b"again")
+                .await
+                .unwrap()
+        );
+        assert_eq!(crl_number(&mut tx, "ca", FULL_CRL).await.unwrap(), Some(11));
+        crate::commit(tx).await.unwrap();
+        assert_eq!(store.get_crl("ca", FULL_CRL).await.unwrap().der, b"eleven");
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            put_crl(&mut tx, "ca", FULL_CRL, 12, 1, 2, b"twelve")
+                .await
+                .unwrap()
+        );
+        assert_eq!(crl_number(&mut tx, "ca", 3).await.unwrap(), None);
+        crate::commit(tx).await.unwrap();
+        assert_eq!(store.get_crl("ca", FULL_CRL).await.unwrap().der, b"twelve");
     }
 
     /// Pages of two over revocations that share their time of change (a
