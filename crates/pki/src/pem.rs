@@ -8,12 +8,18 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 
 /// Accepts PEM with the given label, or raw DER. The Base64 may be wrapped
 /// at any width, with CRLF or LF (RFC 7468 §3's lax parsing, as OpenSSL
-/// reads it); text after the END line is ignored.
+/// reads it); explanatory text before the BEGIN line (OpenSSL's "Bag
+/// Attributes") and anything after the END line are ignored.
 pub fn decode(expected_label: &str, input: &[u8]) -> Result<Vec<u8>> {
-    let trimmed = input.trim_ascii_start();
-    if !trimmed.starts_with(b"-----BEGIN ") {
+    // DER is a SEQUENCE: it starts with 0x30, which text never does.
+    let Some(start) = input
+        .windows(11)
+        .position(|w| w == b"-----BEGIN ")
+        .filter(|_| input.first() != Some(&0x30))
+    else {
         return Ok(input.to_vec());
-    }
+    };
+    let trimmed = &input[start..];
     let bad = |detail: String| PkiError::Malformed {
         what: "PEM",
         detail,
@@ -65,6 +71,11 @@ mod tests {
             wrapped.join("\r\n")
         );
         assert_eq!(decode("CERTIFICATE REQUEST", odd.as_bytes()).unwrap(), der);
+        let bagged = format!("Bag Attributes\n    localKeyID: 01 02\nsubject=CN = x\n{pem}");
+        assert_eq!(
+            decode("CERTIFICATE REQUEST", bagged.as_bytes()).unwrap(),
+            der
+        );
         // DER passes through.
         assert_eq!(decode("CERTIFICATE REQUEST", &der).unwrap(), der);
     }

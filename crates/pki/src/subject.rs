@@ -42,7 +42,7 @@ pub fn parse(s: &str) -> Result<Name> {
                  write \\+ if the '+' is part of the value"
             )));
         }
-        let v = unescape(v.trim())?;
+        let v = unescape(trim_unescaped(v))?;
         if v.chars().any(char::is_control) {
             return Err(PkiError::Subject(format!(
                 "{k} holds a control character; names must be printable text"
@@ -126,6 +126,18 @@ fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
     out
 }
 
+/// Trims the spaces around a value, but not an escaped trailing one
+/// (`CN=foo\ `).
+fn trim_unescaped(v: &str) -> &str {
+    let v = v.trim_start();
+    let mut end = v.trim_end().len();
+    let escapes = v[..end].bytes().rev().take_while(|b| *b == b'\\').count();
+    if escapes % 2 == 1 && end < v.len() {
+        end += 1;
+    }
+    &v[..end]
+}
+
 /// Undoes RFC 4514 §2.4 escapes: a backslash before a special character,
 /// or before two hex digits giving one octet of the value's UTF-8.
 fn unescape(s: &str) -> Result<String> {
@@ -184,10 +196,17 @@ pub fn display(name: &Name) -> String {
     let mut parts: Vec<String> = attributes(name)
         .into_iter()
         .map(|(k, v)| {
-            let v = v
+            let mut v = v
                 .replace('\\', "\\\\")
                 .replace(',', "\\,")
                 .replace('+', "\\+");
+            // RFC 4514 §2.4: a leading space or '#', a trailing space.
+            if v.starts_with(' ') || v.starts_with('#') {
+                v.insert(0, '\\');
+            }
+            if v.ends_with(' ') {
+                v.insert(v.len() - 1, '\\');
+            }
             format!("{k}={v}")
         })
         .collect();
@@ -235,6 +254,10 @@ mod tests {
         assert_eq!(attributes(&n)[0].1, "café");
         let n = parse("CN=a\\+b\\\\c").unwrap();
         assert_eq!(attributes(&n)[0].1, "a+b\\c");
+        assert_eq!(parse(&display(&n)).unwrap(), n);
+        // Escaped spaces at the ends are part of the value.
+        let n = parse("CN=\\ padded\\ , O=x").unwrap();
+        assert_eq!(attributes(&n)[1].1, " padded ");
         assert_eq!(parse(&display(&n)).unwrap(), n);
         for bad in [
             "CN=x\\00y",
