@@ -11,12 +11,13 @@ cd "$(dirname "$0")/.."
 command -v openssl >/dev/null || { echo "the openssl CLI is needed (Debian: apt-get install openssl)" >&2; exit 1; }
 command -v softhsm2-util >/dev/null || { echo "SoftHSM2 is needed for the PKCS#11 tests (Debian: apt-get install softhsm2)" >&2; exit 1; }
 
-# pkilint in a virtual environment of its own.
+# pkilint and openapi-core (the API's contract) in a virtual environment of
+# their own.
 VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}
-if ! [ -x "$VENV/bin/lint_pkix_cert" ]; then
-    echo "installing pkilint into $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14'
+if ! [ -x "$VENV/bin/lint_pkix_cert" ] || ! "$VENV/bin/python" -c 'import openapi_core' 2>/dev/null; then
+    echo "installing pkilint and openapi-core into $VENV" >&2
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14' 'openapi-core>=0.19,<0.20'
 fi
 export PATH="$VENV/bin:$PATH"
 

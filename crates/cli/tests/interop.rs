@@ -27,6 +27,7 @@ on_both!(
     audit_detects_tampering,
     revocation_is_final,
     api_issue_and_problems,
+    api_matches_its_openapi_document,
     https_with_own_certificate,
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
@@ -994,6 +995,119 @@ fn api_issue_and_problems(b: Backend) {
         listed.lines().count(),
         1,
         "only the one good request issued a certificate"
+    );
+}
+
+/// Every kind of answer the API gives, success and problem alike, matches
+/// the OpenAPI document it publishes, as openapi-core judges it.
+fn api_matches_its_openapi_document(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve();
+    // A CSR to send (the seed certificate itself is not used).
+    hm.issue("seed", "personal", "CN=Seed,C=HK", &[]);
+    let csr = std::fs::read_to_string(hm.path("seed.csr")).unwrap();
+    let auth = format!("Bearer {}", hm.token);
+    let mut exchanges = Vec::new();
+    let mut call = |method: &str, path: &str, body: Option<serde_json::Value>, token: &str| {
+        let raw = body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        let (status, head, resp) = srv.request_full(
+            method,
+            &format!("/api/v1{path}"),
+            &[
+                ("Authorization", token),
+                ("Content-Type", "application/json"),
+            ],
+            raw.as_bytes(),
+        );
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+        let query: serde_json::Map<String, serde_json::Value> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        let body_text = String::from_utf8_lossy(&resp).to_string();
+        exchanges.push(serde_json::json!({
+            "method": method, "path": path_only, "query": query, "request_body": raw,
+            "status": status, "content_type": content_type, "body": body_text,
+        }));
+        (status, body_text)
+    };
+    let issue =
+        serde_json::json!({"profile": "personal", "subject": "CN=Contract,C=HK", "csr": csr});
+    let (st, created) = call("POST", "/certificates", Some(issue.clone()), &auth);
+    assert_eq!(st, 201, "{created}");
+    let serial = serde_json::from_str::<serde_json::Value>(&created).unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected: &[(&str, String, Option<serde_json::Value>, &str, u16)] = &[
+        ("GET", "/certificates?limit=2".into(), None, &auth, 200),
+        ("GET", format!("/certificates/{serial}"), None, &auth, 200),
+        ("GET", "/certificates/00ff".into(), None, &auth, 404),
+        ("GET", "/certificates?limit=0".into(), None, &auth, 400),
+        ("GET", "/certificates".into(), None, "Bearer wrong", 401),
+        (
+            "POST",
+            "/certificates".into(),
+            Some(serde_json::json!({"profile": "gold", "subject": "CN=X", "csr": csr})),
+            &auth,
+            400,
+        ),
+        (
+            "POST",
+            "/certificates".into(),
+            Some(
+                serde_json::json!({"profile": "server", "subject": "CN=x.example.hk", "csr": csr}),
+            ),
+            &auth,
+            422,
+        ),
+        (
+            "POST",
+            format!("/certificates/{serial}/revoke"),
+            Some(serde_json::json!({"reason": "keyCompromise"})),
+            &auth,
+            200,
+        ),
+        (
+            "POST",
+            format!("/certificates/{serial}/revoke"),
+            Some(serde_json::json!({"reason": "superseded"})),
+            &auth,
+            409,
+        ),
+        ("POST", "/crls".into(), None, &auth, 200),
+    ];
+    for (method, path, body, token, status) in expected {
+        let (st, text) = call(method, path, body.clone(), token);
+        assert_eq!(st, *status, "{method} {path}: {text}");
+    }
+    std::fs::write(
+        hm.path("exchanges.json"),
+        serde_json::to_vec(&exchanges).unwrap(),
+    )
+    .unwrap();
+    let (st, doc) = srv.get("/api/v1/openapi.json");
+    assert_eq!(st, 200);
+    std::fs::write(hm.path("openapi.json"), doc).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi_check.py");
+    let out = std::process::Command::new("python")
+        .args([script, &hm.p("openapi.json"), &hm.p("exchanges.json")])
+        .output()
+        .expect("python from the test venv (scripts/test.sh installs openapi-core)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
