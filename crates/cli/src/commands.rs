@@ -253,6 +253,21 @@ pub enum CaCmd {
 }
 
 #[derive(Subcommand)]
+pub enum AdminCertCmd {
+    /// Allow a client certificate (issued here, e.g. a `personal` one with
+    /// clientAuth) to use the admin API over HTTPS; takes effect at the
+    /// next start of `serve`.
+    Add {
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// List the allowed client certificates.
+    List,
+    /// Withdraw one, by its SHA-256 fingerprint (as `list` shows it).
+    Remove { sha256: String },
+}
+
+#[derive(Subcommand)]
 pub enum AuditCmd {
     /// Re-compute the hash chain and check the signed checkpoints.
     Verify,
@@ -668,6 +683,7 @@ pub async fn run(cli: Cli) -> Res {
             Ok(())
         }
         Command::Audit(AuditCmd::Verify) => audit_verify(&g).await,
+        Command::AdminCert(c) => admin_cert(&g, c).await,
         Command::Keys(KeysCmd::List) => {
             let auth = open(&g).await?;
             println!("key store: {}", auth.key_backend());
@@ -882,7 +898,21 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
             .parse()
             .map_err(|e| format!("HTTPS listen address {https:?}: {e}"))?;
         let (chain, signer) = auth.tls_identity(system_now()).await.map_err(s)?;
-        let cfg = hallmark_server::tls::server_config(chain, signer)?;
+        // Client certificates for the admin API, when some are allowed:
+        // anything chaining to this installation's CAs is verified, and
+        // the API then checks the fingerprint and the revocation status.
+        let anchors: Vec<Vec<u8>> = if auth.config.server.admin_client_certs.is_empty() {
+            Vec::new()
+        } else {
+            auth.store
+                .issuers()
+                .await
+                .map_err(s)?
+                .into_iter()
+                .map(|i| i.cert)
+                .collect()
+        };
+        let cfg = hallmark_server::tls::server_config(chain, signer, &anchors)?;
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -1303,6 +1333,77 @@ async fn hand_out_shares(
 }
 
 /// Appends one audit entry for a CLI action.
+async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
+    let mut cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
+    match c {
+        AdminCertCmd::List => {
+            for fp in &cfg.server.admin_client_certs {
+                println!("{fp}");
+            }
+            Ok(())
+        }
+        AdminCertCmd::Add { cert } => {
+            let bytes =
+                std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+            let der = hallmark_pki::pem::decode("CERTIFICATE", &bytes).map_err(s)?;
+            let parsed = hallmark_pki::cert::parse(&der).map_err(s)?;
+            let serial = hallmark_pki::hex(parsed.tbs_certificate().serial_number().as_bytes());
+            let auth = open(g).await?;
+            let row = auth.store.get_cert(None, &serial).await.map_err(|_| {
+                format!(
+                    "{} was not issued by this installation; admin client certificates must be",
+                    cert.display()
+                )
+            })?;
+            if row.cert.as_deref() != Some(der.as_slice()) || row.revoked_at.is_some() {
+                return Err(format!(
+                    "{} is not a valid certificate of this installation (revoked, or not the one issued with serial {serial})",
+                    cert.display()
+                ));
+            }
+            let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&der));
+            if !cfg.server.admin_client_certs.contains(&fp) {
+                cfg.server.admin_client_certs.push(fp.clone());
+                cfg.save(&g.data_dir).map_err(s)?;
+            }
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "config.admin-cert.add",
+                serde_json::json!({"sha256": fp, "serial": serial, "subject": row.subject}),
+            )
+            .await?;
+            println!("{fp}");
+            eprintln!(
+                "allowed {} ({}); restart `hallmark serve` (with HTTPS) to use it",
+                row.subject, serial
+            );
+            Ok(())
+        }
+        AdminCertCmd::Remove { sha256 } => {
+            let fp = sha256.trim().to_ascii_lowercase().replace(':', "");
+            let before = cfg.server.admin_client_certs.len();
+            cfg.server.admin_client_certs.retain(|f| *f != fp);
+            if cfg.server.admin_client_certs.len() == before {
+                return Err(format!(
+                    "{fp} is not an allowed admin certificate; see `hallmark admin-cert list`"
+                ));
+            }
+            cfg.save(&g.data_dir).map_err(s)?;
+            let auth = open(g).await?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "config.admin-cert.remove",
+                serde_json::json!({"sha256": fp}),
+            )
+            .await?;
+            eprintln!("removed; restart `hallmark serve` for it to take effect");
+            Ok(())
+        }
+    }
+}
+
 async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json::Value) -> Res {
     auth.store
         .record(system_now() as i64, actor, action, details)

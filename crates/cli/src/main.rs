@@ -66,6 +66,9 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Client certificates allowed to use the admin API over mutual TLS.
+    #[command(subcommand)]
+    AdminCert(commands::AdminCertCmd),
     /// Keys in the key store (labels and algorithms only).
     #[command(subcommand)]
     Keys(commands::KeysCmd),

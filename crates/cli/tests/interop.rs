@@ -29,6 +29,7 @@ on_both!(
     api_issue_and_problems,
     api_matches_its_openapi_document,
     https_with_own_certificate,
+    admin_api_over_mutual_tls,
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
     rsa_pss_hierarchy,
@@ -1150,6 +1151,124 @@ fn https_with_own_certificate(b: Backend) {
             assert!(!text.contains("PRIVATE KEY"), "{}", p.display());
         }
     }
+}
+
+/// The admin API over HTTPS with a client certificate instead of the
+/// token: allowed ones work (and are named in the audit log), others and
+/// revoked ones get 401, and clients without a certificate are still served.
+fn admin_api_over_mutual_tls(b: Backend) {
+    let hm = setup!(b);
+    let person = |name: &str, cn: &str| {
+        let p12 = hm.p(&format!("{name}.p12"));
+        let o = hm.run(&[
+            "cert",
+            "issue",
+            "--profile",
+            "personal",
+            "--subject",
+            &format!("CN={cn},C=HK"),
+            "--generate-key",
+            "--p12-out",
+            &p12,
+            "--out",
+            &hm.p(&format!("{name}.pem")),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        let pin = err
+            .lines()
+            .find_map(|l| l.split("one-time PIN: ").nth(1))
+            .unwrap()
+            .trim()
+            .to_string();
+        let serial = err
+            .lines()
+            .find_map(|l| l.strip_prefix("issued serial "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        openssl_ok(&[
+            "pkcs12",
+            "-in",
+            &p12,
+            "-passin",
+            &format!("pass:{pin}"),
+            "-nocerts",
+            "-nodes",
+            "-out",
+            &hm.p(&format!("{name}.key")),
+        ]);
+        serial
+    };
+    let admin_serial = person("admin", "Admin One");
+    let other_serial = person("other", "Someone Else");
+    let fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
+    assert!(hm.ok(&["admin-cert", "list"]).contains(fp.trim()));
+    let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
+    hm.fetch_ca_files(&srv);
+    let connect = format!("127.0.0.1:{}", srv.https_port.unwrap());
+    let over_tls = |who: Option<&str>, method: &str, path: &str, body: &str| {
+        let mut args = vec![
+            "s_client".to_string(),
+            "-connect".into(),
+            connect.clone(),
+            "-servername".into(),
+            "hallmark.localhost".into(),
+            "-CAfile".into(),
+            hm.p("root.pem"),
+            "-quiet".into(),
+        ];
+        if let Some(w) = who {
+            args.extend(["-cert".into(), hm.p(&format!("{w}.pem"))]);
+            args.extend(["-key".into(), hm.p(&format!("{w}.key"))]);
+        }
+        let mut child = std::process::Command::new("openssl")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: hallmark.localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let status = |text: &str| text.split_whitespace().nth(1).unwrap_or("").to_string();
+    let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "200", "{r}");
+    let r = over_tls(None, "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "401", "{r}");
+    let r = over_tls(Some("other"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "401", "{r}");
+    // Clients without a certificate still get the public routes.
+    let r = over_tls(None, "GET", "/healthz", "");
+    assert_eq!(status(&r), "200", "{r}");
+    // An action over mutual TLS is audited under the certificate's name.
+    let r = over_tls(
+        Some("admin"),
+        "POST",
+        &format!("/api/v1/certificates/{other_serial}/revoke"),
+        r#"{"reason":"affiliationChanged"}"#,
+    );
+    assert_eq!(status(&r), "200", "{r}");
+    let actor = hm.sql_ok("SELECT actor FROM audit_log WHERE action = 'certificate.revoke'");
+    assert!(actor.contains("api:cert:CN=Admin One,C=HK"), "{actor}");
+    // A revoked admin certificate no longer opens the API.
+    hm.ok(&["cert", "revoke", &admin_serial, "--reason", "keyCompromise"]);
+    let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "401", "{r}");
 }
 
 fn rsa_hierarchy(b: Backend) {

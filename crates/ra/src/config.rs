@@ -127,6 +127,12 @@ pub struct ServerConfig {
     /// DNS names in that certificate.
     #[serde(default = "d_https_names")]
     pub https_names: Vec<String>,
+    /// SHA-256 fingerprints (hex) of client certificates that may use the
+    /// admin API over HTTPS instead of the token (mutual TLS); managed with
+    /// `hallmark admin-cert`. Each must be a certificate issued here and
+    /// not revoked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_client_certs: Vec<String>,
 }
 
 fn d_https_names() -> Vec<String> {

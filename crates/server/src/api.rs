@@ -16,6 +16,7 @@ use hallmark_ra::system_now;
 use hallmark_store::certs::CertRow;
 use serde::Deserialize;
 
+use crate::tls::ClientCert;
 use crate::{AppState, Problem};
 
 /// Largest API request body: a CSR is at most 16 KiB DER (~22 KiB PEM).
@@ -32,8 +33,11 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// Proof that the request carried the admin token.
-pub struct Admin;
+/// Proof that the request carried the admin token, or came over mutual TLS
+/// with an allowed client certificate; `actor` names who, for the audit log.
+pub struct Admin {
+    pub actor: String,
+}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
@@ -54,19 +58,48 @@ impl FromRequestParts<AppState> for Admin {
             );
             r
         };
-        let value = parts
+        if let Some(value) = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(unauthorized)?;
-        let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
-        let digest = hallmark_crypto::sha256(token.trim().as_bytes());
-        let expected =
-            hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
-        if hallmark_crypto::constant_time_eq(&digest, &expected) {
-            Ok(Admin)
-        } else {
-            Err(unauthorized())
+        {
+            let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
+            let digest = hallmark_crypto::sha256(token.trim().as_bytes());
+            let expected =
+                hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
+            return if hallmark_crypto::constant_time_eq(&digest, &expected) {
+                Ok(Admin {
+                    actor: "api:admin".into(),
+                })
+            } else {
+                Err(unauthorized())
+            };
+        }
+        // Mutual TLS: a client certificate the TLS layer verified against
+        // this installation's CAs, allowed by fingerprint, still issued
+        // here and not revoked (looked up at each request).
+        let Some(ClientCert(der)) = parts.extensions.get::<ClientCert>() else {
+            return Err(unauthorized());
+        };
+        let fp = hallmark_pki::hex(&hallmark_crypto::sha256(der));
+        if !s.auth.config.server.admin_client_certs.contains(&fp) {
+            return Err(unauthorized());
+        }
+        let Ok(cert) = hallmark_pki::cert::parse(der) else {
+            return Err(unauthorized());
+        };
+        let serial = hallmark_pki::hex(cert.tbs_certificate().serial_number().as_bytes());
+        match s.auth.store.get_cert(None, &serial).await {
+            Ok(row)
+                if row.status == "issued"
+                    && row.revoked_at.is_none()
+                    && row.cert.as_deref() == Some(der.as_slice()) =>
+            {
+                Ok(Admin {
+                    actor: format!("api:cert:{}", row.subject),
+                })
+            }
+            _ => Err(unauthorized()),
         }
     }
 }
@@ -130,7 +163,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 async fn issue(
-    _: Admin,
+    admin: Admin,
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
@@ -146,7 +179,7 @@ async fn issue(
                 dns_names: b.dns_names,
                 validity_days: b.validity_days,
                 key: KeySource::Csr(b.csr.into_bytes()),
-                actor: "api:admin".into(),
+                actor: admin.actor,
             },
             system_now(),
         )
@@ -268,7 +301,7 @@ struct RevokeBody {
 }
 
 async fn revoke(
-    _: Admin,
+    admin: Admin,
     State(s): State<AppState>,
     Path(serial): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -286,7 +319,7 @@ async fn revoke(
     })?;
     let row = s
         .auth
-        .revoke(&serial, reason, "api:admin", system_now())
+        .revoke(&serial, reason, &admin.actor, system_now())
         .await?;
     Ok(Json(cert_json(&row)))
 }

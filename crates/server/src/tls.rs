@@ -65,20 +65,44 @@ impl rustls::sign::SigningKey for CustodyKey {
     }
 }
 
+/// The client certificate a connection presented (DER), verified against
+/// the installation's CAs; handlers find it in the request's extensions.
+#[derive(Clone)]
+pub struct ClientCert(pub Arc<Vec<u8>>);
+
+/// A TLS server configuration. With `client_anchors` (the installation's
+/// CA certificates), clients may present a certificate chaining to one of
+/// them (for the admin API); without one they are served as before.
 pub fn server_config(
     chain: Vec<Vec<u8>>,
     signer: Arc<dyn Signer>,
+    client_anchors: &[Vec<u8>],
 ) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key = CertifiedKey::new(
         chain.into_iter().map(CertificateDer::from).collect(),
         Arc::new(CustodyKey(Arc::new(SignerBox(signer)))),
     );
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+        .map_err(|e| e.to_string())?;
+    let builder = if client_anchors.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for a in client_anchors {
+            roots
+                .add(CertificateDer::from(a.clone()))
+                .map_err(|e| format!("CA certificate as a client trust anchor: {e}"))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| e.to_string())?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -109,6 +133,16 @@ pub async fn serve_https(listener: TcpListener, app: axum::Router, cfg: rustls::
                     return;
                 }
                 Err(_) => return,
+            };
+            let peer_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| ClientCert(Arc::new(c.to_vec())));
+            let app = match peer_cert {
+                Some(c) => app.layer(axum::Extension(c)),
+                None => app,
             };
             let svc = hyper_util::service::TowerToHyperService::new(app);
             let _ =
