@@ -361,17 +361,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     let crl_of = |path: &str, name: &str| {
         let (st, der) = srv.get(path);
         assert_eq!(st, 200, "{path}");
-        std::fs::write(hm.path(&format!("{name}.der")), der).unwrap();
-        openssl_ok(&[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            &hm.p(&format!("{name}.der")),
-            "-out",
-            &hm.p(&format!("{name}.crl")),
-        ]);
-        hm.p(&format!("{name}.crl"))
+        hm.crl_pem(&der, name)
     };
     let full = crl_of("/crl/issuing.crl", "full");
     let text = openssl_ok(&[
@@ -444,39 +434,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
 
 fn central_keygen_pkcs12(b: Backend) {
     let hm = setup!(b);
-    let issue = |profile: &str, name: &str| {
-        let p12 = hm.p(&format!("{name}.p12"));
-        let o = hm.run(&[
-            "cert",
-            "issue",
-            "--profile",
-            profile,
-            "--subject",
-            "CN=陳大文,C=HK",
-            "--generate-key",
-            "--p12-out",
-            &p12,
-            "--out",
-            &hm.p(&format!("{name}.pem")),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let err = String::from_utf8_lossy(&o.stderr).to_string();
-        let pin = err
-            .lines()
-            .find_map(|l| l.split("one-time PIN: ").nth(1))
-            .unwrap()
-            .trim()
-            .to_string();
-        let serial = err
-            .lines()
-            .find_map(|l| l.strip_prefix("issued serial "))
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
-        (p12, pin, serial)
-    };
+    let issue = |profile: &str, name: &str| hm.issue_p12(name, profile, "CN=陳大文,C=HK");
     let (p12, pin, serial) = issue("personal", "p");
     assert_eq!(pin.len(), 12);
     let pass = format!("pass:{pin}");
@@ -1159,36 +1117,7 @@ fn https_with_own_certificate(b: Backend) {
 fn admin_api_over_mutual_tls(b: Backend) {
     let hm = setup!(b);
     let person = |name: &str, cn: &str| {
-        let p12 = hm.p(&format!("{name}.p12"));
-        let o = hm.run(&[
-            "cert",
-            "issue",
-            "--profile",
-            "personal",
-            "--subject",
-            &format!("CN={cn},C=HK"),
-            "--generate-key",
-            "--p12-out",
-            &p12,
-            "--out",
-            &hm.p(&format!("{name}.pem")),
-        ]);
-        let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert!(o.status.success(), "{err}");
-        let pin = err
-            .lines()
-            .find_map(|l| l.split("one-time PIN: ").nth(1))
-            .unwrap()
-            .trim()
-            .to_string();
-        let serial = err
-            .lines()
-            .find_map(|l| l.strip_prefix("issued serial "))
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let (p12, pin, serial) = hm.issue_p12(name, "personal", &format!("CN={cn},C=HK"));
         openssl_ok(&[
             "pkcs12",
             "-in",

@@ -394,6 +394,37 @@ impl Authority {
         Ok(out)
     }
 
+    /// Files a CA's certificate as an issued certificate of its parent, so
+    /// that it can be revoked and listed on the parent's CRLs.
+    async fn file_ca_certificate(
+        &self,
+        tx: &mut hallmark_store::AnyConnection,
+        row: &certs::IssuerRow,
+        parent: &str,
+        serial: &str,
+    ) -> Result<()> {
+        let c = hallmark_pki::cert::parse(&row.cert)?;
+        let v = c.tbs_certificate().validity();
+        let not_after = hallmark_pki::time::unix(&v.not_after);
+        certs::record_ca_certificate(
+            tx,
+            &certs::NewCert {
+                issuer: parent.into(),
+                serial: serial.into(),
+                profile: "ca".into(),
+                subject: row.subject.clone(),
+                tbs: Vec::new(),
+                not_before: hallmark_pki::time::unix(&v.not_before) as i64,
+                not_after: not_after as i64,
+                shard: self.ca.settings.shard_of(not_after),
+                created_at: row.created_at,
+            },
+            &row.cert,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Reads which CAs have had their certificate revoked (here or by
     /// another process: `serve` calls it with each poll for revocations).
     pub async fn refresh_revoked_cas(&self) -> Result<()> {
@@ -450,26 +481,9 @@ impl Authority {
             .into_iter()
             .find(|(r, _, _)| r.id == id)
             .ok_or_else(|| RaError::Invalid(format!("no CA named {id:?}")))?;
-        let c = hallmark_pki::cert::parse(&row.cert)?;
-        let v = c.tbs_certificate().validity();
-        let not_after = hallmark_pki::time::unix(&v.not_after);
         let mut tx = self.store.begin().await?;
-        certs::record_ca_certificate(
-            &mut tx,
-            &certs::NewCert {
-                issuer: parent.clone(),
-                serial: serial.clone(),
-                profile: "ca".into(),
-                subject: row.subject.clone(),
-                tbs: Vec::new(),
-                not_before: hallmark_pki::time::unix(&v.not_before) as i64,
-                not_after: not_after as i64,
-                shard: self.ca.settings.shard_of(not_after),
-                created_at: row.created_at,
-            },
-            &row.cert,
-        )
-        .await?;
+        self.file_ca_certificate(&mut tx, row, &parent, &serial)
+            .await?;
         let revoked = certs::revoke(
             &mut tx,
             &parent,
@@ -756,25 +770,8 @@ impl Authority {
             else {
                 continue;
             };
-            let c = hallmark_pki::cert::parse(&row.cert)?;
-            let v = c.tbs_certificate().validity();
-            let not_after = hallmark_pki::time::unix(&v.not_after);
-            certs::record_ca_certificate(
-                &mut tx,
-                &certs::NewCert {
-                    issuer: parent.clone(),
-                    serial: serial.clone(),
-                    profile: "ca".into(),
-                    subject: row.subject.clone(),
-                    tbs: Vec::new(),
-                    not_before: hallmark_pki::time::unix(&v.not_before) as i64,
-                    not_after: not_after as i64,
-                    shard: self.ca.settings.shard_of(not_after),
-                    created_at: row.created_at,
-                },
-                &row.cert,
-            )
-            .await?;
+            self.file_ca_certificate(&mut tx, &row, &parent, &serial)
+                .await?;
             match certs::revoke(
                 &mut tx,
                 &parent,

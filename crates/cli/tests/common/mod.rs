@@ -256,6 +256,50 @@ impl Hm {
         (serial, out)
     }
 
+    /// Issues with a centrally generated key: (PKCS#12 path, one-time PIN,
+    /// serial); the certificate goes to `{name}.pem`.
+    pub fn issue_p12(&self, name: &str, profile: &str, subject: &str) -> (String, String, String) {
+        let p12 = self.p(&format!("{name}.p12"));
+        let o = self.run(&[
+            "cert",
+            "issue",
+            "--profile",
+            profile,
+            "--subject",
+            subject,
+            "--generate-key",
+            "--p12-out",
+            &p12,
+            "--out",
+            &self.p(&format!("{name}.pem")),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        let pin = err
+            .lines()
+            .find_map(|l| l.split("one-time PIN: ").nth(1))
+            .unwrap()
+            .trim()
+            .to_string();
+        let serial = err
+            .lines()
+            .find_map(|l| l.strip_prefix("issued serial "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        (p12, pin, serial)
+    }
+
+    /// Writes a DER CRL as `{name}.crl.pem` (what `openssl verify -CRLfile`
+    /// reads) and returns its path.
+    pub fn crl_pem(&self, der: &[u8], name: &str) -> String {
+        let der_path = self.p(&format!("{name}.crl.der"));
+        std::fs::write(&der_path, der).unwrap();
+        let pem = self.p(&format!("{name}.crl.pem"));
+        openssl_ok(&["crl", "-inform", "DER", "-in", &der_path, "-out", &pem]);
+        pem
+    }
+
     /// Writes root.pem and issuing.pem from `ca list`-independent sources:
     /// the server's publication endpoints.
     pub fn fetch_ca_files(&self, srv: &Server) {

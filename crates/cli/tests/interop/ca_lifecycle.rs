@@ -127,21 +127,10 @@ pub fn offline_root_signs_issuing_ca(b: Backend) {
     assert_eq!(served, std::fs::read(&crl).unwrap());
     let (st, issuing_crl) = srv.get("/crl/issuing.crl");
     assert_eq!(st, 200);
-    let pem_crl = |der: &[u8], name: &str| {
-        std::fs::write(online.path(&format!("{name}.der")), der).unwrap();
-        let out = online.p(&format!("{name}.crl.pem"));
-        openssl_ok(&[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            &online.p(&format!("{name}.der")),
-            "-out",
-            &out,
-        ]);
-        out
-    };
-    let (root_crl, issuing_crl) = (pem_crl(&served, "root"), pem_crl(&issuing_crl, "issuing"));
+    let (root_crl, issuing_crl) = (
+        online.crl_pem(&served, "root"),
+        online.crl_pem(&issuing_crl, "issuing"),
+    );
     let checked = openssl_text(&[
         "verify",
         "-crl_check_all",
@@ -425,18 +414,7 @@ pub fn issuing_ca_revocation(b: Backend) {
     let crl = |path: &str, name: &str| {
         let (st, der) = srv.get(path);
         assert_eq!(st, 200, "{path}");
-        std::fs::write(hm.path(&format!("{name}.der")), der).unwrap();
-        let pem = hm.p(&format!("{name}.crl.pem"));
-        openssl_ok(&[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            &hm.p(&format!("{name}.der")),
-            "-out",
-            &pem,
-        ]);
-        pem
+        hm.crl_pem(&der, name)
     };
     let (root_crl, issuing_crl) = (
         crl("/crl/root.crl", "root"),
