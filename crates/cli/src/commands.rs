@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Also serve HTTPS here (overrides server.https_listen).
     #[arg(long)]
     pub https_listen: Option<String>,
+    /// Also serve the admin API over mutual TLS here (overrides
+    /// server.admin_https_listen); see `hallmark admin-cert`.
+    #[arg(long)]
+    pub admin_https_listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -890,34 +894,55 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
     tracing::info!(%local, "serving");
     println!("listening on http://{local}");
     let app = hallmark_server::router(auth.clone());
-    if let Some(https) = args
+    let https = args
         .https_listen
-        .or_else(|| auth.config.server.https_listen.clone())
-    {
-        let addr: SocketAddr = https
-            .parse()
-            .map_err(|e| format!("HTTPS listen address {https:?}: {e}"))?;
+        .or_else(|| auth.config.server.https_listen.clone());
+    let admin_https = args
+        .admin_https_listen
+        .or_else(|| auth.config.server.admin_https_listen.clone());
+    if https.is_some() || admin_https.is_some() {
         let (chain, signer) = auth.tls_identity(system_now()).await.map_err(s)?;
-        // Client certificates for the admin API, when some are allowed:
-        // anything chaining to this installation's CAs is verified, and
-        // the API then checks the fingerprint and the revocation status.
-        let anchors: Vec<Vec<u8>> = if auth.config.server.admin_client_certs.is_empty() {
-            Vec::new()
-        } else {
-            auth.store
+        let bind = |addr: String, what: &'static str| async move {
+            let a: SocketAddr = addr
+                .parse()
+                .map_err(|e| format!("{what} listen address {addr:?}: {e}"))?;
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen on {a}: {e}"))
+        };
+        if let Some(addr) = https {
+            let cfg = hallmark_server::tls::server_config(chain.clone(), signer.clone(), None)?;
+            let l = bind(addr, "HTTPS").await?;
+            println!("listening on https://{}", l.local_addr().map_err(s)?);
+            tokio::spawn(hallmark_server::tls::serve_https(l, app.clone(), cfg));
+        }
+        if let Some(addr) = admin_https {
+            if auth.config.server.admin_client_certs.is_empty() {
+                return Err(
+                    "an admin HTTPS listener needs an allowed client certificate first: `hallmark admin-cert add --cert FILE`"
+                        .into(),
+                );
+            }
+            // Clients must present a certificate chaining to one of this
+            // installation's CAs that is not revoked; the API then checks
+            // the fingerprint, expiry and revocation at each request.
+            let anchors: Vec<Vec<u8>> = auth
+                .store
                 .issuers()
                 .await
                 .map_err(s)?
                 .into_iter()
+                .filter(|i| !auth.is_revoked_ca(&i.id))
                 .map(|i| i.cert)
-                .collect()
-        };
-        let cfg = hallmark_server::tls::server_config(chain, signer, &anchors)?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        println!("listening on https://{}", l.local_addr().map_err(s)?);
-        tokio::spawn(hallmark_server::tls::serve_https(l, app.clone(), cfg));
+                .collect();
+            let cfg = hallmark_server::tls::server_config(chain, signer, Some(&anchors))?;
+            let l = bind(addr, "admin HTTPS").await?;
+            println!(
+                "listening on https://{} (admin API, mutual TLS)",
+                l.local_addr().map_err(s)?
+            );
+            tokio::spawn(hallmark_server::tls::serve_https(l, app.clone(), cfg));
+        }
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -1332,7 +1357,7 @@ async fn hand_out_shares(
     Ok(())
 }
 
-/// Appends one audit entry for a CLI action.
+/// Manages the client certificates allowed on the admin listener.
 async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
     let mut cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
     match c {
@@ -1404,6 +1429,7 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
     }
 }
 
+/// Appends one audit entry for a CLI action.
 async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json::Value) -> Res {
     auth.store
         .record(system_now() as i64, actor, action, details)

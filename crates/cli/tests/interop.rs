@@ -1058,7 +1058,7 @@ fn api_matches_its_openapi_document(b: Backend) {
     assert_eq!(st, 200);
     std::fs::write(hm.path("openapi.json"), doc).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi_check.py");
-    let out = std::process::Command::new("python")
+    let out = std::process::Command::new("python3")
         .args([script, &hm.p("openapi.json"), &hm.p("exchanges.json")])
         .output()
         .expect("python from the test venv (scripts/test.sh installs openapi-core)");
@@ -1111,9 +1111,10 @@ fn https_with_own_certificate(b: Backend) {
     }
 }
 
-/// The admin API over HTTPS with a client certificate instead of the
-/// token: allowed ones work (and are named in the audit log), others and
-/// revoked ones get 401, and clients without a certificate are still served.
+/// The admin API on its mutual-TLS listener with a client certificate
+/// instead of the token: allowed ones work (and are named in the audit log),
+/// others and revoked ones get 401, clients without one are not served
+/// there; the public HTTPS listener asks for no certificate.
 fn admin_api_over_mutual_tls(b: Backend) {
     let hm = setup!(b);
     let person = |name: &str, cn: &str| {
@@ -1135,14 +1136,20 @@ fn admin_api_over_mutual_tls(b: Backend) {
     let other_serial = person("other", "Someone Else");
     let fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
     assert!(hm.ok(&["admin-cert", "list"]).contains(fp.trim()));
-    let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
+    let srv = hm.serve_with(&[
+        "--https-listen",
+        "127.0.0.1:0",
+        "--admin-https-listen",
+        "127.0.0.1:0",
+    ]);
     hm.fetch_ca_files(&srv);
-    let connect = format!("127.0.0.1:{}", srv.https_port.unwrap());
-    let over_tls = |who: Option<&str>, method: &str, path: &str, body: &str| {
+    let admin_port = srv.admin_port.unwrap();
+    let public_port = srv.https_port.unwrap();
+    let on = |port: u16, who: Option<&str>, method: &str, path: &str, headers: &str, body: &str| {
         let mut args = vec![
             "s_client".to_string(),
             "-connect".into(),
-            connect.clone(),
+            format!("127.0.0.1:{port}"),
             "-servername".into(),
             "hallmark.localhost".into(),
             "-CAfile".into(),
@@ -1161,7 +1168,7 @@ fn admin_api_over_mutual_tls(b: Backend) {
             .spawn()
             .unwrap();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: hallmark.localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: hallmark.localhost\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         use std::io::Write;
@@ -1174,15 +1181,39 @@ fn admin_api_over_mutual_tls(b: Backend) {
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     };
+    let over_tls = |who: Option<&str>, method: &str, path: &str, body: &str| {
+        on(admin_port, who, method, path, "", body)
+    };
     let status = |text: &str| text.split_whitespace().nth(1).unwrap_or("").to_string();
     let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "200", "{r}");
-    let r = over_tls(None, "GET", "/api/v1/certificates", "");
-    assert_eq!(status(&r), "401", "{r}");
     let r = over_tls(Some("other"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "401", "{r}");
-    // Clients without a certificate still get the public routes.
+    // A wrong token decides, whatever the certificate.
+    let r = on(
+        admin_port,
+        Some("admin"),
+        "GET",
+        "/api/v1/certificates",
+        "Authorization: Bearer hm_wrong\r\n",
+        "",
+    );
+    assert_eq!(status(&r), "401", "{r}");
+    // The admin listener serves nobody without a certificate.
     let r = over_tls(None, "GET", "/healthz", "");
+    assert!(!r.contains("HTTP/1.1"), "{r}");
+    // The public listener asks for none: a client certificate counts for
+    // nothing there, and clients without one are served.
+    let r = on(
+        public_port,
+        Some("admin"),
+        "GET",
+        "/api/v1/certificates",
+        "",
+        "",
+    );
+    assert_eq!(status(&r), "401", "{r}");
+    let r = on(public_port, None, "GET", "/healthz", "", "");
     assert_eq!(status(&r), "200", "{r}");
     // An action over mutual TLS is audited under the certificate's name.
     let r = over_tls(
@@ -1193,11 +1224,25 @@ fn admin_api_over_mutual_tls(b: Backend) {
     );
     assert_eq!(status(&r), "200", "{r}");
     let actor = hm.sql_ok("SELECT actor FROM audit_log WHERE action = 'certificate.revoke'");
-    assert!(actor.contains("api:cert:CN=Admin One,C=HK"), "{actor}");
+    assert!(
+        actor.contains(&format!("api:cert:CN=Admin One,C=HK ({admin_serial})")),
+        "{actor}"
+    );
     // A revoked admin certificate no longer opens the API.
     hm.ok(&["cert", "revoke", &admin_serial, "--reason", "keyCompromise"]);
     let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "401", "{r}");
+    drop(srv);
+    hm.ok(&["admin-cert", "remove", fp.trim()]);
+    assert!(hm.ok(&["admin-cert", "list"]).trim().is_empty());
+    let e = hm.fails(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-https-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(e.contains("admin-cert add"), "{e}");
 }
 
 fn rsa_hierarchy(b: Backend) {

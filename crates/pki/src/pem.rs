@@ -11,11 +11,21 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 /// reads it); explanatory text before the BEGIN line (OpenSSL's "Bag
 /// Attributes") and anything after the END line are ignored.
 pub fn decode(expected_label: &str, input: &[u8]) -> Result<Vec<u8>> {
-    // DER is a SEQUENCE: it starts with 0x30, which text never does.
-    let Some(start) = input
-        .windows(11)
-        .position(|w| w == b"-----BEGIN ")
-        .filter(|_| input.first() != Some(&0x30))
+    // DER is a SEQUENCE: 0x30 and (for anything of 128 bytes or more, as
+    // every certificate, CSR and CRL is) a long-form length octet, which is
+    // not ASCII; text may start with the digit 0 but not with that pair.
+    if input.first() == Some(&0x30) && input.get(1).is_some_and(|b| *b >= 0x80) {
+        return Ok(input.to_vec());
+    }
+    // The block with the expected label, else the first one (to name it).
+    let find = |needle: &[u8]| input.windows(needle.len()).position(|w| w == needle);
+    let Some(start) = find(format!("-----BEGIN {expected_label}-----").as_bytes())
+        .or_else(|| {
+            (expected_label == "CERTIFICATE REQUEST")
+                .then(|| find(b"-----BEGIN NEW CERTIFICATE REQUEST-----"))
+                .flatten()
+        })
+        .or_else(|| find(b"-----BEGIN "))
     else {
         return Ok(input.to_vec());
     };
@@ -76,8 +86,23 @@ mod tests {
             decode("CERTIFICATE REQUEST", bagged.as_bytes()).unwrap(),
             der
         );
-        // DER passes through.
-        assert_eq!(decode("CERTIFICATE REQUEST", &der).unwrap(), der);
+        // DER passes through, even holding the bytes of a BEGIN line.
+        let mut seq = vec![0x30, 0x82, 0x01, 0x00];
+        seq.extend_from_slice(b"-----BEGIN CERTIFICATE REQUEST-----");
+        seq.resize(260, 0);
+        assert_eq!(decode("CERTIFICATE REQUEST", &seq).unwrap(), seq);
+        // Text starting with the digit 0, and a bundle whose first block
+        // has another label.
+        let noted = format!("0 comment\n{pem}");
+        assert_eq!(
+            decode("CERTIFICATE REQUEST", noted.as_bytes()).unwrap(),
+            der
+        );
+        let bundle = format!("{}{pem}", encode("CERTIFICATE", b"other"));
+        assert_eq!(
+            decode("CERTIFICATE REQUEST", bundle.as_bytes()).unwrap(),
+            der
+        );
     }
 
     #[test]

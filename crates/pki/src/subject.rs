@@ -26,10 +26,11 @@ fn upper_bound(name: &str) -> usize {
 /// Parses `CN=…,O=…,C=HK`. As in RFC 4514 the string lists the most specific
 /// RDN first; the encoded sequence starts with the last one (C).
 pub fn parse(s: &str) -> Result<Name> {
-    let s = s.trim();
-    if s.is_empty() {
+    // Spaces at the ends go, except an escaped one ending the last value.
+    if s.trim().is_empty() {
         return Ok(Name::default());
     }
+    let s = s.trim_start();
     let mut rdns = Vec::new();
     for part in split_unescaped(s, ',') {
         let (k, v) = part
@@ -129,8 +130,10 @@ fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
 /// Trims the spaces around a value, but not an escaped trailing one
 /// (`CN=foo\ `).
 fn trim_unescaped(v: &str) -> &str {
-    let v = v.trim_start();
-    let mut end = v.trim_end().len();
+    // ASCII whitespace only (one byte each): other spaces are part of the
+    // value, and the control characters among them are refused later.
+    let v = v.trim_ascii_start();
+    let mut end = v.trim_ascii_end().len();
     let escapes = v[..end].bytes().rev().take_while(|b| *b == b'\\').count();
     if escapes % 2 == 1 && end < v.len() {
         end += 1;
@@ -200,11 +203,13 @@ pub fn display(name: &Name) -> String {
                 .replace('\\', "\\\\")
                 .replace(',', "\\,")
                 .replace('+', "\\+");
-            // RFC 4514 §2.4: a leading space or '#', a trailing space.
+            // RFC 4514 §2.4: a leading space or '#', a trailing space (a
+            // value of one space is escaped once).
+            let trail = v.len() > 1 && v.ends_with(' ');
             if v.starts_with(' ') || v.starts_with('#') {
                 v.insert(0, '\\');
             }
-            if v.ends_with(' ') {
+            if trail {
                 v.insert(v.len() - 1, '\\');
             }
             format!("{k}={v}")
@@ -255,10 +260,19 @@ mod tests {
         let n = parse("CN=a\\+b\\\\c").unwrap();
         assert_eq!(attributes(&n)[0].1, "a+b\\c");
         assert_eq!(parse(&display(&n)).unwrap(), n);
-        // Escaped spaces at the ends are part of the value.
+        // Escaped spaces at the ends are part of the value, in any RDN.
         let n = parse("CN=\\ padded\\ , O=x").unwrap();
         assert_eq!(attributes(&n)[1].1, " padded ");
         assert_eq!(parse(&display(&n)).unwrap(), n);
+        let n = parse("CN=\\ ,O=x").unwrap();
+        assert_eq!(attributes(&n)[1].1, " ");
+        assert_eq!(parse(&display(&n)).unwrap(), n);
+        let n = parse("  CN=foo\\ ").unwrap();
+        assert_eq!(attributes(&n)[0].1, "foo ");
+        assert_eq!(parse(&display(&n)).unwrap(), n);
+        // A non-ASCII space after a backslash is an escaped character.
+        let n = parse("CN=a\\\u{a0},C=HK").unwrap();
+        assert_eq!(attributes(&n)[1].1, "a\u{a0}");
         for bad in [
             "CN=x\\00y",
             "CN=a+SN=b",

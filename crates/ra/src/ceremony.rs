@@ -104,6 +104,7 @@ pub async fn init(
             admin_token_sha256: token_digest(&token),
             https_listen: None,
             https_names: vec!["hallmark.localhost".into()],
+            admin_https_listen: None,
             admin_client_certs: Vec::new(),
         },
         database: DatabaseConfig {

@@ -127,10 +127,14 @@ pub struct ServerConfig {
     /// DNS names in that certificate.
     #[serde(default = "d_https_names")]
     pub https_names: Vec<String>,
+    /// Serve the admin API (and everything else) over mutual TLS here:
+    /// every client must present a certificate from this installation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_https_listen: Option<String>,
     /// SHA-256 fingerprints (hex) of client certificates that may use the
-    /// admin API over HTTPS instead of the token (mutual TLS); managed with
-    /// `hallmark admin-cert`. Each must be a certificate issued here and
-    /// not revoked.
+    /// admin API on that listener instead of the token; managed with
+    /// `hallmark admin-cert`. Each must be a certificate issued here, not
+    /// expired, not revoked, from a CA that is not revoked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_client_certs: Vec<String>,
 }

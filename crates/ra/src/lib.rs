@@ -425,6 +425,11 @@ impl Authority {
         Ok(())
     }
 
+    /// Whether the CA's own certificate is revoked (as last read).
+    pub fn is_revoked_ca(&self, id: &str) -> bool {
+        self.revoked_cas.read().map_or(true, |r| r.contains(id))
+    }
+
     /// Reads which CAs have had their certificate revoked (here or by
     /// another process: `serve` calls it with each poll for revocations).
     pub async fn refresh_revoked_cas(&self) -> Result<()> {

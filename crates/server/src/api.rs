@@ -82,7 +82,14 @@ impl FromRequestParts<AppState> for Admin {
             return Err(unauthorized());
         };
         let fp = hallmark_pki::hex(&hallmark_crypto::sha256(der));
-        if !s.auth.config.server.admin_client_certs.contains(&fp) {
+        if !s
+            .auth
+            .config
+            .server
+            .admin_client_certs
+            .iter()
+            .any(|a| a.to_ascii_lowercase().replace(':', "") == fp)
+        {
             return Err(unauthorized());
         }
         let Ok(cert) = hallmark_pki::cert::parse(der) else {
@@ -90,13 +97,18 @@ impl FromRequestParts<AppState> for Admin {
         };
         let serial = hallmark_pki::hex(cert.tbs_certificate().serial_number().as_bytes());
         match s.auth.store.get_cert(None, &serial).await {
+            // TLS checked expiry at the full handshake only (not on
+            // resumption or a long-lived connection): checked again here,
+            // with the revocation of the certificate and of its CA.
             Ok(row)
                 if row.status == "issued"
                     && row.revoked_at.is_none()
+                    && row.not_after >= hallmark_ra::system_now() as i64
+                    && !s.auth.is_revoked_ca(&row.issuer)
                     && row.cert.as_deref() == Some(der.as_slice()) =>
             {
                 Ok(Admin {
-                    actor: format!("api:cert:{}", row.subject),
+                    actor: format!("api:cert:{} ({})", row.subject, row.serial),
                 })
             }
             _ => Err(unauthorized()),

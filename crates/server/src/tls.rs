@@ -71,12 +71,14 @@ impl rustls::sign::SigningKey for CustodyKey {
 pub struct ClientCert(pub Arc<Vec<u8>>);
 
 /// A TLS server configuration. With `client_anchors` (the installation's
-/// CA certificates), clients may present a certificate chaining to one of
-/// them (for the admin API); without one they are served as before.
+/// CA certificates) every client must present a certificate chaining to one
+/// of them: the admin listener (mutual TLS). Without, no client certificate
+/// is asked for, so browsers and OCSP clients never see a certificate
+/// request on the public listener.
 pub fn server_config(
     chain: Vec<Vec<u8>>,
     signer: Arc<dyn Signer>,
-    client_anchors: &[Vec<u8>],
+    client_anchors: Option<&[Vec<u8>]>,
 ) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key = CertifiedKey::new(
@@ -86,9 +88,7 @@ pub fn server_config(
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
-    let builder = if client_anchors.is_empty() {
-        builder.with_no_client_auth()
-    } else {
+    let builder = if let Some(client_anchors) = client_anchors {
         let mut roots = rustls::RootCertStore::empty();
         for a in client_anchors {
             roots
@@ -97,10 +97,11 @@ pub fn server_config(
         }
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
                 .build()
                 .map_err(|e| e.to_string())?;
         builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
     };
     let mut cfg = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -190,10 +190,18 @@ impl Hm {
             assert!(l2.starts_with("listening on https://"), "{l2}");
             https_port = Some(port_of(&l2));
         }
+        let mut admin_port = None;
+        if extra.contains(&"--admin-https-listen") {
+            let mut l3 = String::new();
+            out.read_line(&mut l3).unwrap();
+            assert!(l3.contains("(admin API, mutual TLS)"), "{l3}");
+            admin_port = Some(port_of(l3.split_whitespace().nth(2).unwrap()));
+        }
         Server {
             child,
             port,
             https_port,
+            admin_port,
         }
     }
 
@@ -364,6 +372,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub https_port: Option<u16>,
+    /// The admin listener (mutual TLS), when asked for.
+    pub admin_port: Option<u16>,
 }
 
 impl Server {
