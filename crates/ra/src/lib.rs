@@ -638,7 +638,7 @@ impl Authority {
         // first and numbered after, a CRL without a fresh revocation could
         // outnumber the one made for it.)
         let mut tx = self.store.begin().await?;
-        let number = certs::next_crl_number(&mut tx, issuer_id).await?;
+        let number = certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000).await?;
         hallmark_store::commit(tx).await?;
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;

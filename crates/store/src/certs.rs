@@ -331,11 +331,18 @@ pub async fn revoke(
 /// Takes the next CRL number of an issuer in one statement, so concurrent
 /// generators (several processes on PostgreSQL) never share a number
 /// (RFC 5280 §5.2.3: CRL numbers increase).
-pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str) -> Result<i64> {
+/// Takes an issuer's next CRL number: never below `floor` (the caller's
+/// clock in milliseconds), so that an installation restored from an older
+/// backup, whose counter went back with it, does not give out a number
+/// again for a different CRL (RFC 5280 §5.2.3: numbers only increase).
+/// Above the floor, numbers go up by one, so they stay monotonic when the
+/// clock steps back.
+pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str, floor: i64) -> Result<i64> {
     let r: (i64,) = sqlx::query_as(
-        "UPDATE crl_numbers SET next = next + 1 WHERE issuer = $1 RETURNING next - 1",
+        "UPDATE crl_numbers SET next = (CASE WHEN next > $2 THEN next ELSE $2 END) + 1 WHERE issuer = $1 RETURNING next - 1",
     )
     .bind(issuer)
+    .bind(floor)
     .fetch_one(&mut *conn)
     .await?;
     Ok(r.0)
@@ -914,6 +921,25 @@ pub(crate) mod tests {
         assert_eq!(seen(0).await, ["ca/0a@100", "ca/0c@200"]);
         assert_eq!(seen(150).await, ["ca/0c@200"]);
         assert!(seen(201).await.is_empty());
+    }
+
+    /// CRL numbers never fall below the clock (in ms) and never repeat,
+    /// also when the counter goes back (a restored backup) or the clock does.
+    #[tokio::test]
+    async fn crl_numbers_follow_the_clock_and_only_rise() {
+        let t = temp_sqlite("crl-numbers").await;
+        let mut tx = t.store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        assert_eq!(next_crl_number(&mut tx, "ca", 5_000).await.unwrap(), 5_000);
+        assert_eq!(next_crl_number(&mut tx, "ca", 5_000).await.unwrap(), 5_001);
+        assert_eq!(next_crl_number(&mut tx, "ca", 4_000).await.unwrap(), 5_002);
+        // Restored from a backup taken when the counter was at 3.
+        sqlx::query("UPDATE crl_numbers SET next = 3 WHERE issuer = 'ca'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(next_crl_number(&mut tx, "ca", 9_000).await.unwrap(), 9_000);
+        crate::commit(tx).await.unwrap();
     }
 
     /// A CRL never replaces one with a higher number (two processes
