@@ -1380,9 +1380,12 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                     cert.display()
                 )
             })?;
-            if row.cert.as_deref() != Some(der.as_slice()) || row.revoked_at.is_some() {
+            if row.cert.as_deref() != Some(der.as_slice())
+                || row.revoked_at.is_some()
+                || row.not_after < system_now() as i64
+            {
                 return Err(format!(
-                    "{} is not a valid certificate of this installation (revoked, or not the one issued with serial {serial})",
+                    "{} is not a valid certificate of this installation (revoked, expired, or not the one issued with serial {serial})",
                     cert.display()
                 ));
             }

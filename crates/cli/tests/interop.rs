@@ -1232,6 +1232,10 @@ fn admin_api_over_mutual_tls(b: Backend) {
     hm.ok(&["cert", "revoke", &admin_serial, "--reason", "keyCompromise"]);
     let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "401", "{r}");
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
+    assert!(e.contains("not a valid certificate"), "{e}");
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("root.pem")]);
+    assert!(e.contains("not issued by this installation"), "{e}");
     drop(srv);
     hm.ok(&["admin-cert", "remove", fp.trim()]);
     assert!(hm.ok(&["admin-cert", "list"]).trim().is_empty());
