@@ -372,7 +372,7 @@ impl Authority {
 
     pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
         let issuer = &self.ca.issuer(req.issuer.as_deref())?.id;
-        if self.revoked_cas.read().map_or(true, |r| r.contains(issuer)) {
+        if self.is_revoked_ca(issuer) {
             return Err(RaError::Invalid(format!(
                 "issuing CA {issuer:?} is revoked and issues nothing more; make a new one with `hallmark ca rollover`"
             )));
@@ -425,6 +425,32 @@ impl Authority {
         Ok(())
     }
 
+    /// Revokes `(issuer, serial)` now and records `action` with `details`
+    /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn revoke_audited(
+        &self,
+        tx: &mut hallmark_store::AnyConnection,
+        (issuer, serial): (&str, &str),
+        reason: Reason,
+        actor: &str,
+        now: u64,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<CertRow> {
+        let row = certs::revoke(tx, issuer, serial, now as i64, reason as i64, now as i64).await?;
+        audit::record(
+            tx,
+            self.store.backend(),
+            now as i64,
+            actor,
+            action,
+            details.to_string(),
+        )
+        .await?;
+        Ok(row)
+    }
+
     /// Whether the CA's own certificate is revoked (as last read).
     pub fn is_revoked_ca(&self, id: &str) -> bool {
         self.revoked_cas.read().map_or(true, |r| r.contains(id))
@@ -463,51 +489,38 @@ impl Authority {
         actor: &str,
         now: u64,
     ) -> Result<(CertRow, bool)> {
-        if !Reason::OFFERED.contains(&reason) {
-            return Err(RaError::Invalid(format!(
-                "{} is not offered: a revocation here is final; use one of {}",
-                reason.name(),
-                Reason::OFFERED.map(|r| r.name()).join(", ")
-            )));
-        }
-        let all = self.store.issuers().await?;
-        let row = all
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| RaError::Invalid(format!("no CA named {id:?}")))?;
-        if row.is_root || row.parent.is_none() {
-            return Err(RaError::Invalid(format!(
+        offered(reason)?;
+        let root = || {
+            RaError::Invalid(format!(
                 "{id:?} is a root: no CRL can revoke a root; retire it by taking it out of trust stores"
-            )));
-        }
-        let (_, parent, serial) = self
+            ))
+        };
+        // Only CAs with a parent have a certificate to revoke.
+        let (row, parent, serial) = match self
             .ca_certificates()
             .await?
             .into_iter()
             .find(|(r, _, _)| r.id == id)
-            .ok_or_else(|| RaError::Invalid(format!("no CA named {id:?}")))?;
+        {
+            Some((row, ..)) if row.is_root => return Err(root()),
+            Some(found) => found,
+            None if self.store.issuers().await?.iter().any(|r| r.id == id) => return Err(root()),
+            None => return Err(RaError::Invalid(format!("no CA named {id:?}"))),
+        };
         let mut tx = self.store.begin().await?;
-        self.file_ca_certificate(&mut tx, row, &parent, &serial)
+        self.file_ca_certificate(&mut tx, &row, &parent, &serial)
             .await?;
-        let revoked = certs::revoke(
-            &mut tx,
-            &parent,
-            &serial,
-            now as i64,
-            reason as i64,
-            now as i64,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            self.store.backend(),
-            now as i64,
-            actor,
-            "ca.revoke",
-            serde_json::json!({"ca": id, "issuer": parent, "serial": serial, "reason": reason.name()})
-                .to_string(),
-        )
-        .await?;
+        let revoked = self
+            .revoke_audited(
+                &mut tx,
+                (&parent, &serial),
+                reason,
+                actor,
+                now,
+                "ca.revoke",
+                serde_json::json!({"ca": id, "issuer": parent, "serial": serial, "reason": reason.name()}),
+            )
+            .await?;
         hallmark_store::commit(tx).await?;
         if let Ok(mut r) = self.revoked_cas.write() {
             r.insert(id.to_string());
@@ -537,33 +550,20 @@ impl Authority {
         now: u64,
     ) -> Result<CertRow> {
         let serial_hex = normalise_serial(serial_hex)?;
-        if !Reason::OFFERED.contains(&reason) {
-            return Err(RaError::Invalid(format!(
-                "{} is not offered: a revocation here is final and cannot be released; use one of {}",
-                reason.name(),
-                Reason::OFFERED.map(|r| r.name()).join(", ")
-            )));
-        }
+        offered(reason)?;
         let found = self.store.get_cert(None, &serial_hex).await?;
         let mut tx = self.store.begin().await?;
-        let row = certs::revoke(
-            &mut tx,
-            &found.issuer,
-            &serial_hex,
-            now as i64,
-            reason as i64,
-            now as i64,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            self.store.backend(),
-            now as i64,
-            actor,
-            "certificate.revoke",
-            serde_json::json!({"issuer": row.issuer, "serial": row.serial, "reason": reason.name()}).to_string(),
-        )
-        .await?;
+        let row = self
+            .revoke_audited(
+                &mut tx,
+                (&found.issuer, &serial_hex),
+                reason,
+                actor,
+                now,
+                "certificate.revoke",
+                serde_json::json!({"issuer": found.issuer, "serial": serial_hex, "reason": reason.name()}),
+            )
+            .await?;
         hallmark_store::commit(tx).await?;
         self.ocsp.invalidate(&row.issuer, &row.serial);
         // Publish promptly: the full CRL and the revoked certificate's shard.
@@ -901,6 +901,18 @@ pub struct CrlInfo {
     pub bytes: usize,
     /// False when another process published a later CRL meanwhile.
     pub published: bool,
+}
+
+/// Refuses reasons a revocation may not give (see [`Reason::OFFERED`]).
+fn offered(reason: Reason) -> Result<()> {
+    if Reason::OFFERED.contains(&reason) {
+        return Ok(());
+    }
+    Err(RaError::Invalid(format!(
+        "{} is not offered: a revocation here is final and cannot be released; use one of {}",
+        reason.name(),
+        Reason::OFFERED.map(|r| r.name()).join(", ")
+    )))
 }
 
 /// Accepts serials as hex with or without colons or 0x, any case, and

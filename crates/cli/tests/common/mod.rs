@@ -254,14 +254,7 @@ impl Hm {
             "issue {profile}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let err = String::from_utf8_lossy(&o.stderr);
-        let serial = err
-            .lines()
-            .find_map(|l| l.strip_prefix("issued serial "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_string();
-        (serial, out)
+        (issued_serial(&String::from_utf8_lossy(&o.stderr)), out)
     }
 
     /// Issues with a centrally generated key: (PKCS#12 path, one-time PIN,
@@ -289,13 +282,7 @@ impl Hm {
             .unwrap()
             .trim()
             .to_string();
-        let serial = err
-            .lines()
-            .find_map(|l| l.strip_prefix("issued serial "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_string();
-        (p12, pin, serial)
+        (p12, pin, issued_serial(&err))
     }
 
     /// Writes a DER CRL as `{name}.crl.pem` (what `openssl verify -CRLfile`
@@ -506,3 +493,13 @@ pub fn pkilint_clean(tool: &str, args: &[&str], file: &Path) {
 }
 
 pub use hallmark_testkit::SoftHsmToken;
+
+/// The serial `cert issue` reports on stderr ("issued serial S by ISSUER").
+pub fn issued_serial(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("issued serial "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no serial in {stderr}"))
+        .to_string()
+}

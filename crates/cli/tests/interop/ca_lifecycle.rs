@@ -161,17 +161,7 @@ pub fn offline_root_signs_issuing_ca(b: Backend) {
         &crl2,
     ]);
     online.ok(&["crl", "import", "--issuer", "root", &crl2]);
-    let e = online.fails(&[
-        "cert",
-        "issue",
-        "--profile",
-        "personal",
-        "--subject",
-        "CN=Too Late,C=HK",
-        "--csr",
-        &online.p("leaf.csr"),
-    ]);
-    assert!(e.contains("is revoked"), "{e}");
+    refused_under_a_revoked_ca(&online, &online.p("leaf.csr"));
     assert!(root.ok(&["audit", "verify"]).contains("audit log OK"));
     assert!(online.ok(&["audit", "verify"]).contains("audit log OK"));
     let list = root.ok(&["ca", "list"]);
@@ -445,17 +435,7 @@ pub fn issuing_ca_revocation(b: Backend) {
 
     // Nothing more is issued under it: here at once, and by the server
     // that was running once it has polled (every 5 s).
-    let e = hm.fails(&[
-        "cert",
-        "issue",
-        "--profile",
-        "personal",
-        "--subject",
-        "CN=Too Late,C=HK",
-        "--csr",
-        &hm.p("a.csr"),
-    ]);
-    assert!(e.contains("is revoked"), "{e}");
+    refused_under_a_revoked_ca(&hm, &hm.p("a.csr"));
     let csr = std::fs::read_to_string(hm.path("a.csr")).unwrap();
     let body =
         serde_json::json!({"profile": "personal", "subject": "CN=Too Late,C=HK", "csr": csr});
@@ -485,4 +465,19 @@ pub fn issuing_ca_revocation(b: Backend) {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     assert!(hm.ok(&["audit", "verify"]).contains("audit log OK"));
+}
+
+/// Issuing from `csr` under the default CA fails because that CA is revoked.
+fn refused_under_a_revoked_ca(hm: &Hm, csr: &str) {
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=Too Late,C=HK",
+        "--csr",
+        csr,
+    ]);
+    assert!(e.contains("is revoked"), "{e}");
 }
