@@ -68,6 +68,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_changed_index.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_created_index.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -79,6 +83,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         4,
         include_str!("../migrations/postgres/0004_changed_index.sql"),
+    ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_created_index.sql"),
     ),
 ];
 
