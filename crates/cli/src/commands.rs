@@ -257,17 +257,25 @@ pub enum CaCmd {
 }
 
 #[derive(Subcommand)]
+pub enum AdminTokenCmd {
+    /// Replace the admin API token with a new one (printed once); the old
+    /// one stops working within 5 seconds in a running `serve`.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 pub enum AdminCertCmd {
-    /// Allow a client certificate (issued here, e.g. a `personal` one with
-    /// clientAuth) to use the admin API over HTTPS; takes effect at the
-    /// next start of `serve`.
+    /// Allow a client certificate (issued here with clientAuth, e.g. a
+    /// `personal` one) to use the admin API over mutual TLS; a running
+    /// `serve` follows within 5 seconds.
     Add {
         #[arg(long)]
         cert: PathBuf,
     },
     /// List the allowed client certificates.
     List,
-    /// Withdraw one, by its SHA-256 fingerprint (as `list` shows it).
+    /// Withdraw one, by its SHA-256 fingerprint (as `list` shows it); a
+    /// running `serve` follows within 5 seconds.
     Remove { sha256: String },
 }
 
@@ -688,6 +696,7 @@ pub async fn run(cli: Cli) -> Res {
         }
         Command::Audit(AuditCmd::Verify) => audit_verify(&g).await,
         Command::AdminCert(c) => admin_cert(&g, c).await,
+        Command::AdminToken(c) => admin_token(&g, c).await,
         Command::Keys(KeysCmd::List) => {
             let auth = open(&g).await?;
             println!("key store: {}", auth.key_backend());
@@ -1033,6 +1042,15 @@ fn spawn_maintenance(auth: Arc<Authority>) {
             }
             if let Err(e) = auth.refresh_revoked_cas().await {
                 tracing::warn!(error = %e, "reading revoked CAs failed");
+            }
+            match auth.reload_admin_access() {
+                Ok(true) => {
+                    tracing::info!("admin token or client certificates changed: now in force")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the admin access from the config failed; keeping the previous one")
+                }
             }
         }
     });
@@ -1389,6 +1407,14 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                     cert.display()
                 ));
             }
+            if !hallmark_pki::cert::has_eku(&parsed, &const_oid::db::rfc5280::ID_KP_CLIENT_AUTH)
+                .map_err(s)?
+            {
+                return Err(format!(
+                    "{} has no clientAuth extended key usage, so TLS clients cannot use it; issue one from a profile with clientAuth (e.g. `personal`)",
+                    cert.display()
+                ));
+            }
             let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&der));
             if !cfg.server.admin_client_certs.contains(&fp) {
                 cfg.server.admin_client_certs.push(fp.clone());
@@ -1403,7 +1429,7 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
             .await?;
             println!("{fp}");
             eprintln!(
-                "allowed {} ({}); restart `hallmark serve` (with HTTPS) to use it",
+                "allowed {} ({}) on the admin listener (`serve --admin-https-listen`); a running server follows within 5 seconds",
                 row.subject, serial
             );
             Ok(())
@@ -1426,7 +1452,29 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                 serde_json::json!({"sha256": fp}),
             )
             .await?;
-            eprintln!("removed; restart `hallmark serve` for it to take effect");
+            eprintln!("removed; a running server refuses it within 5 seconds");
+            Ok(())
+        }
+    }
+}
+
+/// Replaces the admin API token.
+async fn admin_token(g: &Global, c: AdminTokenCmd) -> Res {
+    match c {
+        AdminTokenCmd::Rotate => {
+            let auth = open(g).await?;
+            let token = hallmark_ra::ceremony::rotate_admin_token(&g.data_dir).map_err(s)?;
+            record(
+                &auth,
+                &format!("cli:{}", whoami()),
+                "config.admin-token.rotate",
+                serde_json::json!({}),
+            )
+            .await?;
+            println!("{}", token.as_str());
+            eprintln!(
+                "the new admin token is printed above, once: store it now; the old one stops working within 5 seconds"
+            );
             Ok(())
         }
     }

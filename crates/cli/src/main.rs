@@ -69,6 +69,9 @@ pub enum Command {
     /// Client certificates allowed to use the admin API over mutual TLS.
     #[command(subcommand)]
     AdminCert(commands::AdminCertCmd),
+    /// The admin API token.
+    #[command(subcommand)]
+    AdminToken(commands::AdminTokenCmd),
     /// Keys in the key store (labels and algorithms only).
     #[command(subcommand)]
     Keys(commands::KeysCmd),

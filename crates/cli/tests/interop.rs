@@ -30,6 +30,7 @@ on_both!(
     api_matches_its_openapi_document,
     https_with_own_certificate,
     admin_api_over_mutual_tls,
+    admin_token_rotation,
     offline_root_signs_issuing_ca,
     rsa_hierarchy,
     rsa_pss_hierarchy,
@@ -1189,6 +1190,24 @@ fn admin_api_over_mutual_tls(b: Backend) {
     assert_eq!(status(&r), "200", "{r}");
     let r = over_tls(Some("other"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "401", "{r}");
+    // The running server follows `admin-cert add` and `remove`.
+    let other_fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("other.pem")]);
+    eventually("the added certificate to be allowed", || {
+        status(&over_tls(Some("other"), "GET", "/api/v1/certificates", "")) == "200"
+    });
+    hm.ok(&["admin-cert", "remove", other_fp.trim()]);
+    eventually("the removed certificate to be refused", || {
+        status(&over_tls(Some("other"), "GET", "/api/v1/certificates", "")) == "401"
+    });
+    // A certificate TLS clients cannot use (no clientAuth) is refused.
+    hm.issue(
+        "tls-server",
+        "server",
+        "CN=srv.example.hk",
+        &["--dns", "srv.example.hk"],
+    );
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("tls-server.pem")]);
+    assert!(e.contains("no clientAuth"), "{e}");
     // A wrong token decides, whatever the certificate.
     let r = on(
         admin_port,
@@ -1247,6 +1266,48 @@ fn admin_api_over_mutual_tls(b: Backend) {
         "127.0.0.1:0",
     ]);
     assert!(e.contains("admin-cert add"), "{e}");
+}
+
+/// Polls `ok` for up to 15 s (a running server reads its config every 5 s).
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "waited 15 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// `admin-token rotate` prints a new token once; a running server accepts
+/// it and refuses the old one within its poll, and the rotation is audited
+/// without the token.
+fn admin_token_rotation(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve();
+    let list = |token: &str| {
+        srv.request(
+            "GET",
+            "/api/v1/certificates",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .0
+    };
+    assert_eq!(list(&hm.token), 200);
+    let new = hm.ok(&["admin-token", "rotate"]).trim().to_string();
+    assert!(new.starts_with("hm_") && new != hm.token, "{new}");
+    eventually("the new token to be accepted", || list(&new) == 200);
+    assert_eq!(list(&hm.token), 401);
+    let cfg = std::fs::read_to_string(hm.path("hallmark.toml")).unwrap();
+    assert!(!cfg.contains(&new), "the token itself is never stored");
+    let details =
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-token.rotate'");
+    assert!(
+        !details.trim().is_empty() && !details.contains(&new),
+        "{details}"
+    );
 }
 
 fn rsa_hierarchy(b: Backend) {

@@ -115,6 +115,28 @@ pub fn parse(der: &[u8]) -> Result<x509_cert::Certificate> {
     x509_cert::Certificate::from_der(der).map_err(|e| PkiError::malformed("certificate", e))
 }
 
+/// Whether `cert` allows the extended key usage `eku` (RFC 5280 §4.2.1.12:
+/// without the extension, any use is allowed; anyExtendedKeyUsage allows it).
+pub fn has_eku(cert: &x509_cert::Certificate, eku: &const_oid::ObjectIdentifier) -> Result<bool> {
+    let Some(ext) = cert
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e.extn_id == <x509_cert::ext::pkix::ExtendedKeyUsage as const_oid::AssociatedOid>::OID
+        })
+    else {
+        return Ok(true);
+    };
+    let ekus = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| PkiError::malformed("extended key usage", e))?;
+    Ok(ekus
+        .0
+        .iter()
+        .any(|o| o == eku || *o == const_oid::db::rfc5280::ANY_EXTENDED_KEY_USAGE))
+}
+
 /// Checks that `cert` is signed by the key in `issuer_spki_der`.
 pub fn verify_signed_by(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<()> {
     let cert = parse(cert_der)?;

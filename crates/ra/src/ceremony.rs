@@ -65,6 +65,16 @@ fn new_admin_token() -> Result<Zeroizing<String>> {
     )))
 }
 
+/// Replaces the admin token in `dir`'s config with a new one; returns it
+/// (only its digest is stored).
+pub fn rotate_admin_token(dir: &Path) -> Result<Zeroizing<String>> {
+    let mut cfg = Config::load(dir)?;
+    let token = new_admin_token()?;
+    cfg.server.admin_token_sha256 = token_digest(&token);
+    cfg.save(dir)?;
+    Ok(token)
+}
+
 pub fn token_digest(token: &str) -> String {
     hallmark_pki::hex(&hallmark_crypto::sha256(token.as_bytes()))
 }

@@ -72,6 +72,31 @@ pub struct Authority {
     crl_lock: tokio::sync::Mutex<()>,
     /// CAs whose own certificate is revoked: they issue nothing more.
     revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Who may use the admin API, as last read from the config file.
+    admin: std::sync::RwLock<Arc<AdminAccess>>,
+}
+
+/// Who may use the admin API: the token's digest and the allowed client
+/// certificates' fingerprints (read from the config file, so that a running
+/// server follows `admin-token rotate` and `admin-cert add|remove`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct AdminAccess {
+    pub token_sha256: String,
+    pub client_certs: Vec<String>,
+}
+
+impl AdminAccess {
+    fn of(cfg: &Config) -> Arc<Self> {
+        Arc::new(Self {
+            token_sha256: cfg.server.admin_token_sha256.clone(),
+            client_certs: cfg
+                .server
+                .admin_client_certs
+                .iter()
+                .map(|f| f.to_ascii_lowercase().replace(':', ""))
+                .collect(),
+        })
+    }
 }
 
 /// Certificates read and pre-signed at a time.
@@ -106,6 +131,7 @@ impl Authority {
         danger_abort_after_sign: bool,
     ) -> Result<Arc<Self>> {
         let config = Config::load(dir)?;
+        let admin = AdminAccess::of(&config);
         let profiles = load_profiles(dir)?;
         let keys = config.open_keys(dir, pass)?;
         let store = config.connect(dir, database_url).await?;
@@ -183,6 +209,7 @@ impl Authority {
             audit_signer,
             crl_lock: tokio::sync::Mutex::new(()),
             revoked_cas: Default::default(),
+            admin: std::sync::RwLock::new(admin),
         };
         auth.refresh_revoked_cas().await?;
         auth.record_config_change(now).await?;
@@ -449,6 +476,33 @@ impl Authority {
         )
         .await?;
         Ok(row)
+    }
+
+    /// Who may use the admin API (as last read).
+    pub fn admin_access(&self) -> Arc<AdminAccess> {
+        match self.admin.read() {
+            Ok(a) => a.clone(),
+            // Nobody, rather than whoever was allowed before.
+            Err(_) => Arc::new(AdminAccess {
+                token_sha256: String::new(),
+                client_certs: Vec::new(),
+            }),
+        }
+    }
+
+    /// Reads who may use the admin API from the config file again; says
+    /// whether it changed. `serve` calls it with each poll.
+    pub fn reload_admin_access(&self) -> Result<bool> {
+        let fresh = AdminAccess::of(&Config::load(&self.dir)?);
+        let mut cur = self
+            .admin
+            .write()
+            .map_err(|_| RaError::Invalid("admin access lock poisoned".into()))?;
+        if **cur == *fresh {
+            return Ok(false);
+        }
+        *cur = fresh;
+        Ok(true)
     }
 
     /// Whether the CA's own certificate is revoked (as last read).

@@ -65,8 +65,9 @@ impl FromRequestParts<AppState> for Admin {
         {
             let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
             let digest = hallmark_crypto::sha256(token.trim().as_bytes());
-            let expected =
-                hallmark_pki::unhex(&s.auth.config.server.admin_token_sha256).unwrap_or_default();
+            let expected = hallmark_pki::unhex(&s.auth.admin_access().token_sha256)
+                .filter(|d| d.len() == 32)
+                .unwrap_or_default();
             return if hallmark_crypto::constant_time_eq(&digest, &expected) {
                 Ok(Admin {
                     actor: "api:admin".into(),
@@ -82,14 +83,7 @@ impl FromRequestParts<AppState> for Admin {
             return Err(unauthorized());
         };
         let fp = hallmark_pki::hex(&hallmark_crypto::sha256(der));
-        if !s
-            .auth
-            .config
-            .server
-            .admin_client_certs
-            .iter()
-            .any(|a| a.to_ascii_lowercase().replace(':', "") == fp)
-        {
+        if !s.auth.admin_access().client_certs.contains(&fp) {
             return Err(unauthorized());
         }
         let Ok(cert) = hallmark_pki::cert::parse(der) else {
