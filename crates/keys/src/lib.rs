@@ -240,26 +240,7 @@ impl KeyStore {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(&json).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_file_atomic(&self.path, &json, 0o600).map_err(io)
     }
 
     /// Changes the keys under an exclusive lock on the store, starting from
@@ -484,6 +465,77 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(KeyStore::open(&path, &p).unwrap().list().len(), 42);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the
+/// new file, never a part: written to a file of its own beside it (created
+/// with `mode`), synced, renamed over `path`, and the directory synced.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut rnd = [0u8; 8];
+    hallmark_crypto::fill_random(&mut rnd).map_err(std::io::Error::other)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", u64::from_le_bytes(rnd)));
+    let tmp = path.with_file_name(name);
+    let written = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    /// The file is replaced whole, with the mode asked for, and nothing is
+    /// left beside it; a write into a missing directory fails cleanly.
+    #[test]
+    fn atomic_write_replaces_and_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("hm-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        write_file_atomic(&path, b"first", 0o600).unwrap();
+        write_file_atomic(&path, b"second", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f.toml")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(write_file_atomic(&dir.join("no/such/f"), b"x", 0o600).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -290,6 +290,8 @@ impl Config {
 
     pub fn save(&self, dir: &Path) -> Result<(), RaError> {
         let text = toml::to_string_pretty(self).map_err(|e| RaError::Config(e.to_string()))?;
-        std::fs::write(dir.join(CONFIG_FILE), text).map_err(|e| RaError::Config(e.to_string()))
+        let path = dir.join(CONFIG_FILE);
+        hallmark_keys::write_file_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| RaError::Config(format!("cannot write {}: {e}", path.display())))
     }
 }
