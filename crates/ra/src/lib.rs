@@ -99,6 +99,44 @@ impl AdminAccess {
     }
 }
 
+/// Validity of the server's own TLS certificate.
+const TLS_CERT_DAYS: u32 = 90;
+
+/// Keys made by automatic renewals.
+#[derive(Debug, PartialEq)]
+enum RenewedKey {
+    Ocsp,
+    Tls,
+}
+
+/// What a renewal's key label says: `ocsp-{CA}-{unix time}[-{random}]` or
+/// `tls-{unix time}[-{random}]`; None for every other key (CA keys, the
+/// audit key), which are never removed here.
+fn retired_key_made_at(label: &str) -> Option<(RenewedKey, u64)> {
+    let (kind, rest) = if let Some(r) = label.strip_prefix("ocsp-") {
+        (RenewedKey::Ocsp, r)
+    } else if let Some(r) = label.strip_prefix("tls-") {
+        (RenewedKey::Tls, r)
+    } else {
+        return None;
+    };
+    let mut parts = rest.rsplit('-');
+    let last = parts.next()?;
+    let is_time = |p: &str| p.len() >= 9 && p.bytes().all(|b| b.is_ascii_digit());
+    let time = if last.len() == 8 && last.bytes().all(|b| b.is_ascii_hexdigit()) {
+        parts.next().filter(|p| is_time(p))?
+    } else if is_time(last) {
+        last
+    } else {
+        return None;
+    };
+    // An OCSP label also names its CA before the time.
+    if kind == RenewedKey::Ocsp && parts.next().is_none() {
+        return None;
+    }
+    Some((kind, time.parse().ok()?))
+}
+
 /// Certificates read and pre-signed at a time.
 const PRESIGN_PAGE: usize = 1024;
 
@@ -271,12 +309,19 @@ impl Authority {
                 }
                 _ => None,
             };
+            // A revoked CA's signer is not renewed: it answers for what the
+            // CA issued until it expires, and no relying party accepts the
+            // CA's chain any more.
+            let revoked_ca = self.is_revoked_ca(&issuer.id);
             let fresh = current.filter(|r| {
                 let remaining = r.not_after.saturating_sub(now);
-                remaining > settings.ocsp_signer_secs / 3 || r.not_after >= issuer.not_after
+                remaining > settings.ocsp_signer_secs / 3
+                    || r.not_after >= issuer.not_after
+                    || (revoked_ca && r.not_after > now)
             });
             let responder = match fresh {
                 Some(r) => r,
+                None if revoked_ca => continue,
                 None => {
                     let mut rnd = [0u8; 4];
                     hallmark_crypto::fill_random(&mut rnd)
@@ -331,7 +376,63 @@ impl Authority {
         if changed || self.ocsp.issuers().is_empty() {
             self.ocsp.set_issuers(slots);
         }
+        if let Err(e) = self.prune_retired_keys(now).await {
+            tracing::warn!(error = %e, "removing retired OCSP and TLS keys failed");
+        }
         Ok(changed)
+    }
+
+    /// Removes the keys of OCSP signers and TLS certificates that were
+    /// replaced and whose certificates have expired (each renewal makes a
+    /// new key; on a token, objects are a limited resource). Keys in use,
+    /// and keys younger than the longest such certificate, are kept.
+    async fn prune_retired_keys(&self, now: u64) -> Result<Vec<String>> {
+        let mut current = std::collections::HashSet::new();
+        if let Some(l) = self.store.get_setting("tls.key").await? {
+            current.insert(l);
+        }
+        for issuer in self.ca.issuers() {
+            if let Some(l) = self
+                .store
+                .get_setting(&format!("ocsp.{}.key", issuer.id))
+                .await?
+            {
+                current.insert(l);
+            }
+        }
+        // Certificates of a key made at time t expire by t + lifetime.
+        let margin = 86_400;
+        let retired: Vec<String> = self
+            .keys()?
+            .list()
+            .into_iter()
+            .map(|(label, _)| label)
+            .filter(|label| !current.contains(label))
+            .filter(|label| match retired_key_made_at(label) {
+                Some((RenewedKey::Ocsp, t)) => t + self.ca.settings.ocsp_signer_secs + margin < now,
+                Some((RenewedKey::Tls, t)) => t + TLS_CERT_DAYS as u64 * 86_400 + margin < now,
+                None => false,
+            })
+            .collect();
+        if retired.is_empty() {
+            return Ok(retired);
+        }
+        {
+            let mut ks = self.keys()?;
+            for label in &retired {
+                ks.remove(label)?;
+            }
+        }
+        self.store
+            .record(
+                now as i64,
+                "system",
+                "key.retire",
+                serde_json::json!({"keys": retired}),
+            )
+            .await?;
+        tracing::info!(keys = ?retired, "removed retired OCSP and TLS keys");
+        Ok(retired)
     }
 
     /// The server's own TLS certificate chain and key (a `server` profile
@@ -375,7 +476,7 @@ impl Authority {
                     subject: format!("CN={}", names[0]),
                     emails: Vec::new(),
                     dns_names: names,
-                    validity_days: Some(90),
+                    validity_days: Some(TLS_CERT_DAYS),
                     key: hallmark_ca::KeySource::Custody(signer.spki_der().to_vec()),
                     actor: "system".into(),
                 },
@@ -1009,7 +1110,122 @@ pub fn normalise_serial(s: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_serial;
+    use super::*;
+
+    #[test]
+    fn renewal_labels_say_when_their_key_was_made() {
+        assert_eq!(
+            retired_key_made_at("ocsp-issuing-1763900000-0a1b2c3d"),
+            Some((RenewedKey::Ocsp, 1_763_900_000))
+        );
+        assert_eq!(
+            retired_key_made_at("ocsp-ca-with-dashes-1763900000"),
+            Some((RenewedKey::Ocsp, 1_763_900_000))
+        );
+        assert_eq!(
+            retired_key_made_at("tls-1763900000-0a1b2c3d"),
+            Some((RenewedKey::Tls, 1_763_900_000))
+        );
+        assert_eq!(
+            retired_key_made_at("tls-1763900000"),
+            Some((RenewedKey::Tls, 1_763_900_000))
+        );
+        // CA keys, the audit key and anything unexpected are never retired.
+        for other in [
+            "ca-issuing",
+            "ca-ocsp-1763900000",
+            "audit",
+            "ocsp-1763900000",
+            "ocsp-issuing-0a1b2c3d",
+            "tls-",
+            "tls-12-0a1b2c3d",
+            "external:issuing",
+        ] {
+            assert_eq!(retired_key_made_at(other), None, "{other}");
+        }
+    }
+
+    /// An OCSP signer is renewed when a third of its validity is left; the
+    /// key it replaced is removed once its certificate has expired (and the
+    /// removal audited); a revoked CA's signer is not renewed.
+    #[tokio::test]
+    async fn ocsp_signers_renew_and_retired_keys_go() {
+        let dir = std::env::temp_dir().join(format!("hm-ra-renew-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pass = Passphrase::new("renewal test passphrase".into()).unwrap();
+        let t0 = system_now();
+        let opts = ceremony::InitOptions {
+            root_subject: "CN=Renewal Root,C=HK".into(),
+            issuing_subject: "CN=Renewal Issuing,C=HK".into(),
+            issuing_id: "issuing".into(),
+            root_algorithm: KeyAlgorithm::EcP256,
+            issuing_algorithm: KeyAlgorithm::EcP256,
+            root_days: 3650,
+            issuing_days: 1825,
+            policy_arc: "1.3.6.1.4.1.59999.1".into(),
+            cps_uri: None,
+            listen: "127.0.0.1:0".into(),
+            base_url: "http://127.0.0.1".into(),
+            database_url: None,
+            root_only: false,
+            keys: config::KeysConfig {
+                backend: "software".into(),
+                pkcs11_module: None,
+                pkcs11_token: None,
+                pkcs11_pin_file: None,
+                rsa_padding: None,
+            },
+            external_root: None,
+            kdf: hallmark_keys::KdfParams::danger_insecure_for_tests(),
+        };
+        ceremony::init(&dir, &opts, &pass, t0).await.unwrap();
+        let auth = Authority::open(&dir, &pass, None).await.unwrap();
+        let ocsp_keys = |auth: &Authority| -> Vec<String> {
+            let mut k: Vec<String> = auth
+                .key_labels()
+                .into_iter()
+                .map(|(l, _)| l)
+                .filter(|l| l.starts_with("ocsp-"))
+                .collect();
+            k.sort();
+            k
+        };
+        let first = ocsp_keys(&auth);
+        assert_eq!(first.len(), 1, "{first:?}");
+        let day = 86_400;
+
+        // 21 of 30 days gone: renewed, the old key kept (its certificate
+        // is still valid, and other processes may still sign with it).
+        assert!(auth.ensure_ocsp_signers(t0 + 21 * day).await.unwrap());
+        let second = ocsp_keys(&auth);
+        assert_eq!(second.len(), 2, "{second:?}");
+        // Day 32: the first certificate has expired; its key goes.
+        assert!(!auth.ensure_ocsp_signers(t0 + 32 * day).await.unwrap());
+        let left = ocsp_keys(&auth);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(!left.contains(&first[0]), "{left:?}");
+        let retired = auth.store.audit_details("key.retire").await.unwrap();
+        assert!(
+            retired.len() == 1 && retired[0].contains(&first[0]),
+            "{retired:?}"
+        );
+
+        // Revoked, the CA keeps its signer until it expires, without renewal.
+        auth.revoke_ca(
+            "issuing",
+            Reason::CessationOfOperation,
+            "test",
+            t0 + 33 * day,
+        )
+        .await
+        .unwrap();
+        assert!(!auth.ensure_ocsp_signers(t0 + 45 * day).await.unwrap());
+        assert_eq!(ocsp_keys(&auth), left);
+        assert!(!auth.ensure_ocsp_signers(t0 + 60 * day).await.unwrap());
+        assert_eq!(ocsp_keys(&auth), left);
+        drop(auth);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn serials_are_normalised_from_any_spelling() {

@@ -167,6 +167,16 @@ impl Store {
             .await
     }
 
+    /// The details of the entries recording `action`, oldest first.
+    pub async fn audit_details(&self, action: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT details FROM audit_log WHERE action = $1 ORDER BY seq")
+                .bind(action)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// Signs the current head of the chain, if it moved since the last
     /// checkpoint. Returns the sequence number signed.
     pub async fn checkpoint(&self, ts: i64, signer: &dyn Signer) -> Result<Option<i64>> {
