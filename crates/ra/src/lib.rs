@@ -68,8 +68,10 @@ pub struct Authority {
     pub ocsp: Arc<ocsp::OcspService>,
     keys: Arc<Mutex<Custody>>,
     audit_signer: Arc<dyn Signer>,
-    /// Serialises CRL generation per process.
-    crl_lock: tokio::sync::Mutex<()>,
+    /// Serialises CRL generation per process, and holds the latest
+    /// thisUpdate this process gave a CRL: a CRL numbered after another
+    /// never says it was issued before it.
+    crl_lock: tokio::sync::Mutex<u64>,
     /// CAs whose own certificate is revoked: they issue nothing more.
     revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
     /// Who may use the admin API, as last read from the config file.
@@ -245,7 +247,7 @@ impl Authority {
             ocsp,
             keys,
             audit_signer,
-            crl_lock: tokio::sync::Mutex::new(()),
+            crl_lock: tokio::sync::Mutex::new(0),
             revoked_cas: Default::default(),
             admin: std::sync::RwLock::new(admin),
         };
@@ -741,7 +743,7 @@ impl Authority {
         shard: Option<i64>,
         now: u64,
     ) -> Result<Vec<CrlInfo>> {
-        let _g = self.crl_lock.lock().await;
+        let mut last = self.crl_lock.lock().await;
         let mut out = Vec::new();
         let ids: Vec<String> = match issuer {
             Some(i) => vec![self.ca.issuer(Some(i))?.id.clone()],
@@ -771,7 +773,7 @@ impl Authority {
                 }
             }
             for s in shards {
-                out.push(self.generate_crl_locked(&id, s, now).await?);
+                out.push(self.generate_crl_locked(&mut last, &id, s, now).await?);
             }
         }
         Ok(out)
@@ -779,11 +781,22 @@ impl Authority {
 
     /// Generates one CRL: the full CRL (`FULL_CRL`) or one shard.
     pub async fn generate_crl(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
-        let _g = self.crl_lock.lock().await;
-        self.generate_crl_locked(issuer_id, shard, now).await
+        let mut last = self.crl_lock.lock().await;
+        self.generate_crl_locked(&mut last, issuer_id, shard, now)
+            .await
     }
 
-    async fn generate_crl_locked(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
+    /// `last`: the latest thisUpdate given (under the CRL lock). A caller
+    /// that read the clock before waiting for the lock gets that time.
+    async fn generate_crl_locked(
+        &self,
+        last: &mut u64,
+        issuer_id: &str,
+        shard: i64,
+        now: u64,
+    ) -> Result<CrlInfo> {
+        let now = now.max(*last);
+        *last = now;
         let issuer = self.ca.issuer(Some(issuer_id))?;
         // The number is taken before the entries are read, in its own short
         // transaction. A revocation committed after this read makes another
@@ -1150,35 +1163,7 @@ mod tests {
     /// removal audited); a revoked CA's signer is not renewed.
     #[tokio::test]
     async fn ocsp_signers_renew_and_retired_keys_go() {
-        let dir = std::env::temp_dir().join(format!("hm-ra-renew-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let pass = Passphrase::new("renewal test passphrase".into()).unwrap();
-        let t0 = system_now();
-        let opts = ceremony::InitOptions {
-            root_subject: "CN=Renewal Root,C=HK".into(),
-            issuing_subject: "CN=Renewal Issuing,C=HK".into(),
-            issuing_id: "issuing".into(),
-            root_algorithm: KeyAlgorithm::EcP256,
-            issuing_algorithm: KeyAlgorithm::EcP256,
-            root_days: 3650,
-            issuing_days: 1825,
-            policy_arc: "1.3.6.1.4.1.59999.1".into(),
-            cps_uri: None,
-            listen: "127.0.0.1:0".into(),
-            base_url: "http://127.0.0.1".into(),
-            database_url: None,
-            root_only: false,
-            keys: config::KeysConfig {
-                backend: "software".into(),
-                pkcs11_module: None,
-                pkcs11_token: None,
-                pkcs11_pin_file: None,
-                rsa_padding: None,
-            },
-            external_root: None,
-            kdf: hallmark_keys::KdfParams::danger_insecure_for_tests(),
-        };
-        ceremony::init(&dir, &opts, &pass, t0).await.unwrap();
+        let (dir, pass, t0) = installation("renew").await;
         let auth = Authority::open(&dir, &pass, None).await.unwrap();
         let ocsp_keys = |auth: &Authority| -> Vec<String> {
             let mut k: Vec<String> = auth
@@ -1225,6 +1210,68 @@ mod tests {
         assert_eq!(ocsp_keys(&auth), left);
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A CRL made after another (here: by a caller that read the clock
+    /// earlier and waited for the lock) has a higher number and a thisUpdate
+    /// no earlier.
+    #[tokio::test]
+    async fn later_crls_are_never_dated_earlier() {
+        let (dir, pass, t0) = installation("crl-order").await;
+        let auth = Authority::open(&dir, &pass, None).await.unwrap();
+        let mut seen = Vec::new();
+        for at in [t0 + 200, t0 + 100, t0 + 300] {
+            let info = auth.generate_crl("issuing", FULL_CRL, at).await.unwrap();
+            assert!(info.published);
+            let row = auth.store.get_crl("issuing", FULL_CRL).await.unwrap();
+            let issuer = auth.ca.issuer(Some("issuing")).unwrap();
+            let got =
+                hallmark_pki::crl::check_received(&row.der, &issuer.cert_der, t0 + 300).unwrap();
+            assert_eq!(got.number, info.number as u64);
+            seen.push((got.number, got.this_update));
+        }
+        assert!(seen[0].0 < seen[1].0 && seen[1].0 < seen[2].0, "{seen:?}");
+        assert_eq!(
+            seen.iter().map(|s| s.1).collect::<Vec<_>>(),
+            vec![t0 + 200, t0 + 200, t0 + 300]
+        );
+        drop(auth);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh installation (SQLite, software keys) in a directory of its
+    /// own: (directory, passphrase, time of the ceremony).
+    async fn installation(tag: &str) -> (PathBuf, Passphrase, u64) {
+        let dir = std::env::temp_dir().join(format!("hm-ra-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pass = Passphrase::new("renewal test passphrase".into()).unwrap();
+        let t0 = system_now();
+        let opts = ceremony::InitOptions {
+            root_subject: "CN=Renewal Root,C=HK".into(),
+            issuing_subject: "CN=Renewal Issuing,C=HK".into(),
+            issuing_id: "issuing".into(),
+            root_algorithm: KeyAlgorithm::EcP256,
+            issuing_algorithm: KeyAlgorithm::EcP256,
+            root_days: 3650,
+            issuing_days: 1825,
+            policy_arc: "1.3.6.1.4.1.59999.1".into(),
+            cps_uri: None,
+            listen: "127.0.0.1:0".into(),
+            base_url: "http://127.0.0.1".into(),
+            database_url: None,
+            root_only: false,
+            keys: config::KeysConfig {
+                backend: "software".into(),
+                pkcs11_module: None,
+                pkcs11_token: None,
+                pkcs11_pin_file: None,
+                rsa_padding: None,
+            },
+            external_root: None,
+            kdf: hallmark_keys::KdfParams::danger_insecure_for_tests(),
+        };
+        ceremony::init(&dir, &opts, &pass, t0).await.unwrap();
+        (dir, pass, t0)
     }
 
     #[test]
