@@ -1043,6 +1043,13 @@ fn spawn_maintenance(auth: Arc<Authority>) {
             if let Err(e) = auth.refresh_revoked_cas().await {
                 tracing::warn!(error = %e, "reading revoked CAs failed");
             }
+            match auth.publish_due_crls(system_now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(crls = n, "published CRLs owed after revocations"),
+                Err(e) => {
+                    tracing::error!(error = %e, "publishing CRLs owed after revocations failed; retrying in 5 s")
+                }
+            }
             match auth.reload_admin_access() {
                 Ok(true) => {
                     tracing::info!("admin token or client certificates changed: now in force")

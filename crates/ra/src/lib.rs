@@ -72,6 +72,8 @@ pub struct Authority {
     /// thisUpdate this process gave a CRL: a CRL numbered after another
     /// never says it was issued before it.
     crl_lock: tokio::sync::Mutex<u64>,
+    /// CRLs owed after revocations (see `publish_after_revocation`).
+    crls_due: Mutex<CrlsDue>,
     /// CAs whose own certificate is revoked: they issue nothing more.
     revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
     /// Who may use the admin API, as last read from the config file.
@@ -99,6 +101,20 @@ impl AdminAccess {
                 .collect(),
         })
     }
+}
+
+/// CRLs to regenerate after revocations, taken in numbered batches by
+/// whoever holds the CRL lock.
+#[derive(Default)]
+struct CrlsDue {
+    /// (issuer, shard) of revocations not yet on a published CRL (each
+    /// issuer's full CRL is made too).
+    pending: std::collections::BTreeSet<(String, i64)>,
+    /// Batches taken so far.
+    taken: u64,
+    /// The latest batch published in full: every revocation queued before
+    /// it was taken is on the published CRLs.
+    published: u64,
 }
 
 /// Validity of the server's own TLS certificate.
@@ -248,6 +264,7 @@ impl Authority {
             keys,
             audit_signer,
             crl_lock: tokio::sync::Mutex::new(0),
+            crls_due: Mutex::new(CrlsDue::default()),
             revoked_cas: Default::default(),
             admin: std::sync::RwLock::new(admin),
         };
@@ -685,12 +702,12 @@ impl Authority {
         let mut listed = false;
         if self.ca.issuer(Some(&parent)).is_ok() {
             match self
-                .generate_crls(Some(&parent), Some(revoked.shard), now)
+                .publish_after_revocation(&parent, revoked.shard, now)
                 .await
             {
-                Ok(_) => listed = true,
+                Ok(()) => listed = true,
                 Err(e) => {
-                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed")
+                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed; a running server retries it")
                 }
             }
         }
@@ -727,12 +744,92 @@ impl Authority {
         // The revocation is already stored; a CRL failure is retried by the
         // schedule and must not make the caller think it was not.
         if let Err(e) = self
-            .generate_crls(Some(&row.issuer), Some(row.shard), now)
+            .publish_after_revocation(&row.issuer, row.shard, now)
             .await
         {
-            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed");
+            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed; a running server retries it every 5 s");
         }
         Ok(row)
+    }
+
+    /// Publishes the CRLs that list a revocation of `(issuer, shard)` just
+    /// committed: returns once a generation that started after the commit
+    /// has published them, made here or by a concurrent caller (one
+    /// generation serves every revocation queued before it, so a burst of
+    /// revocations does not queue one CRL signing each). On failure the CRLs
+    /// stay due for [`publish_due_crls`](Self::publish_due_crls).
+    async fn publish_after_revocation(&self, issuer: &str, shard: i64, now: u64) -> Result<()> {
+        let ticket = {
+            let mut due = self.crls_due()?;
+            due.pending.insert((issuer.to_string(), shard));
+            due.taken + 1
+        };
+        self.publish_crls(Some(ticket), now).await.map(|_| ())
+    }
+
+    /// Publishes the CRLs still due after revocations whose publication
+    /// failed; returns how many it made. `serve` calls it with each poll.
+    pub async fn publish_due_crls(&self, now: u64) -> Result<usize> {
+        self.publish_crls(None, now).await
+    }
+
+    async fn publish_crls(&self, ticket: Option<u64>, now: u64) -> Result<usize> {
+        let mut last = self.crl_lock.lock().await;
+        let (batch, work) = {
+            let mut due = self.crls_due()?;
+            if ticket.is_some_and(|t| due.published >= t) || due.pending.is_empty() {
+                return Ok(0);
+            }
+            due.taken += 1;
+            (due.taken, std::mem::take(&mut due.pending))
+        };
+        let mut by_issuer: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (issuer, shard) in &work {
+            by_issuer.entry(issuer).or_default().push(*shard);
+        }
+        let (mut made, mut failed, mut first_error) = (0, Vec::new(), None);
+        for (issuer, shards) in by_issuer {
+            let Ok(ca) = self.ca.issuer(Some(issuer)) else {
+                // Its key is elsewhere (an offline root): its CRL is made
+                // there and imported.
+                tracing::warn!(issuer, "no CRL made here for a CA whose key is elsewhere");
+                continue;
+            };
+            let mut todo = vec![FULL_CRL];
+            if !ca.is_root {
+                todo.extend(shards.iter().copied().filter(|s| *s != FULL_CRL));
+            }
+            for shard in todo {
+                match self
+                    .generate_crl_locked(&mut last, issuer, shard, now)
+                    .await
+                {
+                    Ok(_) => made += 1,
+                    Err(e) => {
+                        failed.extend(shards.iter().map(|s| (issuer.to_string(), *s)));
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let mut due = self.crls_due()?;
+        match first_error {
+            None => {
+                due.published = due.published.max(batch);
+                Ok(made)
+            }
+            Some(e) => {
+                due.pending.extend(failed);
+                Err(e)
+            }
+        }
+    }
+
+    fn crls_due(&self) -> Result<std::sync::MutexGuard<'_, CrlsDue>> {
+        self.crls_due
+            .lock()
+            .map_err(|_| RaError::Invalid("the CRL queue lock is poisoned".into()))
     }
 
     /// Generates and stores CRLs: for each issuer (or one), the full CRL and
@@ -1235,6 +1332,102 @@ mod tests {
             seen.iter().map(|s| s.1).collect::<Vec<_>>(),
             vec![t0 + 200, t0 + 200, t0 + 300]
         );
+        drop(auth);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Concurrent revocations share CRL generations (fewer than one per
+    /// revocation), and the published CRL lists every one of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_revocations_share_crl_generations() {
+        let (dir, pass, t0) = installation("crl-burst").await;
+        let auth = Authority::open(&dir, &pass, None).await.unwrap();
+        let mut serials = Vec::new();
+        for i in 0..8 {
+            let spki = auth
+                .keys()
+                .unwrap()
+                .generate(&format!("holder-{i}"), KeyAlgorithm::EcP256)
+                .unwrap()
+                .spki_der()
+                .to_vec();
+            let issued = auth
+                .issue(
+                    IssueRequest {
+                        profile: "personal".into(),
+                        issuer: None,
+                        subject: format!("CN=Holder {i},C=HK"),
+                        emails: Vec::new(),
+                        dns_names: Vec::new(),
+                        validity_days: None,
+                        key: hallmark_ca::KeySource::Custody(spki),
+                        actor: "test".into(),
+                    },
+                    t0,
+                )
+                .await
+                .unwrap();
+            serials.push(issued.serial_hex);
+        }
+        let before = auth
+            .store
+            .audit_details("crl.generate")
+            .await
+            .unwrap()
+            .len();
+        // Hold the CRL lock (as a long CRL generation would) until every
+        // revocation is committed and waiting for its CRL.
+        let held = auth.crl_lock.lock().await;
+        let tasks: Vec<_> = serials
+            .iter()
+            .map(|serial| {
+                let (auth, serial) = (auth.clone(), serial.clone());
+                tokio::spawn(async move {
+                    auth.revoke(&serial, Reason::KeyCompromise, "test", t0 + 10)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        while auth
+            .store
+            .audit_details("certificate.revoke")
+            .await
+            .unwrap()
+            .len()
+            < 8
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // From its commit to its place in the CRL queue, a revocation
+        // takes no await point but the queue's own lock.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drop(held);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let made = auth
+            .store
+            .audit_details("crl.generate")
+            .await
+            .unwrap()
+            .len()
+            - before;
+        // One generation for all: the full CRL and the (one) shard; one at a
+        // time would make 16.
+        assert_eq!(made, 2, "{made} CRLs made for 8 revocations");
+        let row = auth.store.get_crl("issuing", FULL_CRL).await.unwrap();
+        let issuer = auth.ca.issuer(Some("issuing")).unwrap();
+        let got = hallmark_pki::crl::check_received(&row.der, &issuer.cert_der, t0 + 10).unwrap();
+        let mut listed: Vec<String> = got
+            .revoked
+            .iter()
+            .map(|(serial, _, _)| hallmark_pki::hex(serial))
+            .collect();
+        listed.sort();
+        serials.sort();
+        assert_eq!(listed, serials);
+        assert_eq!(auth.publish_due_crls(t0 + 11).await.unwrap(), 0);
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
     }
