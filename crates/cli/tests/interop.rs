@@ -1705,6 +1705,11 @@ fn backup_and_restore(b: Backend) {
         return;
     }
     hm.ok(&["backup", "--out", &archive]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the archive is the operator's only");
+    }
     let bytes = std::fs::read(&archive).unwrap();
     for clear in [
         &b"Backup Good"[..],

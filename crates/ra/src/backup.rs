@@ -76,7 +76,9 @@ pub async fn create(
         .map_err(|e| RaError::Invalid(e.to_string()))?;
     let mut file = header;
     file.extend_from_slice(&sealed);
-    std::fs::write(out, &file)
+    // Whole or not at all, readable by the operator only (the keys inside
+    // are sealed, the rest is the installation's record).
+    hallmark_keys::write_file_atomic(out, &file, 0o600)
         .map_err(|e| RaError::Config(format!("cannot write {}: {e}", out.display())))?;
     Ok(file.len() as u64)
 }
