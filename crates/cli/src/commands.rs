@@ -555,7 +555,7 @@ pub async fn run(cli: Cli) -> Res {
         }) => {
             let p = pass(&g, false)?;
             let alg = KeyAlgorithm::from_str(&key).map_err(s)?;
-            let mut cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
+            let cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
             let old = cfg.ca.default_issuer.clone();
             let cert = ceremony::add_issuer(
                 &g.data_dir,
@@ -567,8 +567,11 @@ pub async fn run(cli: Cli) -> Res {
             .await
             .map_err(s)?;
             note_capped(&cert, days, system_now());
-            cfg.ca.default_issuer = new_id.clone();
-            cfg.save(&g.data_dir).map_err(s)?;
+            hallmark_ra::Config::update(&g.data_dir, |cfg| {
+                cfg.ca.default_issuer = new_id.clone();
+                Ok(())
+            })
+            .map_err(s)?;
             // The switch is a configuration change: audited at the next start,
             // and here with what it means.
             let auth = open(&g).await?;
@@ -1384,7 +1387,7 @@ async fn hand_out_shares(
 
 /// Manages the client certificates allowed on the admin listener.
 async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
-    let mut cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
+    let cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
     match c {
         AdminCertCmd::List => {
             for fp in &cfg.server.admin_client_certs {
@@ -1423,10 +1426,13 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                 ));
             }
             let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&der));
-            if !cfg.server.admin_client_certs.contains(&fp) {
-                cfg.server.admin_client_certs.push(fp.clone());
-                cfg.save(&g.data_dir).map_err(s)?;
-            }
+            hallmark_ra::Config::update(&g.data_dir, |cfg| {
+                if !cfg.server.admin_client_certs.contains(&fp) {
+                    cfg.server.admin_client_certs.push(fp.clone());
+                }
+                Ok(())
+            })
+            .map_err(s)?;
             record(
                 &auth,
                 &format!("cli:{}", whoami()),
@@ -1443,14 +1449,19 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
         }
         AdminCertCmd::Remove { sha256 } => {
             let fp = sha256.trim().to_ascii_lowercase().replace(':', "");
-            let before = cfg.server.admin_client_certs.len();
-            cfg.server.admin_client_certs.retain(|f| *f != fp);
-            if cfg.server.admin_client_certs.len() == before {
-                return Err(format!(
-                    "{fp} is not an allowed admin certificate; see `hallmark admin-cert list`"
-                ));
-            }
-            cfg.save(&g.data_dir).map_err(s)?;
+            hallmark_ra::Config::update(&g.data_dir, |cfg| {
+                let before = cfg.server.admin_client_certs.len();
+                cfg.server
+                    .admin_client_certs
+                    .retain(|f| f.to_ascii_lowercase().replace(':', "") != fp);
+                if cfg.server.admin_client_certs.len() == before {
+                    return Err(hallmark_ra::RaError::Invalid(format!(
+                        "{fp} is not an allowed admin certificate; see `hallmark admin-cert list`"
+                    )));
+                }
+                Ok(())
+            })
+            .map_err(s)?;
             let auth = open(g).await?;
             record(
                 &auth,

@@ -68,10 +68,11 @@ fn new_admin_token() -> Result<Zeroizing<String>> {
 /// Replaces the admin token in `dir`'s config with a new one; returns it
 /// (only its digest is stored).
 pub fn rotate_admin_token(dir: &Path) -> Result<Zeroizing<String>> {
-    let mut cfg = Config::load(dir)?;
     let token = new_admin_token()?;
-    cfg.server.admin_token_sha256 = token_digest(&token);
-    cfg.save(dir)?;
+    Config::update(dir, |cfg| {
+        cfg.server.admin_token_sha256 = token_digest(&token);
+        Ok(())
+    })?;
     Ok(token)
 }
 

@@ -288,6 +288,33 @@ impl Config {
         }
     }
 
+    /// Changes the configuration in `dir` under an exclusive lock
+    /// (`hallmark.toml.lock`): read, changed by `change`, written back
+    /// atomically, so that two commands changing it at once do not lose
+    /// either change. Nothing is written when `change` fails.
+    pub fn update<T>(
+        dir: &Path,
+        change: impl FnOnce(&mut Config) -> Result<T, RaError>,
+    ) -> Result<T, RaError> {
+        let lock_path = dir.join(format!("{CONFIG_FILE}.lock"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let lock = opts
+            .open(&lock_path)
+            .map_err(|e| RaError::Config(format!("cannot open {}: {e}", lock_path.display())))?;
+        lock.lock()
+            .map_err(|e| RaError::Config(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let mut cfg = Config::load(dir)?;
+        let out = change(&mut cfg)?;
+        cfg.save(dir)?;
+        Ok(out)
+    }
+
     pub fn save(&self, dir: &Path) -> Result<(), RaError> {
         let text = toml::to_string_pretty(self).map_err(|e| RaError::Config(e.to_string()))?;
         let path = dir.join(CONFIG_FILE);

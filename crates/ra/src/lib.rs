@@ -1432,6 +1432,49 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Commands changing the configuration at once lose none of the
+    /// changes (each reads, changes and writes under the config lock).
+    #[tokio::test]
+    async fn concurrent_config_changes_are_all_kept() {
+        let (dir, _pass, _) = installation("cfg-lock").await;
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5 {
+                        Config::update(&dir, |c| {
+                            c.server.admin_client_certs.push(format!("{w:02x}{i:062x}"));
+                            Ok(())
+                        })
+                        .unwrap();
+                        if i == 2 {
+                            ceremony::rotate_admin_token(&dir).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            Config::load(&dir).unwrap().server.admin_client_certs.len(),
+            40
+        );
+        // A change that fails writes nothing.
+        let before = std::fs::read(dir.join(config::CONFIG_FILE)).unwrap();
+        let e = Config::update(&dir, |c| {
+            c.server.admin_client_certs.clear();
+            Err::<(), _>(RaError::Invalid("no".into()))
+        });
+        assert!(e.is_err());
+        assert_eq!(
+            std::fs::read(dir.join(config::CONFIG_FILE)).unwrap(),
+            before
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A fresh installation (SQLite, software keys) in a directory of its
     /// own: (directory, passphrase, time of the ceremony).
     async fn installation(tag: &str) -> (PathBuf, Passphrase, u64) {
