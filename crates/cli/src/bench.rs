@@ -107,7 +107,7 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
     if let Some(mut w) = idx {
         w.flush().map_err(|e| e.to_string())?;
     }
-    println!("inserted {n} revoked certificates under {issuer}");
+    outln!("inserted {n} revoked certificates under {issuer}");
     Ok(())
 }
 
@@ -126,7 +126,7 @@ fn sign(seconds: u64) -> Res {
         n += 1;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    println!("p256 sign+verify: {rate:.0}/s on one core");
+    outln!("p256 sign+verify: {rate:.0}/s on one core");
     Ok(())
 }
 
@@ -176,7 +176,7 @@ async fn keys(g: &Global, key: &str, threads: usize, seconds: u64) -> Res {
     });
     let total: u64 = counts.iter().sum();
     let rate = total as f64 / start.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{} {key} key ({}), {} threads: {rate:.0} signatures/s",
         auth.key_backend(),
         signer.key_algorithm(),

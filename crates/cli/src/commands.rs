@@ -434,9 +434,12 @@ pub async fn run(cli: Cli) -> Res {
                 .import_crl(&issuer, &bytes, &format!("cli:{}", whoami()), system_now())
                 .await
                 .map_err(s)?;
-            println!(
+            outln!(
                 "{} full: CRL number {} published, {} entries, {} bytes",
-                c.issuer, c.number, c.entries, c.bytes
+                c.issuer,
+                c.number,
+                c.entries,
+                c.bytes
             );
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
@@ -468,14 +471,18 @@ pub async fn run(cli: Cli) -> Res {
                     format!("shard {}", c.shard)
                 };
                 if c.published {
-                    println!(
+                    outln!(
                         "{} {which}: CRL number {}, {} entries, {} bytes",
-                        c.issuer, c.number, c.entries, c.bytes
+                        c.issuer,
+                        c.number,
+                        c.entries,
+                        c.bytes
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{} {which}: CRL number {} superseded by a later one made meanwhile",
-                        c.issuer, c.number
+                        c.issuer,
+                        c.number
                     );
                 }
             }
@@ -501,7 +508,7 @@ pub async fn run(cli: Cli) -> Res {
             for r in auth.store.issuers().await.map_err(s)? {
                 let role = if r.is_root { "root" } else { "issuing" };
                 let fp = hallmark_pki::hex(&hallmark_crypto::sha256(&r.cert));
-                println!("{:<12} {role:<8} {}  sha256:{fp}", r.id, r.subject);
+                outln!("{:<12} {role:<8} {}  sha256:{fp}", r.id, r.subject);
             }
             Ok(())
         }
@@ -517,7 +524,7 @@ pub async fn run(cli: Cli) -> Res {
                 .revoke_ca(&id, r, &format!("cli:{}", whoami()), system_now())
                 .await
                 .map_err(s)?;
-            println!(
+            outln!(
                 "revoked CA {id:?} (serial {} under {}, {})",
                 row.serial,
                 row.issuer,
@@ -544,7 +551,7 @@ pub async fn run(cli: Cli) -> Res {
                 .iter()
                 .find(|r| r.id == id)
                 .ok_or_else(|| format!("no CA with id {id:?}; see `hallmark ca list`"))?;
-            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &r.cert));
+            out!("{}", hallmark_pki::pem::encode("CERTIFICATE", &r.cert));
             Ok(())
         }
         Command::Ca(CaCmd::Rollover {
@@ -584,7 +591,7 @@ pub async fn run(cli: Cli) -> Res {
             )
             .await?;
             auth.checkpoint(system_now()).await.map_err(s)?;
-            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
+            out!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
             eprintln!(
                 "new certificates are issued by {new_id:?}; {old:?} keeps serving OCSP and CRLs for its own; restart `hallmark serve`"
             );
@@ -692,7 +699,7 @@ pub async fn run(cli: Cli) -> Res {
             )
             .await
             .map_err(s)?;
-            print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
+            out!("{}", hallmark_pki::pem::encode("CERTIFICATE", &cert));
             note_capped(&cert, days, system_now());
             eprintln!("issuing CA {id:?} added; restart `hallmark serve` to use it");
             Ok(())
@@ -702,9 +709,9 @@ pub async fn run(cli: Cli) -> Res {
         Command::AdminToken(c) => admin_token(&g, c).await,
         Command::Keys(KeysCmd::List) => {
             let auth = open(&g).await?;
-            println!("key store: {}", auth.key_backend());
+            outln!("key store: {}", auth.key_backend());
             for (label, alg) in auth.key_labels() {
-                println!("{label:<40} {alg}");
+                outln!("{label:<40} {alg}");
             }
             Ok(())
         }
@@ -767,10 +774,10 @@ pub async fn run(cli: Cli) -> Res {
             let mut failed = 0;
             for (label, r) in auth.test_keys().map_err(s)? {
                 match r {
-                    Ok(()) => println!("{label:<40} signs and verifies"),
+                    Ok(()) => outln!("{label:<40} signs and verifies"),
                     Err(e) => {
                         failed += 1;
-                        println!("{label:<40} FAILED: {e}");
+                        outln!("{label:<40} FAILED: {e}");
                     }
                 }
             }
@@ -894,6 +901,15 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
     let addr: SocketAddr = addr
         .parse()
         .map_err(|e| format!("listen address {addr:?}: {e}"))?;
+    // Refused before anything listens.
+    if (args.admin_https_listen.is_some() || auth.config.server.admin_https_listen.is_some())
+        && auth.config.server.admin_client_certs.is_empty()
+    {
+        return Err(
+            "an admin HTTPS listener needs an allowed client certificate first: `hallmark admin-cert add --cert FILE`"
+                .into(),
+        );
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -904,7 +920,7 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
         .map_err(s)?;
     spawn_maintenance(auth.clone());
     tracing::info!(%local, "serving");
-    println!("listening on http://{local}");
+    outln!("listening on http://{local}");
     let app = hallmark_server::router(auth.clone());
     let https = args
         .https_listen
@@ -925,16 +941,10 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
         if let Some(addr) = https {
             let cfg = hallmark_server::tls::server_config(chain.clone(), signer.clone(), None)?;
             let l = bind(addr, "HTTPS").await?;
-            println!("listening on https://{}", l.local_addr().map_err(s)?);
+            outln!("listening on https://{}", l.local_addr().map_err(s)?);
             tokio::spawn(hallmark_server::tls::serve_https(l, app.clone(), cfg));
         }
         if let Some(addr) = admin_https {
-            if auth.config.server.admin_client_certs.is_empty() {
-                return Err(
-                    "an admin HTTPS listener needs an allowed client certificate first: `hallmark admin-cert add --cert FILE`"
-                        .into(),
-                );
-            }
             // Clients must present a certificate chaining to one of this
             // installation's CAs that is not revoked; the API then checks
             // the fingerprint, expiry and revocation at each request.
@@ -949,7 +959,7 @@ pub async fn serve(auth: Arc<Authority>, args: ServeArgs) -> Res {
                 .collect();
             let cfg = hallmark_server::tls::server_config(chain, signer, Some(&anchors))?;
             let l = bind(addr, "admin HTTPS").await?;
-            println!(
+            outln!(
                 "listening on https://{} (admin API, mutual TLS)",
                 l.local_addr().map_err(s)?
             );
@@ -1037,6 +1047,16 @@ fn spawn_maintenance(auth: Arc<Authority>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
+            // First: a rotated (leaked) token must stop working promptly.
+            match auth.reload_admin_access().await {
+                Ok(true) => {
+                    tracing::info!("admin token or client certificates changed: now in force")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the admin access from the config failed; keeping the previous one")
+                }
+            }
             if let Err(e) = follower
                 .poll(&auth.store, &auth.ocsp, system_now() as i64)
                 .await
@@ -1051,15 +1071,6 @@ fn spawn_maintenance(auth: Arc<Authority>) {
                 Ok(n) => tracing::info!(crls = n, "published CRLs owed after revocations"),
                 Err(e) => {
                     tracing::error!(error = %e, "publishing CRLs owed after revocations failed; retrying in 5 s")
-                }
-            }
-            match auth.reload_admin_access() {
-                Ok(true) => {
-                    tracing::info!("admin token or client certificates changed: now in force")
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading the admin access from the config failed; keeping the previous one")
                 }
             }
         }
@@ -1113,27 +1124,27 @@ async fn quickstart(g: Global, a: ServeArgs) -> Res {
     }
     let auth = open(&g).await?;
     let base = auth.config.server.base_url.clone();
-    println!(
+    outln!(
         "Hallmark is running on its embedded SQLite store ({}).",
         g.data_dir.display()
     );
-    println!("  home page        {base}/");
-    println!("  root CA          {base}/ca/root.crt");
-    println!(
+    outln!("  home page        {base}/");
+    outln!("  root CA          {base}/ca/root.crt");
+    outln!(
         "  issuing CA       {base}/ca/{}.crt",
         auth.ca.default_issuer()
     );
-    println!(
+    outln!(
         "  CRL              {base}/crl/{}.crl",
         auth.ca.default_issuer()
     );
-    println!("  OCSP             {base}/ocsp");
-    println!("  admin API        {base}/api/v1/openapi.json");
+    outln!("  OCSP             {base}/ocsp");
+    outln!("  admin API        {base}/api/v1/openapi.json");
     if demo_token.exists() {
-        println!("  admin API token  in {}", demo_token.display());
+        outln!("  admin API token  in {}", demo_token.display());
     }
-    println!("Issue a test certificate in another terminal:");
-    println!(
+    outln!("Issue a test certificate in another terminal:");
+    outln!(
         "  hallmark --data-dir {} cert issue --profile personal --subject 'CN=CHAN Tai Man,C=HK' --generate-key --p12-out chan.p12",
         g.data_dir.display()
     );
@@ -1246,7 +1257,7 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                         issued.serial_hex
                     )
                 })?,
-                None => print!("{pem}"),
+                None => out!("{pem}"),
             }
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
@@ -1263,7 +1274,7 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 .revoke(&serial, r, &format!("cli:{}", whoami()), system_now())
                 .await
                 .map_err(s)?;
-            println!("revoked {} ({})", row.serial, r.name());
+            outln!("revoked {} ({})", row.serial, r.name());
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
@@ -1273,15 +1284,15 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
             let r = auth.store.get_cert(None, &serial).await.map_err(s)?;
             if pem {
                 let c = r.cert.ok_or("this certificate was never issued")?;
-                print!("{}", hallmark_pki::pem::encode("CERTIFICATE", &c));
+                out!("{}", hallmark_pki::pem::encode("CERTIFICATE", &c));
                 return Ok(());
             }
             let t = |v: i64| hallmark_pki::time::rfc3339(v.max(0) as u64);
-            println!("serial      {}", r.serial);
-            println!("issuer      {}", r.issuer);
-            println!("subject     {}", r.subject);
-            println!("profile     {}", r.profile);
-            println!(
+            outln!("serial      {}", r.serial);
+            outln!("issuer      {}", r.issuer);
+            outln!("subject     {}", r.subject);
+            outln!("profile     {}", r.profile);
+            outln!(
                 "status      {}",
                 if r.revoked_at.is_some() {
                     "revoked"
@@ -1289,14 +1300,14 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                     r.status.as_str()
                 }
             );
-            println!("valid       {} .. {}", t(r.not_before), t(r.not_after));
+            outln!("valid       {} .. {}", t(r.not_before), t(r.not_after));
             if let Some(at) = r.revoked_at {
                 let reason = r
                     .reason
                     .and_then(|c| Reason::from_code(c as u8))
                     .map(|r| r.name())
                     .unwrap_or("unspecified");
-                println!("revoked     {} ({reason})", t(at));
+                outln!("revoked     {} ({reason})", t(at));
             }
             Ok(())
         }
@@ -1308,7 +1319,7 @@ async fn cert(g: &Global, c: CertCmd) -> Res {
                 } else {
                     r.status.as_str()
                 };
-                println!("{}  {:<9} {:<14} {}", r.serial, st, r.profile, r.subject);
+                outln!("{}  {:<9} {:<14} {}", r.serial, st, r.profile, r.subject);
             }
             Ok(())
         }
@@ -1391,23 +1402,40 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
     match c {
         AdminCertCmd::List => {
             for fp in &cfg.server.admin_client_certs {
-                println!("{fp}");
+                outln!("{fp}");
             }
             Ok(())
         }
         AdminCertCmd::Add { cert } => {
             let bytes =
                 std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-            let der = hallmark_pki::pem::decode("CERTIFICATE", &bytes).map_err(s)?;
-            let parsed = hallmark_pki::cert::parse(&der).map_err(s)?;
+            let blocks = bytes
+                .windows(27)
+                .filter(|w| *w == b"-----BEGIN CERTIFICATE-----")
+                .count();
+            if blocks > 1 {
+                return Err(format!(
+                    "{} holds {blocks} certificates; give the admin's client certificate alone, without its chain",
+                    cert.display()
+                ));
+            }
+            let der = hallmark_pki::pem::decode("CERTIFICATE", &bytes)
+                .map_err(|e| format!("{}: {e}", cert.display()))?;
+            let parsed =
+                hallmark_pki::cert::parse(&der).map_err(|e| format!("{}: {e}", cert.display()))?;
             let serial = hallmark_pki::hex(parsed.tbs_certificate().serial_number().as_bytes());
             let auth = open(g).await?;
-            let row = auth.store.get_cert(None, &serial).await.map_err(|_| {
-                format!(
-                    "{} was not issued by this installation; admin client certificates must be",
-                    cert.display()
-                )
-            })?;
+            let row = match auth.store.get_cert(None, &serial).await {
+                Ok(row) => row,
+                Err(hallmark_store::StoreError::NotFound(_)) => {
+                    return Err(format!(
+                        "{} was not issued by this installation; admin client certificates must be issued here \
+                         (e.g. `hallmark cert issue --profile personal --generate-key …`)",
+                        cert.display()
+                    ));
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             if row.cert.as_deref() != Some(der.as_slice())
                 || row.revoked_at.is_some()
                 || row.not_after < system_now() as i64
@@ -1440,7 +1468,7 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                 serde_json::json!({"sha256": fp, "serial": serial, "subject": row.subject}),
             )
             .await?;
-            println!("{fp}");
+            outln!("{fp}");
             eprintln!(
                 "allowed {} ({}) on the admin listener (`serve --admin-https-listen`); a running server follows within 5 seconds",
                 row.subject, serial
@@ -1448,12 +1476,10 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
             Ok(())
         }
         AdminCertCmd::Remove { sha256 } => {
-            let fp = sha256.trim().to_ascii_lowercase().replace(':', "");
+            let fp = hallmark_ra::config::normalise_fingerprint(&sha256);
             hallmark_ra::Config::update(&g.data_dir, |cfg| {
                 let before = cfg.server.admin_client_certs.len();
-                cfg.server
-                    .admin_client_certs
-                    .retain(|f| f.to_ascii_lowercase().replace(':', "") != fp);
+                cfg.server.admin_client_certs.retain(|f| *f != fp);
                 if cfg.server.admin_client_certs.len() == before {
                     return Err(hallmark_ra::RaError::Invalid(format!(
                         "{fp} is not an allowed admin certificate; see `hallmark admin-cert list`"
@@ -1489,7 +1515,7 @@ async fn admin_token(g: &Global, c: AdminTokenCmd) -> Res {
                 serde_json::json!({}),
             )
             .await?;
-            println!("{}", token.as_str());
+            outln!("{}", token.as_str());
             eprintln!(
                 "the new admin token is printed above, once: store it now; the old one stops working within 5 seconds"
             );
@@ -1506,8 +1532,34 @@ async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json
         .map_err(s)
 }
 
+/// Who runs the command, for the audit log: the account of the process's
+/// user id (not `$USER`, which anyone can set), with the account that used
+/// sudo, if any.
 fn whoami() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    #[cfg(unix)]
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    };
+    #[cfg(not(unix))]
+    let me: Option<u32> = None;
+    let Some(uid) = me else {
+        return std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    };
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(by) if uid == 0 && !by.is_empty() => format!("{name} (sudo by {by})"),
+        _ => name,
+    }
 }
 
 async fn audit_verify(g: &Global) -> Res {
@@ -1522,16 +1574,19 @@ async fn audit_verify(g: &Global) -> Res {
         .await
         .map_err(s)?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "{} entries, head {}, {} signed checkpoints (last at {})",
-        report.entries, report.head, report.checkpoints, report.last_checkpoint
+        report.entries,
+        report.head,
+        report.checkpoints,
+        report.last_checkpoint
     );
     if report.findings.is_empty() {
-        println!("audit log OK");
+        outln!("audit log OK");
         Ok(())
     } else {
         for f in &report.findings {
-            println!("TAMPERED: {f}");
+            outln!("TAMPERED: {f}");
         }
         Err(format!(
             "the audit log fails verification ({} findings)",

@@ -916,14 +916,25 @@ fn api_issue_and_problems(b: Backend) {
             .to_string();
         assert!(allow.contains(allowed), "{method} {path}: {head}");
     }
-    let (st, resp) = srv.request(
-        "GET",
-        "/api/v1/certificates?limit=abc",
-        &[("Authorization", &auth)],
-        b"",
-    );
-    assert_eq!(st, 400);
-    problem(400, &resp, "invalid");
+    // A bad limit, and cursors that no page gave (a NUL byte, which
+    // PostgreSQL refuses in text, must not reach it).
+    for query in [
+        "limit=abc",
+        "before=10:%00",
+        "before=-1:00ff",
+        "before=10:00FF",
+        "before=10:",
+        "before=10",
+    ] {
+        let (st, resp) = srv.request(
+            "GET",
+            &format!("/api/v1/certificates?{query}"),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        assert_eq!(st, 400, "{query}");
+        problem(400, &resp, "invalid");
+    }
     let (st, resp) = post("/api/v1/certificates", b"{not json", &auth);
     assert_eq!(st, 400);
     problem(400, &resp, "malformed-json");
@@ -956,6 +967,20 @@ fn api_issue_and_problems(b: Backend) {
         1,
         "only the one good request issued a certificate"
     );
+    // Listing into a pipe closed early (`hallmark cert list | head`) ends
+    // quietly, as a process killed by SIGPIPE does, without a panic.
+    let mut child = hm
+        .command()
+        .args(["cert", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 /// Every kind of answer the API gives, success and problem alike, matches
@@ -1308,6 +1333,38 @@ fn admin_token_rotation(b: Backend) {
         !details.trim().is_empty() && !details.contains(&new),
         "{details}"
     );
+    // The server audited when the new token took effect.
+    let reload =
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-access.reload'");
+    assert!(reload.contains("\"token_changed\":true"), "{reload}");
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let (st, _) = srv.request(
+        "GET",
+        "/api/v1/certificates",
+        &[("Authorization", &format!("bearer {new}"))],
+        b"",
+    );
+    assert_eq!(st, 200);
+    // A broken edit of the token digest: commands refuse the file and say
+    // what is wrong; the running server keeps the token in force.
+    let path = hm.path("hallmark.toml");
+    let broken = cfg.replace(
+        &format!(
+            "admin_token_sha256 = \"{}",
+            &cfg.split("admin_token_sha256 = \"").nth(1).unwrap()[..64]
+        ),
+        "admin_token_sha256 = \"not-a-digest",
+    );
+    assert_ne!(broken, cfg);
+    std::fs::write(&path, &broken).unwrap();
+    let err = hm.fails(&["admin-token", "rotate"]);
+    assert!(
+        err.contains("admin_token_sha256 must be 64 hex digits"),
+        "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(list(&new), 200);
+    std::fs::write(&path, &cfg).unwrap();
 }
 
 fn rsa_hierarchy(b: Backend) {
@@ -1701,9 +1758,37 @@ fn backup_and_restore(b: Backend) {
     let archive = hm.p("backup.hmbk");
     if b == Backend::Postgres {
         let e = hm.fails(&["backup", "--out", &archive]);
-        assert!(e.contains("pg_dump"), "{e}");
+        assert!(e.contains("pg_dump") && !e.contains("conflict"), "{e}");
         return;
     }
+    let e = hm.fails(&["backup", "--out", &hm.p("no/such/dir/b.hmbk")]);
+    assert!(
+        e.contains("directory") && e.contains("does not exist"),
+        "{e}"
+    );
+    // Two backups to one name at once: one is written, the other refused
+    // (never one over the other).
+    let racers: Vec<_> = (0..3)
+        .map(|_| {
+            hm.command()
+                .args(["backup", "--out", &archive])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    for o in outcomes.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("refusing to overwrite"), "{e}");
+    }
+    std::fs::remove_file(&archive).unwrap();
     hm.ok(&["backup", "--out", &archive]);
     {
         use std::os::unix::fs::PermissionsExt;

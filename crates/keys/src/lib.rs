@@ -255,15 +255,7 @@ impl KeyStore {
             path: self.path.clone(),
             detail: e.to_string(),
         };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let lock = opts.open(self.path.with_extension("lock")).map_err(io)?;
-        lock.lock().map_err(io)?;
+        let _lock = lock_file(&self.path.with_extension("lock")).map_err(io)?;
         let on_disk = Self::read_file(&self.path)?;
         if on_disk.check != self.file.check || on_disk.kdf.salt != self.file.kdf.salt {
             return Err(KeyError::Corrupt {
@@ -469,10 +461,49 @@ mod tests {
     }
 }
 
+/// Takes an exclusive lock on the file at `path` (created empty, mode
+/// 0600, if absent), held until the returned file is dropped: how
+/// processes sharing a data directory take turns at changing a file.
+pub fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts.open(path)?;
+    f.lock()?;
+    Ok(f)
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
-/// new file, never a part: written to a file of its own beside it (created
-/// with `mode`), synced, renamed over `path`, and the directory synced.
+/// new file, never a part: written to a file of its own beside it, synced,
+/// renamed over `path`, and the directory synced. A new file gets `mode`; a
+/// replaced one keeps its owner and group, and its mode as far as `mode`
+/// allows (never looser). A symbolic link is followed, not replaced.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_whole(path, bytes, mode, true)
+}
+
+/// Creates `path` with `bytes` and `mode`, whole or not at all, failing
+/// with `AlreadyExists` when it exists: of two writers of one name, one
+/// fails and neither loses its file to the other.
+pub fn write_new_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_whole(path, bytes, mode, false)
+}
+
+fn write_whole(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> std::io::Result<()> {
+    let resolved = std::fs::canonicalize(path).ok().filter(|_| replace);
+    let path = resolved.as_deref().unwrap_or(path);
+    let existing = std::fs::metadata(path).ok().filter(|_| replace);
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        existing
+            .as_ref()
+            .map_or(mode, |m| mode & m.permissions().mode() & 0o777)
+    };
     let mut rnd = [0u8; 8];
     hallmark_crypto::fill_random(&mut rnd).map_err(std::io::Error::other)?;
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -489,11 +520,31 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
         #[cfg(not(unix))]
         let _ = mode;
         let mut f = opts.open(&tmp)?;
+        #[cfg(unix)]
+        if let Some(m) = &existing {
+            use std::os::unix::fs::MetadataExt;
+            // Only root can give a file away; others keep their own.
+            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        if replace {
+            std::fs::rename(&tmp, path)
+        } else {
+            // A link is made only where no file is: no replacing. Where
+            // the file system has no links (FAT on removable media), the
+            // check and the rename are two steps.
+            match std::fs::hard_link(&tmp, path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => {
+                    std::fs::rename(&tmp, path)
+                }
+                r => r,
+            }
+        }
     })();
-    if written.is_err() {
+    if written.is_err() || !replace {
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
@@ -536,6 +587,34 @@ mod write_tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(write_file_atomic(&dir.join("no/such/f"), b"x", 0o600).is_err());
+        // A new file is never written over one that exists.
+        let fresh = dir.join("new.bin");
+        write_new_file_atomic(&fresh, b"one", 0o600).unwrap();
+        let again = write_new_file_atomic(&fresh, b"two", 0o600).unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"one");
+        std::fs::remove_file(&fresh).unwrap();
+        // An existing file keeps a stricter mode, and a link stays a link.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let conf = dir.join("c.toml");
+            write_file_atomic(&conf, b"a", 0o644).unwrap();
+            std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+            write_file_atomic(&conf, b"b", 0o644).unwrap();
+            let mode = std::fs::metadata(&conf).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let link = dir.join("link.toml");
+            std::os::unix::fs::symlink(&conf, &link).unwrap();
+            write_file_atomic(&link, b"c", 0o644).unwrap();
+            assert!(
+                std::fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+            assert_eq!(std::fs::read(&conf).unwrap(), b"c");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

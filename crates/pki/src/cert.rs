@@ -116,7 +116,8 @@ pub fn parse(der: &[u8]) -> Result<x509_cert::Certificate> {
 }
 
 /// Whether `cert` allows the extended key usage `eku` (RFC 5280 §4.2.1.12:
-/// without the extension, any use is allowed; anyExtendedKeyUsage allows it).
+/// without the extension, any use is allowed). anyExtendedKeyUsage does not
+/// count: TLS stacks (rustls-webpki among them) want the usage itself.
 pub fn has_eku(cert: &x509_cert::Certificate, eku: &const_oid::ObjectIdentifier) -> Result<bool> {
     let Some(ext) = cert
         .tbs_certificate()
@@ -131,10 +132,7 @@ pub fn has_eku(cert: &x509_cert::Certificate, eku: &const_oid::ObjectIdentifier)
     };
     let ekus = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
         .map_err(|e| PkiError::malformed("extended key usage", e))?;
-    Ok(ekus
-        .0
-        .iter()
-        .any(|o| o == eku || *o == const_oid::db::rfc5280::ANY_EXTENDED_KEY_USAGE))
+    Ok(ekus.0.iter().any(|o| o == eku))
 }
 
 /// Checks that `cert` is signed by the key in `issuer_spki_der`.

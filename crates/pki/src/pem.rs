@@ -27,7 +27,20 @@ pub fn decode(expected_label: &str, input: &[u8]) -> Result<Vec<u8>> {
         })
         .or_else(|| find(b"-----BEGIN "))
     else {
-        return Ok(input.to_vec());
+        // DER shorter than 128 bytes (a SEQUENCE all the same); anything
+        // else is neither, which says more than an ASN.1 error would.
+        if input.first() == Some(&0x30) {
+            return Ok(input.to_vec());
+        }
+        return Err(PkiError::Malformed {
+            what: match expected_label {
+                "CERTIFICATE REQUEST" => "CSR",
+                "CERTIFICATE" => "certificate",
+                "X509 CRL" => "CRL",
+                _ => "PEM",
+            },
+            detail: format!("neither PEM (no -----BEGIN {expected_label}----- line) nor DER"),
+        });
     };
     let trimmed = &input[start..];
     let bad = |detail: String| PkiError::Malformed {
@@ -113,8 +126,14 @@ mod tests {
             pem.replace("MDEy", "M!Ey"),
             pem.replace("BEGIN CERTIFICATE", "BEGIN CERTIFICATE REQUEST"),
             "-----BEGIN CERTIFICATE-----".to_string(),
+            "this is not a certificate".to_string(),
         ] {
             assert!(decode("CERTIFICATE", bad.as_bytes()).is_err(), "{bad}");
         }
+        let e = decode("CERTIFICATE REQUEST", b"hello").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed CSR: neither PEM (no -----BEGIN CERTIFICATE REQUEST----- line) nor DER"
+        );
     }
 }

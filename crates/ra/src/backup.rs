@@ -40,6 +40,23 @@ pub async fn create(
     kdf: KdfParams,
 ) -> Result<u64> {
     let dir = &auth.dir;
+    if auth.store.backend() != hallmark_store::Backend::Sqlite {
+        return Err(RaError::Invalid(
+            "the database is PostgreSQL: back it up with pg_dump or a base backup, and the data \
+             directory (hallmark.toml, profiles.toml, keystore) with it; `hallmark backup` covers \
+             SQLite installations"
+                .into(),
+        ));
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(RaError::Invalid(format!(
+            "cannot write {}: the directory {} does not exist",
+            out.display(),
+            parent.display()
+        )));
+    }
     if out.exists() {
         return Err(RaError::Invalid(format!(
             "{} exists; refusing to overwrite",
@@ -78,8 +95,15 @@ pub async fn create(
     file.extend_from_slice(&sealed);
     // Whole or not at all, readable by the operator only (the keys inside
     // are sealed, the rest is the installation's record).
-    hallmark_keys::write_file_atomic(out, &file, 0o600)
-        .map_err(|e| RaError::Config(format!("cannot write {}: {e}", out.display())))?;
+    // Created, never written over: two backups to one name at once leave
+    // one of them, and the other fails.
+    hallmark_keys::write_new_file_atomic(out, &file, 0o600).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            RaError::Invalid(format!("{} exists; refusing to overwrite", out.display()))
+        } else {
+            RaError::Invalid(format!("cannot write {}: {e}", out.display()))
+        }
+    })?;
     Ok(file.len() as u64)
 }
 

@@ -216,8 +216,13 @@ impl Config {
                 dir.display()
             ))
         })?;
-        let c: Config = toml::from_str(&text)
+        let mut c: Config = toml::from_str(&text)
             .map_err(|e| RaError::Config(format!("{}: {e}", path.display())))?;
+        // Fingerprints as `admin-cert` writes them (lower-case hex): an
+        // operator may have pasted one with colons or in upper case.
+        for fp in &mut c.server.admin_client_certs {
+            *fp = normalise_fingerprint(fp);
+        }
         if c.version != 1 {
             return Err(RaError::Config(format!(
                 "{}: unsupported config version {}; this hallmark reads version 1",
@@ -225,7 +230,10 @@ impl Config {
                 c.version
             )));
         }
-        c.validate()?;
+        c.validate().map_err(|e| match e {
+            RaError::Config(m) => RaError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })?;
         Ok(c)
     }
 
@@ -249,6 +257,24 @@ impl Config {
             return Err(RaError::Config(
                 "CRL and OCSP periods must be positive".into(),
             ));
+        }
+        if !is_sha256_hex(&self.server.admin_token_sha256) {
+            return Err(RaError::Config(
+                "server.admin_token_sha256 must be 64 hex digits: the SHA-256 of the admin token, \
+                 as `hallmark init` and `hallmark admin-token rotate` write it"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = self
+            .server
+            .admin_client_certs
+            .iter()
+            .find(|f| !is_sha256_hex(&normalise_fingerprint(f)))
+        {
+            return Err(RaError::Config(format!(
+                "server.admin_client_certs: {bad:?} is not a SHA-256 fingerprint (64 hex digits); \
+                 add certificates with `hallmark admin-cert add --cert FILE`"
+            )));
         }
         if self.server.https_names.is_empty() {
             return Err(RaError::Config(
@@ -297,20 +323,11 @@ impl Config {
         change: impl FnOnce(&mut Config) -> Result<T, RaError>,
     ) -> Result<T, RaError> {
         let lock_path = dir.join(format!("{CONFIG_FILE}.lock"));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let lock = opts
-            .open(&lock_path)
-            .map_err(|e| RaError::Config(format!("cannot open {}: {e}", lock_path.display())))?;
-        lock.lock()
+        let _lock = hallmark_keys::lock_file(&lock_path)
             .map_err(|e| RaError::Config(format!("cannot lock {}: {e}", lock_path.display())))?;
         let mut cfg = Config::load(dir)?;
         let out = change(&mut cfg)?;
+        cfg.validate()?;
         cfg.save(dir)?;
         Ok(out)
     }
@@ -321,4 +338,14 @@ impl Config {
         hallmark_keys::write_file_atomic(&path, text.as_bytes(), 0o644)
             .map_err(|e| RaError::Config(format!("cannot write {}: {e}", path.display())))
     }
+}
+
+/// A certificate fingerprint as the configuration keeps it: lower-case hex
+/// without separators (`AB:CD:…` is accepted on input).
+pub fn normalise_fingerprint(fp: &str) -> String {
+    fp.trim().to_ascii_lowercase().replace(':', "")
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

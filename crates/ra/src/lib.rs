@@ -97,7 +97,7 @@ impl AdminAccess {
                 .server
                 .admin_client_certs
                 .iter()
-                .map(|f| f.to_ascii_lowercase().replace(':', ""))
+                .map(|f| config::normalise_fingerprint(f))
                 .collect(),
         })
     }
@@ -115,6 +115,27 @@ struct CrlsDue {
     /// The latest batch published in full: every revocation queued before
     /// it was taken is on the published CRLs.
     published: u64,
+    /// Revocations queued so far (for tests).
+    queued: u64,
+}
+
+/// A batch of CRLs being made: what it has not done goes back to the queue
+/// when it ends, also when the task making it is cancelled (a client that
+/// hung up) or panics, so that no revocation is left off the CRLs.
+struct Batch<'a> {
+    number: u64,
+    work: Option<std::collections::BTreeSet<(String, i64)>>,
+    due: &'a Mutex<CrlsDue>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take().filter(|w| !w.is_empty())
+            && let Ok(mut due) = self.due.lock()
+        {
+            due.pending.extend(work);
+        }
+    }
 }
 
 /// Validity of the server's own TLS certificate.
@@ -125,6 +146,20 @@ const TLS_CERT_DAYS: u32 = 90;
 enum RenewedKey {
     Ocsp,
     Tls,
+}
+
+/// A new label for a renewal's key, in the shape `retired_key_made_at`
+/// reads: the kind, the CA (for an OCSP signer), the time, and a random
+/// part, so that two processes renewing in the same second never take (or
+/// remove) each other's key.
+fn renewal_label(kind: RenewedKey, ca: &str, now: u64) -> Result<String> {
+    let mut rnd = [0u8; 4];
+    hallmark_crypto::fill_random(&mut rnd).map_err(|e| RaError::Invalid(e.to_string()))?;
+    let rnd = hallmark_pki::hex(&rnd);
+    Ok(match kind {
+        RenewedKey::Ocsp => format!("ocsp-{ca}-{now}-{rnd}"),
+        RenewedKey::Tls => format!("tls-{now}-{rnd}"),
+    })
 }
 
 /// What a renewal's key label says: `ocsp-{CA}-{unix time}[-{random}]` or
@@ -342,10 +377,7 @@ impl Authority {
                 Some(r) => r,
                 None if revoked_ca => continue,
                 None => {
-                    let mut rnd = [0u8; 4];
-                    hallmark_crypto::fill_random(&mut rnd)
-                        .map_err(|e| RaError::Invalid(e.to_string()))?;
-                    let label = format!("ocsp-{}-{now}-{}", issuer.id, hallmark_pki::hex(&rnd));
+                    let label = renewal_label(RenewedKey::Ocsp, &issuer.id, now)?;
                     let signer = {
                         let mut ks = self.keys()?;
                         ks.generate(&label, KeyAlgorithm::EcP256)?
@@ -392,7 +424,16 @@ impl Authority {
                 responder,
             ));
         }
-        if changed || self.ocsp.issuers().is_empty() {
+        // Also when another process sharing the database and key store
+        // renewed a signer: this one answers with the current signer too
+        // (the replaced key is removed once its certificate has expired).
+        let installed = self.ocsp.issuers();
+        let same = installed.len() == slots.len()
+            && installed
+                .iter()
+                .zip(&slots)
+                .all(|(a, b)| a.id == b.id && a.responder.cert_der == b.responder.cert_der);
+        if changed || !same {
             self.ocsp.set_issuers(slots);
         }
         if let Err(e) = self.prune_retired_keys(now).await {
@@ -419,8 +460,17 @@ impl Authority {
                 current.insert(l);
             }
         }
-        // Certificates of a key made at time t expire by t + lifetime.
-        let margin = 86_400;
+        // Only in the installation's own key store: a token partition may
+        // be shared with other installations or applications, whose keys
+        // can carry labels of the same shape.
+        if self.key_backend() != "software" {
+            return Ok(Vec::new());
+        }
+        // Certificates of a key made at time t expire by t + lifetime; a
+        // week more for clocks, and for a lifetime shortened since.
+        let margin = 7 * 86_400;
+        let expired =
+            |t: u64, lifetime: u64| t.saturating_add(lifetime).saturating_add(margin) < now;
         let retired: Vec<String> = self
             .keys()?
             .list()
@@ -428,30 +478,45 @@ impl Authority {
             .map(|(label, _)| label)
             .filter(|label| !current.contains(label))
             .filter(|label| match retired_key_made_at(label) {
-                Some((RenewedKey::Ocsp, t)) => t + self.ca.settings.ocsp_signer_secs + margin < now,
-                Some((RenewedKey::Tls, t)) => t + TLS_CERT_DAYS as u64 * 86_400 + margin < now,
+                Some((RenewedKey::Ocsp, t)) => expired(t, self.ca.settings.ocsp_signer_secs),
+                Some((RenewedKey::Tls, t)) => expired(t, TLS_CERT_DAYS as u64 * 86_400),
                 None => false,
             })
             .collect();
         if retired.is_empty() {
             return Ok(retired);
         }
+        // The audit entry names exactly the keys removed, also when a
+        // removal fails part of the way.
+        let mut removed = Vec::new();
+        let mut failure = None;
         {
             let mut ks = self.keys()?;
-            for label in &retired {
-                ks.remove(label)?;
+            for label in retired {
+                match ks.remove(&label) {
+                    Ok(()) => removed.push(label),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
             }
         }
-        self.store
-            .record(
-                now as i64,
-                "system",
-                "key.retire",
-                serde_json::json!({"keys": retired}),
-            )
-            .await?;
-        tracing::info!(keys = ?retired, "removed retired OCSP and TLS keys");
-        Ok(retired)
+        if !removed.is_empty() {
+            self.store
+                .record(
+                    now as i64,
+                    "system",
+                    "key.retire",
+                    serde_json::json!({"keys": removed}),
+                )
+                .await?;
+            tracing::info!(keys = ?removed, "removed retired OCSP and TLS keys");
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(removed),
+        }
     }
 
     /// The server's own TLS certificate chain and key (a `server` profile
@@ -480,11 +545,7 @@ impl Authority {
                 }
             }
         }
-        // A random part: two servers on one data directory renewing in the
-        // same second must not take (or remove) each other's key.
-        let mut rnd = [0u8; 4];
-        hallmark_crypto::fill_random(&mut rnd).map_err(|e| RaError::Invalid(e.to_string()))?;
-        let label = format!("tls-{now}-{}", hallmark_pki::hex(&rnd));
+        let label = renewal_label(RenewedKey::Tls, "", now)?;
         let signer = self.keys()?.generate(&label, KeyAlgorithm::EcP256)?;
         let names = self.config.server.https_names.clone();
         let issued = match self
@@ -612,16 +673,31 @@ impl Authority {
 
     /// Reads who may use the admin API from the config file again; says
     /// whether it changed. `serve` calls it with each poll.
-    pub fn reload_admin_access(&self) -> Result<bool> {
+    pub async fn reload_admin_access(&self) -> Result<bool> {
         let fresh = AdminAccess::of(&Config::load(&self.dir)?);
-        let mut cur = self
-            .admin
-            .write()
-            .map_err(|_| RaError::Invalid("admin access lock poisoned".into()))?;
-        if **cur == *fresh {
-            return Ok(false);
-        }
-        *cur = fresh;
+        let before = {
+            let mut cur = self
+                .admin
+                .write()
+                .map_err(|_| RaError::Invalid("admin access lock poisoned".into()))?;
+            if **cur == *fresh {
+                return Ok(false);
+            }
+            std::mem::replace(&mut *cur, fresh.clone())
+        };
+        // The moment a change takes effect in this process is audited
+        // too (the command that made it audited the change itself).
+        self.store
+            .record(
+                system_now() as i64,
+                "system",
+                "config.admin-access.reload",
+                serde_json::json!({
+                    "token_changed": before.token_sha256 != fresh.token_sha256,
+                    "client_certs": fresh.client_certs,
+                }),
+            )
+            .await?;
         Ok(true)
     }
 
@@ -707,7 +783,7 @@ impl Authority {
             {
                 Ok(()) => listed = true,
                 Err(e) => {
-                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed; a running server retries it")
+                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed (the revocation is stored); `serve` retries it every 5 s, from the CLI run `hallmark crl generate`")
                 }
             }
         }
@@ -747,7 +823,7 @@ impl Authority {
             .publish_after_revocation(&row.issuer, row.shard, now)
             .await
         {
-            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed; a running server retries it every 5 s");
+            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed (the revocation is stored and OCSP answers revoked); `serve` retries it every 5 s, from the CLI run `hallmark crl generate`");
         }
         Ok(row)
     }
@@ -762,6 +838,7 @@ impl Authority {
         let ticket = {
             let mut due = self.crls_due()?;
             due.pending.insert((issuer.to_string(), shard));
+            due.queued += 1;
             due.taken + 1
         };
         self.publish_crls(Some(ticket), now).await.map(|_| ())
@@ -774,15 +851,26 @@ impl Authority {
     }
 
     async fn publish_crls(&self, ticket: Option<u64>, now: u64) -> Result<usize> {
+        // The poll must not wait behind a long CRL run for nothing.
+        if ticket.is_none() && self.crls_due()?.pending.is_empty() {
+            return Ok(0);
+        }
         let mut last = self.crl_lock.lock().await;
-        let (batch, work) = {
+        // Read after the wait: the batch may hold revocations made since.
+        let now = now.max(system_now());
+        let mut batch = {
             let mut due = self.crls_due()?;
             if ticket.is_some_and(|t| due.published >= t) || due.pending.is_empty() {
                 return Ok(0);
             }
             due.taken += 1;
-            (due.taken, std::mem::take(&mut due.pending))
+            Batch {
+                number: due.taken,
+                work: Some(std::mem::take(&mut due.pending)),
+                due: &self.crls_due,
+            }
         };
+        let work = batch.work.clone().unwrap_or_default();
         let mut by_issuer: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         for (issuer, shard) in &work {
             by_issuer.entry(issuer).or_default().push(*shard);
@@ -813,16 +901,15 @@ impl Authority {
                 }
             }
         }
-        let mut due = self.crls_due()?;
+        // What failed goes back to the queue when the batch is dropped.
+        batch.work = Some(failed.into_iter().collect());
         match first_error {
             None => {
-                due.published = due.published.max(batch);
+                let mut due = self.crls_due()?;
+                due.published = due.published.max(batch.number);
                 Ok(made)
             }
-            Some(e) => {
-                due.pending.extend(failed);
-                Err(e)
-            }
+            Some(e) => Err(e),
         }
     }
 
@@ -902,9 +989,13 @@ impl Authority {
         // every revocation committed before its number was taken. (Read
         // first and numbered after, a CRL without a fresh revocation could
         // outnumber the one made for it.)
+        // The thisUpdate is taken with it: never before that of a CRL
+        // numbered earlier, also one another process made.
         let mut tx = self.store.begin().await?;
-        let number = certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000).await?;
+        let (number, this_update) =
+            certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000, now as i64).await?;
         hallmark_store::commit(tx).await?;
+        let now = this_update.max(0) as u64;
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;
         self.store
@@ -1224,6 +1315,12 @@ mod tests {
 
     #[test]
     fn renewal_labels_say_when_their_key_was_made() {
+        for (kind, ca) in [(RenewedKey::Ocsp, "issuing-2"), (RenewedKey::Tls, "")] {
+            let label = renewal_label(kind, ca, 1_763_900_000).unwrap();
+            let (read, at) = retired_key_made_at(&label).unwrap();
+            assert_eq!(at, 1_763_900_000, "{label}");
+            assert_eq!(label.starts_with("ocsp-"), read == RenewedKey::Ocsp);
+        }
         assert_eq!(
             retired_key_made_at("ocsp-issuing-1763900000-0a1b2c3d"),
             Some((RenewedKey::Ocsp, 1_763_900_000))
@@ -1278,11 +1375,22 @@ mod tests {
 
         // 21 of 30 days gone: renewed, the old key kept (its certificate
         // is still valid, and other processes may still sign with it).
+        let other = Authority::open(&dir, &pass, None).await.unwrap();
         assert!(auth.ensure_ocsp_signers(t0 + 21 * day).await.unwrap());
         let second = ocsp_keys(&auth);
         assert_eq!(second.len(), 2, "{second:?}");
-        // Day 32: the first certificate has expired; its key goes.
-        assert!(!auth.ensure_ocsp_signers(t0 + 32 * day).await.unwrap());
+        // Another process on the same installation takes the new signer up
+        // without renewing it again.
+        let responder = |a: &Authority| a.ocsp.issuers()[0].responder.cert_der.clone();
+        assert_ne!(responder(&other), responder(&auth));
+        assert!(!other.ensure_ocsp_signers(t0 + 21 * day).await.unwrap());
+        assert_eq!(responder(&other), responder(&auth));
+        drop(other);
+        // Day 38: the first certificate has been expired for over a week;
+        // its key goes.
+        assert!(!auth.ensure_ocsp_signers(t0 + 31 * day).await.unwrap());
+        assert_eq!(ocsp_keys(&auth), second);
+        assert!(!auth.ensure_ocsp_signers(t0 + 38 * day).await.unwrap());
         let left = ocsp_keys(&auth);
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(!left.contains(&first[0]), "{left:?}");
@@ -1297,7 +1405,7 @@ mod tests {
             "issuing",
             Reason::CessationOfOperation,
             "test",
-            t0 + 33 * day,
+            t0 + 39 * day,
         )
         .await
         .unwrap();
@@ -1332,6 +1440,18 @@ mod tests {
             seen.iter().map(|s| s.1).collect::<Vec<_>>(),
             vec![t0 + 200, t0 + 200, t0 + 300]
         );
+        // Another process on the same database (a CLI command beside the
+        // server), its clock behind: its CRL is numbered after and dated
+        // no earlier either.
+        let other = Authority::open(&dir, &pass, None).await.unwrap();
+        let info = other
+            .generate_crl("issuing", FULL_CRL, t0 + 250)
+            .await
+            .unwrap();
+        assert!(info.number > seen[2].0 as i64);
+        let row = other.store.get_crl("issuing", FULL_CRL).await.unwrap();
+        assert_eq!(row.this_update, (t0 + 300) as i64);
+        drop(other);
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1389,19 +1509,9 @@ mod tests {
                 })
             })
             .collect();
-        while auth
-            .store
-            .audit_details("certificate.revoke")
-            .await
-            .unwrap()
-            .len()
-            < 8
-        {
+        while auth.crls_due().unwrap().queued < 8 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        // From its commit to its place in the CRL queue, a revocation
-        // takes no await point but the queue's own lock.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         drop(held);
         for t in tasks {
             t.await.unwrap();
@@ -1430,6 +1540,31 @@ mod tests {
         assert_eq!(auth.publish_due_crls(t0 + 11).await.unwrap(), 0);
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A batch that ends without finishing (its task cancelled, or a
+    /// failure) puts what it did not publish back in the queue.
+    #[test]
+    fn an_unfinished_crl_batch_goes_back_to_the_queue() {
+        let due = Mutex::new(CrlsDue::default());
+        let work: std::collections::BTreeSet<(String, i64)> = [
+            ("issuing".to_string(), 3),
+            ("issuing".to_string(), FULL_CRL),
+        ]
+        .into();
+        drop(Batch {
+            number: 1,
+            work: Some(work.clone()),
+            due: &due,
+        });
+        assert_eq!(due.lock().unwrap().pending, work);
+        // A finished one leaves nothing.
+        drop(Batch {
+            number: 2,
+            work: Some(Default::default()),
+            due: &due,
+        });
+        assert_eq!(due.lock().unwrap().pending, work);
     }
 
     /// Commands changing the configuration at once lose none of the

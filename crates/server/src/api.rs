@@ -63,7 +63,12 @@ impl FromRequestParts<AppState> for Admin {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            let token = value.strip_prefix("Bearer ").ok_or_else(unauthorized)?;
+            // The scheme name is case-insensitive (RFC 9110 §11.1).
+            let token = value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
+                .ok_or_else(unauthorized)?;
             let digest = hallmark_crypto::sha256(token.trim().as_bytes());
             let expected = hallmark_pki::unhex(&s.auth.admin_access().token_sha256)
                 .filter(|d| d.len() == 32)
@@ -266,6 +271,12 @@ async fn list(
             let (t, s) = c
                 .split_once(':')
                 .and_then(|(t, s)| Some((t.parse::<i64>().ok()?, s.to_string())))
+                // As `next` gives it: a time and a serial in lower-case hex.
+                .filter(|(t, s)| {
+                    *t >= 0
+                        && (1..=64).contains(&s.len())
+                        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })
                 .ok_or_else(|| {
                     Problem::bad_request(
                         "invalid",

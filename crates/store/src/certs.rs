@@ -342,24 +342,34 @@ pub async fn revoke(
     Ok(c)
 }
 
-/// Takes the next CRL number of an issuer in one statement, so concurrent
-/// generators (several processes on PostgreSQL) never share a number
-/// (RFC 5280 §5.2.3: CRL numbers increase).
-/// Takes an issuer's next CRL number: never below `floor` (the caller's
-/// clock in milliseconds), so that an installation restored from an older
-/// backup, whose counter went back with it, does not give out a number
-/// again for a different CRL (RFC 5280 §5.2.3: numbers only increase).
-/// Above the floor, numbers go up by one, so they stay monotonic when the
-/// clock steps back.
-pub async fn next_crl_number(conn: &mut AnyConnection, issuer: &str, floor: i64) -> Result<i64> {
-    let r: (i64,) = sqlx::query_as(
-        "UPDATE crl_numbers SET next = (CASE WHEN next > $2 THEN next ELSE $2 END) + 1 WHERE issuer = $1 RETURNING next - 1",
+/// Takes an issuer's next CRL number and the thisUpdate of its CRL, in one
+/// statement, so that concurrent generators (several processes) never
+/// share a number (RFC 5280 §5.2.3: CRL numbers increase) and a CRL
+/// numbered after another is never dated before it: the thisUpdate is
+/// `now` or the latest one given, whichever is later.
+///
+/// The number is never below `floor` (the caller's clock in
+/// milliseconds), so that an installation restored from an older backup,
+/// whose counter went back with it, does not give out a number again for
+/// a different CRL. Above the floor, numbers go up by one, so they stay
+/// monotonic when the clock steps back.
+pub async fn next_crl_number(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    floor: i64,
+    now: i64,
+) -> Result<(i64, i64)> {
+    let r: (i64, i64) = sqlx::query_as(
+        "UPDATE crl_numbers SET next = (CASE WHEN next > $2 THEN next ELSE $2 END) + 1, \
+         this_update = CASE WHEN this_update > $3 THEN this_update ELSE $3 END \
+         WHERE issuer = $1 RETURNING next - 1, this_update",
     )
     .bind(issuer)
     .bind(floor)
+    .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(r.0)
+    Ok(r)
 }
 
 /// Files a CA certificate as an issued certificate of its parent (so that
@@ -992,15 +1002,23 @@ pub(crate) mod tests {
         let t = temp_sqlite("crl-numbers").await;
         let mut tx = t.store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
-        assert_eq!(next_crl_number(&mut tx, "ca", 5_000).await.unwrap(), 5_000);
-        assert_eq!(next_crl_number(&mut tx, "ca", 5_000).await.unwrap(), 5_001);
-        assert_eq!(next_crl_number(&mut tx, "ca", 4_000).await.unwrap(), 5_002);
+        let mut take =
+            async |floor: i64, now: i64| next_crl_number(&mut tx, "ca", floor, now).await.unwrap();
+        assert_eq!(take(5_000, 5).await, (5_000, 5));
+        assert_eq!(take(5_000, 5).await, (5_001, 5));
+        // The clock stepped back (or another process's is behind): the
+        // number still rises, and the date does not go back.
+        assert_eq!(take(4_000, 4).await, (5_002, 5));
+        assert_eq!(take(6_000, 6).await, (6_000, 6));
         // Restored from a backup taken when the counter was at 3.
         sqlx::query("UPDATE crl_numbers SET next = 3 WHERE issuer = 'ca'")
             .execute(&mut *tx)
             .await
             .unwrap();
-        assert_eq!(next_crl_number(&mut tx, "ca", 9_000).await.unwrap(), 9_000);
+        assert_eq!(
+            next_crl_number(&mut tx, "ca", 9_000, 9).await.unwrap(),
+            (9_000, 9)
+        );
         crate::commit(tx).await.unwrap();
     }
 

@@ -72,6 +72,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_created_index.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_crl_this_update.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -87,6 +91,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../migrations/postgres/0005_created_index.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_crl_this_update.sql"),
     ),
 ];
 
