@@ -138,6 +138,10 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// How long a revocation's CRLs are left to the process that made it
+/// before a server publishes them in its place.
+const CRL_DEBT_GRACE: i64 = 10;
+
 /// Validity of the server's own TLS certificate.
 const TLS_CERT_DAYS: u32 = 90;
 
@@ -846,8 +850,35 @@ impl Authority {
 
     /// Publishes the CRLs still due after revocations whose publication
     /// failed; returns how many it made. `serve` calls it with each poll.
+    ///
+    /// It also pays debts left in the database by other processes: a
+    /// revocation more than `CRL_DEBT_GRACE` seconds old whose CRLs were
+    /// not published (a CLI command whose CRL generation failed, a crash).
     pub async fn publish_due_crls(&self, now: u64) -> Result<usize> {
+        let left = self
+            .store
+            .crls_due(None, Some(now as i64 - CRL_DEBT_GRACE))
+            .await?;
+        if !left.is_empty() {
+            let mut due = self.crls_due()?;
+            for d in left {
+                // CRLs of a CA whose key is elsewhere are made there.
+                if self.ca.issuer(Some(&d.issuer)).is_ok() {
+                    due.pending.insert((d.issuer, d.shard));
+                }
+            }
+        }
         self.publish_crls(None, now).await
+    }
+
+    async fn clear_crls_due(&self, paid: &[certs::CrlDue]) -> Result<()> {
+        if paid.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        certs::clear_crls_due(&mut tx, paid).await?;
+        hallmark_store::commit(tx).await?;
+        Ok(())
     }
 
     async fn publish_crls(&self, ticket: Option<u64>, now: u64) -> Result<usize> {
@@ -883,10 +914,30 @@ impl Authority {
                 tracing::warn!(issuer, "no CRL made here for a CA whose key is elsewhere");
                 continue;
             };
+            // Debts in the database too (revocations by other processes
+            // that did not publish), read before any CRL number is taken:
+            // every CRL made below covers them.
+            let owed = match self.store.crls_due(Some(issuer), None).await {
+                Ok(o) => o,
+                Err(e) => {
+                    failed.extend(shards.iter().map(|s| (issuer.to_string(), *s)));
+                    first_error.get_or_insert(e.into());
+                    continue;
+                }
+            };
             let mut todo = vec![FULL_CRL];
             if !ca.is_root {
-                todo.extend(shards.iter().copied().filter(|s| *s != FULL_CRL));
+                let mut more: Vec<i64> = shards
+                    .iter()
+                    .copied()
+                    .chain(owed.iter().map(|d| d.shard))
+                    .filter(|s| *s != FULL_CRL)
+                    .collect();
+                more.sort_unstable();
+                more.dedup();
+                todo.extend(more);
             }
+            let mut ok = true;
             for shard in todo {
                 match self
                     .generate_crl_locked(&mut last, issuer, shard, now)
@@ -896,9 +947,13 @@ impl Authority {
                     Err(e) => {
                         failed.extend(shards.iter().map(|s| (issuer.to_string(), *s)));
                         first_error.get_or_insert(e);
+                        ok = false;
                         break;
                     }
                 }
+            }
+            if ok && let Err(e) = self.clear_crls_due(&owed).await {
+                first_error.get_or_insert(e);
             }
         }
         // What failed goes back to the queue when the batch is dropped.
@@ -934,6 +989,8 @@ impl Authority {
             None => self.ca.issuers().map(|i| i.id.clone()).collect(),
         };
         for id in ids {
+            // Read before any number is taken: the CRLs below cover them.
+            let owed = self.store.crls_due(Some(&id), None).await?;
             let mut shards = vec![FULL_CRL];
             let is_root = self.ca.issuer(Some(&id))?.is_root;
             if !is_root {
@@ -956,9 +1013,14 @@ impl Authority {
                     }
                 }
             }
-            for s in shards {
-                out.push(self.generate_crl_locked(&mut last, &id, s, now).await?);
+            for s in &shards {
+                out.push(self.generate_crl_locked(&mut last, &id, *s, now).await?);
             }
+            let paid: Vec<_> = owed
+                .into_iter()
+                .filter(|d| is_root || shards.contains(&d.shard))
+                .collect();
+            self.clear_crls_due(&paid).await?;
         }
         Ok(out)
     }
@@ -1164,6 +1226,8 @@ impl Authority {
                 got.number
             )));
         }
+        // Revocations by this CA are on the CRL it made: nothing is owed.
+        certs::clear_all_crls_due(&mut tx, issuer_id).await?;
         audit::record(
             &mut tx,
             self.store.backend(),
@@ -1464,30 +1528,7 @@ mod tests {
         let auth = Authority::open(&dir, &pass, None).await.unwrap();
         let mut serials = Vec::new();
         for i in 0..8 {
-            let spki = auth
-                .keys()
-                .unwrap()
-                .generate(&format!("holder-{i}"), KeyAlgorithm::EcP256)
-                .unwrap()
-                .spki_der()
-                .to_vec();
-            let issued = auth
-                .issue(
-                    IssueRequest {
-                        profile: "personal".into(),
-                        issuer: None,
-                        subject: format!("CN=Holder {i},C=HK"),
-                        emails: Vec::new(),
-                        dns_names: Vec::new(),
-                        validity_days: None,
-                        key: hallmark_ca::KeySource::Custody(spki),
-                        actor: "test".into(),
-                    },
-                    t0,
-                )
-                .await
-                .unwrap();
-            serials.push(issued.serial_hex);
+            serials.push(issue_personal(&auth, i, t0).await);
         }
         let before = auth
             .store
@@ -1538,6 +1579,78 @@ mod tests {
         serials.sort();
         assert_eq!(listed, serials);
         assert_eq!(auth.publish_due_crls(t0 + 11).await.unwrap(), 0);
+        drop(auth);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issues a `personal` certificate for a key made in the key store;
+    /// returns its serial.
+    async fn issue_personal(auth: &Authority, i: usize, now: u64) -> String {
+        let spki = auth
+            .keys()
+            .unwrap()
+            .generate(&format!("holder-{i}"), KeyAlgorithm::EcP256)
+            .unwrap()
+            .spki_der()
+            .to_vec();
+        auth.issue(
+            IssueRequest {
+                profile: "personal".into(),
+                issuer: None,
+                subject: format!("CN=Holder {i},C=HK"),
+                emails: Vec::new(),
+                dns_names: Vec::new(),
+                validity_days: None,
+                key: hallmark_ca::KeySource::Custody(spki),
+                actor: "test".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .serial_hex
+    }
+
+    /// A revocation another process stored without publishing its CRLs (a
+    /// CLI command whose CRL generation failed, a crash) is published by a
+    /// server's poll once the grace period is over, and the debt is paid.
+    #[tokio::test]
+    async fn crls_owed_by_another_process_are_published() {
+        let (dir, pass, t0) = installation("crl-debt").await;
+        let auth = Authority::open(&dir, &pass, None).await.unwrap();
+        let serial = issue_personal(&auth, 0, t0).await;
+        auth.generate_crls(None, None, t0 + 1).await.unwrap();
+        // The other process: revoked, committed, then gone.
+        let mut tx = auth.store.begin().await.unwrap();
+        certs::revoke(
+            &mut tx,
+            "issuing",
+            &serial,
+            (t0 + 10) as i64,
+            1,
+            (t0 + 10) as i64,
+        )
+        .await
+        .unwrap();
+        hallmark_store::commit(tx).await.unwrap();
+        assert_eq!(auth.store.crls_due(None, None).await.unwrap().len(), 1);
+        let listed = async |auth: &Authority| {
+            let row = auth.store.get_crl("issuing", FULL_CRL).await.unwrap();
+            let issuer = auth.ca.issuer(Some("issuing")).unwrap();
+            hallmark_pki::crl::check_received(&row.der, &issuer.cert_der, t0 + 30)
+                .unwrap()
+                .revoked
+                .iter()
+                .any(|(s, _, _)| hallmark_pki::hex(s) == serial)
+        };
+        // Within the grace period it is left to the process that revoked.
+        assert_eq!(auth.publish_due_crls(t0 + 15).await.unwrap(), 0);
+        assert!(!listed(&auth).await);
+        // After it: the full CRL and the certificate's shard.
+        assert_eq!(auth.publish_due_crls(t0 + 21).await.unwrap(), 2);
+        assert!(listed(&auth).await);
+        assert!(auth.store.crls_due(None, None).await.unwrap().is_empty());
+        assert_eq!(auth.publish_due_crls(t0 + 30).await.unwrap(), 0);
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
     }

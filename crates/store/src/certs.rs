@@ -336,10 +336,58 @@ pub async fn revoke(
             "certificate {serial} is already revoked; a revocation cannot be changed"
         )));
     }
+    owe_crl(conn, issuer, c.shard, now).await?;
     c.revoked_at = Some(revoked_at);
     c.reason = Some(reason);
     c.changed_at = now;
     Ok(c)
+}
+
+/// Records, in the revocation's transaction, that the issuer's CRLs for
+/// `shard` (and its full CRL) are due.
+async fn owe_crl(conn: &mut AnyConnection, issuer: &str, shard: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO crls_due (issuer, shard, version, changed_at) VALUES ($1, $2, 1, $3) \
+         ON CONFLICT (issuer, shard) DO UPDATE SET version = crls_due.version + 1, changed_at = excluded.changed_at",
+    )
+    .bind(issuer)
+    .bind(shard)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A CRL debt as read: (issuer, shard, version, changed_at).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlDue {
+    pub issuer: String,
+    pub shard: i64,
+    pub version: i64,
+    pub changed_at: i64,
+}
+
+/// Removes debts paid by CRLs whose numbers were taken after `paid` was
+/// read; a debt a revocation renewed since (a higher version) stays.
+pub async fn clear_crls_due(conn: &mut AnyConnection, paid: &[CrlDue]) -> Result<()> {
+    for d in paid {
+        sqlx::query("DELETE FROM crls_due WHERE issuer = $1 AND shard = $2 AND version = $3")
+            .bind(&d.issuer)
+            .bind(d.shard)
+            .bind(d.version)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes every debt of an issuer (its CRL was imported: made elsewhere).
+pub async fn clear_all_crls_due(conn: &mut AnyConnection, issuer: &str) -> Result<()> {
+    sqlx::query("DELETE FROM crls_due WHERE issuer = $1")
+        .bind(issuer)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Takes an issuer's next CRL number and the thisUpdate of its CRL, in one
@@ -447,6 +495,33 @@ pub struct CrlRow {
 }
 
 impl Store {
+    /// CRL debts (see `revoke`): of one issuer, or of all, optionally only
+    /// those unchanged since `before` (left by a process that did not pay).
+    pub async fn crls_due(&self, issuer: Option<&str>, before: Option<i64>) -> Result<Vec<CrlDue>> {
+        let rows = self
+            .read(|| async move {
+                Ok(sqlx::query(
+                    "SELECT issuer, shard, version, changed_at FROM crls_due \
+                     WHERE (CAST($1 AS TEXT) IS NULL OR issuer = $1) AND changed_at < $2 ORDER BY issuer, shard",
+                )
+                .bind(issuer)
+                .bind(before.unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CrlDue {
+                    issuer: r.try_get(0)?,
+                    shard: r.try_get(1)?,
+                    version: r.try_get(2)?,
+                    changed_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn issuers(&self) -> Result<Vec<IssuerRow>> {
         let rows = self
             .read(|| async move {
@@ -1020,6 +1095,38 @@ pub(crate) mod tests {
             (9_000, 9)
         );
         crate::commit(tx).await.unwrap();
+    }
+
+    /// A revocation leaves a CRL debt in its transaction; a generator that
+    /// read the debt before a later revocation does not clear the later one.
+    #[tokio::test]
+    async fn crl_debts_are_cleared_only_as_read() {
+        let t = temp_sqlite("crl-debts").await;
+        let store = &t.store;
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        issue_all(&mut tx, &[cert("01"), cert("02")]).await;
+        revoke(&mut tx, "ca", "01", 100, 1, 100).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        let read = store.crls_due(Some("ca"), None).await.unwrap();
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert_eq!((read[0].shard, read[0].changed_at), (cert("01").shard, 100));
+        // Left by a process that did not pay: seen only once old enough.
+        assert!(store.crls_due(None, Some(100)).await.unwrap().is_empty());
+        assert_eq!(store.crls_due(None, Some(101)).await.unwrap(), read);
+        assert!(store.crls_due(Some("cb"), None).await.unwrap().is_empty());
+        // Another revocation after the read: the debt stays.
+        let mut tx = store.begin().await.unwrap();
+        revoke(&mut tx, "ca", "02", 105, 1, 105).await.unwrap();
+        clear_crls_due(&mut tx, &read).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        let again = store.crls_due(None, None).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(again[0].version > read[0].version);
+        let mut tx = store.begin().await.unwrap();
+        clear_crls_due(&mut tx, &again).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        assert!(store.crls_due(None, None).await.unwrap().is_empty());
     }
 
     /// A CRL never replaces one with a higher number (two processes

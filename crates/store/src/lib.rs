@@ -76,6 +76,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_crl_this_update.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_crls_due.sql")),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -96,6 +97,7 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_crl_this_update.sql"),
     ),
+    (7, include_str!("../migrations/postgres/0007_crls_due.sql")),
 ];
 
 impl Store {

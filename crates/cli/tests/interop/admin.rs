@@ -1,0 +1,263 @@
+//! Access to the admin API: the server's own HTTPS certificate, mutual TLS
+//! with allowed client certificates, and rotating the admin token.
+
+use super::*;
+
+pub fn https_with_own_certificate(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
+    hm.fetch_ca_files(&srv);
+    let port = srv.https_port.unwrap();
+    let connect = format!("127.0.0.1:{port}");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &connect,
+            "-servername",
+            "hallmark.localhost",
+            "-verify_hostname",
+            "hallmark.localhost",
+            "-CAfile",
+            &hm.p("root.pem"),
+            "-verify_return_error",
+            "-brief",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Verification: OK"), "{text}");
+    assert!(text.contains("Protocol version: TLSv1.3"), "{text}");
+    // The TLS key is in the key store, not in a file.
+    let keys = hm.ok(&["keys", "list"]);
+    assert!(keys.lines().any(|l| l.starts_with("tls-")), "{keys}");
+    for entry in std::fs::read_dir(&hm.dir).unwrap() {
+        let p = entry.unwrap().path();
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            assert!(!text.contains("PRIVATE KEY"), "{}", p.display());
+        }
+    }
+}
+
+/// The admin API on its mutual-TLS listener with a client certificate
+/// instead of the token: allowed ones work (and are named in the audit log),
+/// others and revoked ones get 401, clients without one are not served
+/// there; the public HTTPS listener asks for no certificate.
+pub fn admin_api_over_mutual_tls(b: Backend) {
+    let hm = setup!(b);
+    let person = |name: &str, cn: &str| {
+        let (p12, pin, serial) = hm.issue_p12(name, "personal", &format!("CN={cn},C=HK"));
+        openssl_ok(&[
+            "pkcs12",
+            "-in",
+            &p12,
+            "-passin",
+            &format!("pass:{pin}"),
+            "-nocerts",
+            "-nodes",
+            "-out",
+            &hm.p(&format!("{name}.key")),
+        ]);
+        serial
+    };
+    let admin_serial = person("admin", "Admin One");
+    let other_serial = person("other", "Someone Else");
+    let fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
+    assert!(hm.ok(&["admin-cert", "list"]).contains(fp.trim()));
+    let srv = hm.serve_with(&[
+        "--https-listen",
+        "127.0.0.1:0",
+        "--admin-https-listen",
+        "127.0.0.1:0",
+    ]);
+    hm.fetch_ca_files(&srv);
+    let admin_port = srv.admin_port.unwrap();
+    let public_port = srv.https_port.unwrap();
+    let on = |port: u16, who: Option<&str>, method: &str, path: &str, headers: &str, body: &str| {
+        let mut args = vec![
+            "s_client".to_string(),
+            "-connect".into(),
+            format!("127.0.0.1:{port}"),
+            "-servername".into(),
+            "hallmark.localhost".into(),
+            "-CAfile".into(),
+            hm.p("root.pem"),
+            "-quiet".into(),
+        ];
+        if let Some(w) = who {
+            args.extend(["-cert".into(), hm.p(&format!("{w}.pem"))]);
+            args.extend(["-key".into(), hm.p(&format!("{w}.key"))]);
+        }
+        let mut child = std::process::Command::new("openssl")
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: hallmark.localhost\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let over_tls = |who: Option<&str>, method: &str, path: &str, body: &str| {
+        on(admin_port, who, method, path, "", body)
+    };
+    let status = |text: &str| text.split_whitespace().nth(1).unwrap_or("").to_string();
+    let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "200", "{r}");
+    let r = over_tls(Some("other"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "401", "{r}");
+    // The running server follows `admin-cert add` and `remove`.
+    let other_fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("other.pem")]);
+    eventually("the added certificate to be allowed", || {
+        status(&over_tls(Some("other"), "GET", "/api/v1/certificates", "")) == "200"
+    });
+    hm.ok(&["admin-cert", "remove", other_fp.trim()]);
+    eventually("the removed certificate to be refused", || {
+        status(&over_tls(Some("other"), "GET", "/api/v1/certificates", "")) == "401"
+    });
+    // A certificate TLS clients cannot use (no clientAuth) is refused.
+    hm.issue(
+        "tls-server",
+        "server",
+        "CN=srv.example.hk",
+        &["--dns", "srv.example.hk"],
+    );
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("tls-server.pem")]);
+    assert!(e.contains("no clientAuth"), "{e}");
+    // A wrong token decides, whatever the certificate.
+    let r = on(
+        admin_port,
+        Some("admin"),
+        "GET",
+        "/api/v1/certificates",
+        "Authorization: Bearer hm_wrong\r\n",
+        "",
+    );
+    assert_eq!(status(&r), "401", "{r}");
+    // The admin listener serves nobody without a certificate.
+    let r = over_tls(None, "GET", "/healthz", "");
+    assert!(!r.contains("HTTP/1.1"), "{r}");
+    // The public listener asks for none: a client certificate counts for
+    // nothing there, and clients without one are served.
+    let r = on(
+        public_port,
+        Some("admin"),
+        "GET",
+        "/api/v1/certificates",
+        "",
+        "",
+    );
+    assert_eq!(status(&r), "401", "{r}");
+    let r = on(public_port, None, "GET", "/healthz", "", "");
+    assert_eq!(status(&r), "200", "{r}");
+    // An action over mutual TLS is audited under the certificate's name.
+    let r = over_tls(
+        Some("admin"),
+        "POST",
+        &format!("/api/v1/certificates/{other_serial}/revoke"),
+        r#"{"reason":"affiliationChanged"}"#,
+    );
+    assert_eq!(status(&r), "200", "{r}");
+    let actor = hm.sql_ok("SELECT actor FROM audit_log WHERE action = 'certificate.revoke'");
+    assert!(
+        actor.contains(&format!("api:cert:CN=Admin One,C=HK ({admin_serial})")),
+        "{actor}"
+    );
+    // A revoked admin certificate no longer opens the API.
+    hm.ok(&["cert", "revoke", &admin_serial, "--reason", "keyCompromise"]);
+    let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
+    assert_eq!(status(&r), "401", "{r}");
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
+    assert!(e.contains("not a valid certificate"), "{e}");
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("root.pem")]);
+    assert!(e.contains("not issued by this installation"), "{e}");
+    drop(srv);
+    hm.ok(&["admin-cert", "remove", fp.trim()]);
+    assert!(hm.ok(&["admin-cert", "list"]).trim().is_empty());
+    let e = hm.fails(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-https-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(e.contains("admin-cert add"), "{e}");
+}
+
+/// `admin-token rotate` prints a new token once; a running server accepts
+/// it and refuses the old one within its poll, and the rotation is audited
+/// without the token.
+pub fn admin_token_rotation(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve();
+    let list = |token: &str| {
+        srv.request(
+            "GET",
+            "/api/v1/certificates",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .0
+    };
+    assert_eq!(list(&hm.token), 200);
+    let new = hm.ok(&["admin-token", "rotate"]).trim().to_string();
+    assert!(new.starts_with("hm_") && new != hm.token, "{new}");
+    eventually("the new token to be accepted", || list(&new) == 200);
+    assert_eq!(list(&hm.token), 401);
+    let cfg = std::fs::read_to_string(hm.path("hallmark.toml")).unwrap();
+    assert!(!cfg.contains(&new), "the token itself is never stored");
+    let details =
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-token.rotate'");
+    assert!(
+        !details.trim().is_empty() && !details.contains(&new),
+        "{details}"
+    );
+    // The server audited when the new token took effect.
+    let reload =
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-access.reload'");
+    assert!(reload.contains("\"token_changed\":true"), "{reload}");
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let (st, _) = srv.request(
+        "GET",
+        "/api/v1/certificates",
+        &[("Authorization", &format!("bearer {new}"))],
+        b"",
+    );
+    assert_eq!(st, 200);
+    // A broken edit of the token digest: commands refuse the file and say
+    // what is wrong; the running server keeps the token in force.
+    let path = hm.path("hallmark.toml");
+    let broken = cfg.replace(
+        &format!(
+            "admin_token_sha256 = \"{}",
+            &cfg.split("admin_token_sha256 = \"").nth(1).unwrap()[..64]
+        ),
+        "admin_token_sha256 = \"not-a-digest",
+    );
+    assert_ne!(broken, cfg);
+    std::fs::write(&path, &broken).unwrap();
+    let err = hm.fails(&["admin-token", "rotate"]);
+    assert!(
+        err.contains("admin_token_sha256 must be 64 hex digits"),
+        "{err}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(list(&new), 200);
+    std::fs::write(&path, &cfg).unwrap();
+}
