@@ -87,6 +87,25 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the CRL served at `path` lists `serial` (hex): the API
+/// answers a revocation once the certificate's partition CRL is out, and
+/// the full CRL follows (its bytes are searched for the serial's; the
+/// callers then judge the CRL with OpenSSL).
+fn wait_for_crl_listing(srv: &Server, path: &str, serial: &str) {
+    let bytes = unhex(serial);
+    eventually(&format!("{path} to list {serial}"), || {
+        let (st, der) = srv.get(path);
+        st == 200 && der.windows(bytes.len()).any(|w| w == bytes)
+    });
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn verify_chain(hm: &Hm, leaf: &str) -> String {
     openssl_text(&[
         "verify",
@@ -1068,6 +1087,7 @@ fn keys_on_a_pkcs11_token(b: Backend) {
     assert_eq!(st, 200);
     let o = ocsp(&leaf);
     assert!(o.contains(": revoked"), "{o}");
+    wait_for_crl_listing(&srv, "/crl/issuing.crl", &serial);
     let (st, der) = srv.get("/crl/issuing.crl");
     assert_eq!(st, 200);
     std::fs::write(hm.path("full.der"), der).unwrap();

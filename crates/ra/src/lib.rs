@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod ceremony;
 pub mod config;
+pub mod crls;
 pub mod ledger;
 pub mod ocsp;
 
@@ -18,13 +19,14 @@ use hallmark_ca::{Ca, CaError, IssueRequest, Issued, IssuerKey};
 use hallmark_crypto::{KeyAlgorithm, Signer};
 use hallmark_keys::custody::Custody;
 use hallmark_keys::{KeyError, Passphrase};
-use hallmark_pki::crl::{EntryWriter, Reason};
+use hallmark_pki::crl::Reason;
 use hallmark_pki::profile::Profile;
 use hallmark_store::audit;
-use hallmark_store::certs::{self, CertRow, FULL_CRL};
+use hallmark_store::certs::{self, CertRow};
 use hallmark_store::{Store, StoreError};
 
 pub use config::Config;
+pub use crls::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +70,8 @@ pub struct Authority {
     pub ocsp: Arc<ocsp::OcspService>,
     keys: Arc<Mutex<Custody>>,
     audit_signer: Arc<dyn Signer>,
-    /// Serialises CRL generation per process, and holds the latest
-    /// thisUpdate this process gave a CRL: a CRL numbered after another
-    /// never says it was issued before it.
-    crl_lock: tokio::sync::Mutex<u64>,
-    /// CRLs owed after revocations (see `publish_after_revocation`).
-    crls_due: Mutex<CrlsDue>,
+    /// CRLs owed after revocations, in two lanes (see `crls`).
+    lanes: crls::Lanes,
     /// CAs whose own certificate is revoked: they issue nothing more.
     revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
     /// Who may use the admin API, as last read from the config file.
@@ -102,45 +100,6 @@ impl AdminAccess {
         })
     }
 }
-
-/// CRLs to regenerate after revocations, taken in numbered batches by
-/// whoever holds the CRL lock.
-#[derive(Default)]
-struct CrlsDue {
-    /// (issuer, shard) of revocations not yet on a published CRL (each
-    /// issuer's full CRL is made too).
-    pending: std::collections::BTreeSet<(String, i64)>,
-    /// Batches taken so far.
-    taken: u64,
-    /// The latest batch published in full: every revocation queued before
-    /// it was taken is on the published CRLs.
-    published: u64,
-    /// Revocations queued so far (for tests).
-    queued: u64,
-}
-
-/// A batch of CRLs being made: what it has not done goes back to the queue
-/// when it ends, also when the task making it is cancelled (a client that
-/// hung up) or panics, so that no revocation is left off the CRLs.
-struct Batch<'a> {
-    number: u64,
-    work: Option<std::collections::BTreeSet<(String, i64)>>,
-    due: &'a Mutex<CrlsDue>,
-}
-
-impl Drop for Batch<'_> {
-    fn drop(&mut self) {
-        if let Some(work) = self.work.take().filter(|w| !w.is_empty())
-            && let Ok(mut due) = self.due.lock()
-        {
-            due.pending.extend(work);
-        }
-    }
-}
-
-/// How long a revocation's CRLs are left to the process that made it
-/// before a server publishes them in its place.
-const CRL_DEBT_GRACE: i64 = 10;
 
 /// Validity of the server's own TLS certificate.
 const TLS_CERT_DAYS: u32 = 90;
@@ -302,8 +261,7 @@ impl Authority {
             ocsp,
             keys,
             audit_signer,
-            crl_lock: tokio::sync::Mutex::new(0),
-            crls_due: Mutex::new(CrlsDue::default()),
+            lanes: Default::default(),
             revoked_cas: Default::default(),
             admin: std::sync::RwLock::new(admin),
         };
@@ -781,15 +739,9 @@ impl Authority {
         }
         let mut listed = false;
         if self.ca.issuer(Some(&parent)).is_ok() {
-            match self
-                .publish_after_revocation(&parent, revoked.shard, now)
-                .await
-            {
-                Ok(()) => listed = true,
-                Err(e) => {
-                    tracing::error!(error = %e, issuer = %parent, "CRL regeneration after a CA revocation failed (the revocation is stored); `serve` retries it every 5 s, from the CLI run `hallmark crl generate`")
-                }
-            }
+            listed = self
+                .publish_after_revocation_logged(&parent, revoked.shard, now)
+                .await;
         }
         Ok((revoked, listed))
     }
@@ -797,6 +749,24 @@ impl Authority {
     /// Revokes a certificate, then refreshes its OCSP response and the CRLs
     /// that list it.
     pub async fn revoke(
+        &self,
+        serial_hex: &str,
+        reason: Reason,
+        actor: &str,
+        now: u64,
+    ) -> Result<CertRow> {
+        let row = self.revoke_stored(serial_hex, reason, actor, now).await?;
+        // Publish promptly: the revoked certificate's partition, then the
+        // full CRL. The revocation is already stored; a CRL failure is
+        // retried and must not make the caller think it was not.
+        self.publish_after_revocation_logged(&row.issuer, row.shard, now)
+            .await;
+        Ok(row)
+    }
+
+    /// Stores a revocation (with its audit entry and the CRLs it makes
+    /// due) and has OCSP answer it at once.
+    async fn revoke_stored(
         &self,
         serial_hex: &str,
         reason: Reason,
@@ -820,438 +790,7 @@ impl Authority {
             .await?;
         hallmark_store::commit(tx).await?;
         self.ocsp.invalidate(&row.issuer, &row.serial);
-        // Publish promptly: the full CRL and the revoked certificate's shard.
-        // The revocation is already stored; a CRL failure is retried by the
-        // schedule and must not make the caller think it was not.
-        if let Err(e) = self
-            .publish_after_revocation(&row.issuer, row.shard, now)
-            .await
-        {
-            tracing::error!(error = %e, issuer = %row.issuer, "CRL regeneration after a revocation failed (the revocation is stored and OCSP answers revoked); `serve` retries it every 5 s, from the CLI run `hallmark crl generate`");
-        }
         Ok(row)
-    }
-
-    /// Publishes the CRLs that list a revocation of `(issuer, shard)` just
-    /// committed: returns once a generation that started after the commit
-    /// has published them, made here or by a concurrent caller (one
-    /// generation serves every revocation queued before it, so a burst of
-    /// revocations does not queue one CRL signing each). On failure the CRLs
-    /// stay due for [`publish_due_crls`](Self::publish_due_crls).
-    async fn publish_after_revocation(&self, issuer: &str, shard: i64, now: u64) -> Result<()> {
-        let ticket = {
-            let mut due = self.crls_due()?;
-            due.pending.insert((issuer.to_string(), shard));
-            due.queued += 1;
-            due.taken + 1
-        };
-        self.publish_crls(Some(ticket), now).await.map(|_| ())
-    }
-
-    /// Publishes the CRLs still due after revocations whose publication
-    /// failed; returns how many it made. `serve` calls it with each poll.
-    ///
-    /// It also pays debts left in the database by other processes: a
-    /// revocation more than `CRL_DEBT_GRACE` seconds old whose CRLs were
-    /// not published (a CLI command whose CRL generation failed, a crash).
-    pub async fn publish_due_crls(&self, now: u64) -> Result<usize> {
-        let left = self
-            .store
-            .crls_due(None, Some(now as i64 - CRL_DEBT_GRACE))
-            .await?;
-        if !left.is_empty() {
-            let mut due = self.crls_due()?;
-            for d in left {
-                // CRLs of a CA whose key is elsewhere are made there.
-                if self.ca.issuer(Some(&d.issuer)).is_ok() {
-                    due.pending.insert((d.issuer, d.shard));
-                }
-            }
-        }
-        self.publish_crls(None, now).await
-    }
-
-    async fn clear_crls_due(&self, paid: &[certs::CrlDue]) -> Result<()> {
-        if paid.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.store.begin().await?;
-        certs::clear_crls_due(&mut tx, paid).await?;
-        hallmark_store::commit(tx).await?;
-        Ok(())
-    }
-
-    async fn publish_crls(&self, ticket: Option<u64>, now: u64) -> Result<usize> {
-        // The poll must not wait behind a long CRL run for nothing.
-        if ticket.is_none() && self.crls_due()?.pending.is_empty() {
-            return Ok(0);
-        }
-        let mut last = self.crl_lock.lock().await;
-        // Read after the wait: the batch may hold revocations made since.
-        let now = now.max(system_now());
-        let mut batch = {
-            let mut due = self.crls_due()?;
-            if ticket.is_some_and(|t| due.published >= t) || due.pending.is_empty() {
-                return Ok(0);
-            }
-            due.taken += 1;
-            Batch {
-                number: due.taken,
-                work: Some(std::mem::take(&mut due.pending)),
-                due: &self.crls_due,
-            }
-        };
-        let work = batch.work.clone().unwrap_or_default();
-        let mut by_issuer: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for (issuer, shard) in &work {
-            by_issuer.entry(issuer).or_default().push(*shard);
-        }
-        let (mut made, mut failed, mut first_error) = (0, Vec::new(), None);
-        for (issuer, shards) in by_issuer {
-            let Ok(ca) = self.ca.issuer(Some(issuer)) else {
-                // Its key is elsewhere (an offline root): its CRL is made
-                // there and imported.
-                tracing::warn!(issuer, "no CRL made here for a CA whose key is elsewhere");
-                continue;
-            };
-            // Debts in the database too (revocations by other processes
-            // that did not publish), read before any CRL number is taken:
-            // every CRL made below covers them.
-            let owed = match self.store.crls_due(Some(issuer), None).await {
-                Ok(o) => o,
-                Err(e) => {
-                    failed.extend(shards.iter().map(|s| (issuer.to_string(), *s)));
-                    first_error.get_or_insert(e.into());
-                    continue;
-                }
-            };
-            let mut todo = vec![FULL_CRL];
-            if !ca.is_root {
-                let mut more: Vec<i64> = shards
-                    .iter()
-                    .copied()
-                    .chain(owed.iter().map(|d| d.shard))
-                    .filter(|s| *s != FULL_CRL)
-                    .collect();
-                more.sort_unstable();
-                more.dedup();
-                todo.extend(more);
-            }
-            let mut ok = true;
-            for shard in todo {
-                match self
-                    .generate_crl_locked(&mut last, issuer, shard, now)
-                    .await
-                {
-                    Ok(_) => made += 1,
-                    Err(e) => {
-                        failed.extend(shards.iter().map(|s| (issuer.to_string(), *s)));
-                        first_error.get_or_insert(e);
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok && let Err(e) = self.clear_crls_due(&owed).await {
-                first_error.get_or_insert(e);
-            }
-        }
-        // What failed goes back to the queue when the batch is dropped.
-        batch.work = Some(failed.into_iter().collect());
-        match first_error {
-            None => {
-                let mut due = self.crls_due()?;
-                due.published = due.published.max(batch.number);
-                Ok(made)
-            }
-            Some(e) => Err(e),
-        }
-    }
-
-    fn crls_due(&self) -> Result<std::sync::MutexGuard<'_, CrlsDue>> {
-        self.crls_due
-            .lock()
-            .map_err(|_| RaError::Invalid("the CRL queue lock is poisoned".into()))
-    }
-
-    /// Generates and stores CRLs: for each issuer (or one), the full CRL and
-    /// every shard CRL (or only `shard`).
-    pub async fn generate_crls(
-        &self,
-        issuer: Option<&str>,
-        shard: Option<i64>,
-        now: u64,
-    ) -> Result<Vec<CrlInfo>> {
-        let mut last = self.crl_lock.lock().await;
-        let mut out = Vec::new();
-        let ids: Vec<String> = match issuer {
-            Some(i) => vec![self.ca.issuer(Some(i))?.id.clone()],
-            None => self.ca.issuers().map(|i| i.id.clone()).collect(),
-        };
-        for id in ids {
-            // Read before any number is taken: the CRLs below cover them.
-            let owed = self.store.crls_due(Some(&id), None).await?;
-            let mut shards = vec![FULL_CRL];
-            let is_root = self.ca.issuer(Some(&id))?.is_root;
-            if !is_root {
-                match shard {
-                    Some(s) => shards.push(s),
-                    None => {
-                        // Every shard a live certificate could name, so each
-                        // CDP URL answers even before anything is revoked.
-                        let live = self.store.revoked_shards(&id, now as i64).await?;
-                        let first = self.ca.settings.shard_of(now);
-                        let last = self
-                            .ca
-                            .settings
-                            .shard_of(self.ca.issuer(Some(&id))?.not_after);
-                        let mut all: Vec<i64> = (first..=last.min(first + 64)).collect();
-                        all.extend(live);
-                        all.sort_unstable();
-                        all.dedup();
-                        shards.extend(all);
-                    }
-                }
-            }
-            for s in &shards {
-                out.push(self.generate_crl_locked(&mut last, &id, *s, now).await?);
-            }
-            let paid: Vec<_> = owed
-                .into_iter()
-                .filter(|d| is_root || shards.contains(&d.shard))
-                .collect();
-            self.clear_crls_due(&paid).await?;
-        }
-        Ok(out)
-    }
-
-    /// Generates one CRL: the full CRL (`FULL_CRL`) or one shard.
-    pub async fn generate_crl(&self, issuer_id: &str, shard: i64, now: u64) -> Result<CrlInfo> {
-        let mut last = self.crl_lock.lock().await;
-        self.generate_crl_locked(&mut last, issuer_id, shard, now)
-            .await
-    }
-
-    /// `last`: the latest thisUpdate given (under the CRL lock). A caller
-    /// that read the clock before waiting for the lock gets that time.
-    async fn generate_crl_locked(
-        &self,
-        last: &mut u64,
-        issuer_id: &str,
-        shard: i64,
-        now: u64,
-    ) -> Result<CrlInfo> {
-        let now = now.max(*last);
-        *last = now;
-        let issuer = self.ca.issuer(Some(issuer_id))?;
-        // The number is taken before the entries are read, in its own short
-        // transaction. A revocation committed after this read makes another
-        // CRL, numbered after this one and listing it, and a CRL never
-        // replaces one with a higher number: so whatever is published lists
-        // every revocation committed before its number was taken. (Read
-        // first and numbered after, a CRL without a fresh revocation could
-        // outnumber the one made for it.)
-        // The thisUpdate is taken with it: never before that of a CRL
-        // numbered earlier, also one another process made.
-        let mut tx = self.store.begin().await?;
-        let (number, this_update) =
-            certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000, now as i64).await?;
-        hallmark_store::commit(tx).await?;
-        let now = this_update.max(0) as u64;
-        let mut entries = EntryWriter::default();
-        let mut bad: Option<String> = None;
-        self.store
-            .for_each_revoked(
-                issuer_id,
-                (shard != FULL_CRL).then_some(shard),
-                now as i64,
-                |serial, at, reason| {
-                    let Some(bytes) = hallmark_pki::unhex(serial) else {
-                        bad = Some(format!("stored serial {serial:?} is not hex"));
-                        return Ok(());
-                    };
-                    let reason = Reason::from_code(reason as u8).unwrap_or(Reason::Unspecified);
-                    entries
-                        .push(&bytes, at.max(0) as u64, reason)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                },
-            )
-            .await?;
-        if let Some(b) = bad {
-            return Err(RaError::Store(StoreError::Corrupt(b)));
-        }
-        let count = entries.len();
-        let next_update = now + self.ca.settings.crl_validity_secs;
-        let dp = (shard != FULL_CRL).then(|| self.ca.settings.shard_crl_url(issuer_id, shard));
-        let der = hallmark_ca::revocation::sign_crl(
-            issuer,
-            &entries,
-            number as u64,
-            now,
-            next_update,
-            dp.as_deref(),
-        )?;
-        drop(entries);
-        let mut tx = self.store.begin().await?;
-        if !certs::put_crl(
-            &mut tx,
-            issuer_id,
-            shard,
-            number,
-            now as i64,
-            next_update as i64,
-            &der,
-        )
-        .await?
-        {
-            // Another process published a later one meanwhile.
-            tracing::info!(
-                issuer = issuer_id,
-                shard,
-                number,
-                "CRL superseded before it was published"
-            );
-            return Ok(CrlInfo {
-                issuer: issuer_id.into(),
-                shard,
-                number,
-                entries: count,
-                bytes: der.len(),
-                published: false,
-            });
-        }
-        audit::record(
-            &mut tx,
-            self.store.backend(),
-            now as i64,
-            "system",
-            "crl.generate",
-            serde_json::json!({"issuer": issuer_id, "shard": shard, "number": number, "entries": count}).to_string(),
-        )
-        .await?;
-        hallmark_store::commit(tx).await?;
-        Ok(CrlInfo {
-            issuer: issuer_id.into(),
-            shard,
-            number,
-            entries: count,
-            bytes: der.len(),
-            published: true,
-        })
-    }
-
-    /// Publishes a full CRL signed elsewhere: an offline root's, brought
-    /// over from the root machine (`crl generate --issuer root --full-only
-    /// --out FILE` there). It must be signed by the CA's key, carry a
-    /// cRLNumber above the one published, and not have expired.
-    pub async fn import_crl(
-        &self,
-        issuer_id: &str,
-        bytes: &[u8],
-        actor: &str,
-        now: u64,
-    ) -> Result<CrlInfo> {
-        let der = hallmark_pki::pem::decode("X509 CRL", bytes)?;
-        let issuer = self
-            .store
-            .issuers()
-            .await?
-            .into_iter()
-            .find(|i| i.id == issuer_id)
-            .ok_or_else(|| RaError::Invalid(format!("no CA named {issuer_id:?}")))?;
-        if self.ca.issuer(Some(issuer_id)).is_ok() {
-            return Err(RaError::Invalid(format!(
-                "{issuer_id:?} signs its CRLs here (its key is in this key store): \
-                 `hallmark crl generate --issuer {issuer_id}` makes them"
-            )));
-        }
-        let got = hallmark_pki::crl::check_received(&der, &issuer.cert, now)?;
-        if got.next_update.is_some_and(|n| n <= now) {
-            return Err(RaError::Invalid(format!(
-                "this CRL expired at {}; generate a fresh one on the root machine",
-                hallmark_pki::time::rfc3339(got.next_update.unwrap_or_default())
-            )));
-        }
-        let _g = self.crl_lock.lock().await;
-        let mut tx = self.store.begin().await?;
-        if let Some(published) = certs::crl_number(&mut tx, issuer_id, FULL_CRL).await?
-            && published >= got.number as i64
-        {
-            return Err(RaError::Invalid(format!(
-                "CRL number {} is not newer than the one published ({published})",
-                got.number
-            )));
-        }
-        // CAs of this installation that the CRL revokes (an offline root
-        // revoked the issuing CA): recorded, so that they issue no more.
-        let mut cas_revoked = Vec::new();
-        for (row, parent, serial) in self.ca_certificates().await? {
-            let Some((_, at, reason)) = got
-                .revoked
-                .iter()
-                .find(|(s, _, _)| parent == issuer_id && hallmark_pki::hex(s) == serial)
-            else {
-                continue;
-            };
-            self.file_ca_certificate(&mut tx, &row, &parent, &serial)
-                .await?;
-            match certs::revoke(
-                &mut tx,
-                &parent,
-                &serial,
-                *at as i64,
-                *reason as i64,
-                now as i64,
-            )
-            .await
-            {
-                Ok(_) => cas_revoked.push(row.id.clone()),
-                Err(StoreError::Conflict(_)) => {} // revoked here already
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if !certs::put_crl(
-            &mut tx,
-            issuer_id,
-            FULL_CRL,
-            got.number as i64,
-            got.this_update as i64,
-            got.next_update.unwrap_or(got.this_update) as i64,
-            &der,
-        )
-        .await?
-        {
-            return Err(RaError::Invalid(format!(
-                "CRL number {} is not newer than the one published",
-                got.number
-            )));
-        }
-        // Revocations by this CA are on the CRL it made: nothing is owed.
-        certs::clear_all_crls_due(&mut tx, issuer_id).await?;
-        audit::record(
-            &mut tx,
-            self.store.backend(),
-            now as i64,
-            actor,
-            "crl.import",
-            serde_json::json!({"issuer": issuer_id, "number": got.number, "entries": got.revoked.len(),
-                "cas_revoked": cas_revoked, "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&der))})
-            .to_string(),
-        )
-        .await?;
-        hallmark_store::commit(tx).await?;
-        if !cas_revoked.is_empty() {
-            tracing::warn!(cas = ?cas_revoked, "the imported CRL revokes CAs of this installation; they issue no more");
-            self.refresh_revoked_cas().await?;
-        }
-        Ok(CrlInfo {
-            issuer: issuer_id.into(),
-            shard: FULL_CRL,
-            number: got.number as i64,
-            entries: got.revoked.len(),
-            bytes: der.len(),
-            published: true,
-        })
     }
 
     /// Pre-signs the OCSP responses of every live certificate (in the
@@ -1312,17 +851,6 @@ impl Authority {
     }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct CrlInfo {
-    pub issuer: String,
-    pub shard: i64,
-    pub number: i64,
-    pub entries: usize,
-    pub bytes: usize,
-    /// False when another process published a later CRL meanwhile.
-    pub published: bool,
-}
-
 /// Refuses reasons a revocation may not give (see [`Reason::OFFERED`]).
 fn offered(reason: Reason) -> Result<()> {
     if Reason::OFFERED.contains(&reason) {
@@ -1376,6 +904,8 @@ pub fn normalise_serial(s: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crls::{Batch, CrlsDue};
+    use hallmark_store::certs::FULL_CRL;
 
     #[test]
     fn renewal_labels_say_when_their_key_was_made() {
@@ -1538,7 +1068,10 @@ mod tests {
             .len();
         // Hold the CRL lock (as a long CRL generation would) until every
         // revocation is committed and waiting for its CRL.
-        let held = auth.crl_lock.lock().await;
+        let held = (
+            auth.lanes.partitions.lock.lock().await,
+            auth.lanes.full.lock.lock().await,
+        );
         let tasks: Vec<_> = serials
             .iter()
             .map(|serial| {
@@ -1550,7 +1083,7 @@ mod tests {
                 })
             })
             .collect();
-        while auth.crls_due().unwrap().queued < 8 {
+        while auth.lanes.full.due.lock().unwrap().queued < 8 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         drop(held);
@@ -1633,7 +1166,8 @@ mod tests {
         .await
         .unwrap();
         hallmark_store::commit(tx).await.unwrap();
-        assert_eq!(auth.store.crls_due(None, None).await.unwrap().len(), 1);
+        // Two debts: the certificate's partition and the full CRL.
+        assert_eq!(auth.store.crls_due(None, None).await.unwrap().len(), 2);
         let listed = async |auth: &Authority| {
             let row = auth.store.get_crl("issuing", FULL_CRL).await.unwrap();
             let issuer = auth.ca.issuer(Some("issuing")).unwrap();

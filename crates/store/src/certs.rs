@@ -68,6 +68,19 @@ macro_rules! list_certs {
 }
 const LIST_CERTS: &str = list_certs!();
 
+/// A certificate by serial, optionally under one issuer ($2 = $3 = ''
+/// for any): see `Store::get_cert`.
+macro_rules! get_cert {
+    () => {
+        concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE serial = $1 AND issuer IN (SELECT id FROM issuers) \
+             AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
+        )
+    };
+}
+
 fn cert_row(r: &AnyRow) -> Result<CertRow> {
     Ok(CertRow {
         issuer: r.try_get(0)?,
@@ -343,15 +356,16 @@ pub async fn revoke(
     Ok(c)
 }
 
-/// Records, in the revocation's transaction, that the issuer's CRLs for
-/// `shard` (and its full CRL) are due.
+/// Records, in the revocation's transaction, that the issuer's CRL for
+/// `shard` and its full CRL are due (two debts: they are made apart).
 async fn owe_crl(conn: &mut AnyConnection, issuer: &str, shard: i64, now: i64) -> Result<()> {
     sqlx::query(
-        "INSERT INTO crls_due (issuer, shard, version, changed_at) VALUES ($1, $2, 1, $3) \
+        "INSERT INTO crls_due (issuer, shard, version, changed_at) VALUES ($1, $2, 1, $4), ($1, $3, 1, $4) \
          ON CONFLICT (issuer, shard) DO UPDATE SET version = crls_due.version + 1, changed_at = excluded.changed_at",
     )
     .bind(issuer)
     .bind(shard)
+    .bind(FULL_CRL)
     .bind(now)
     .execute(&mut *conn)
     .await?;
@@ -549,19 +563,20 @@ impl Store {
 
     /// Finds a certificate by serial (hex), optionally under one issuer.
     /// Serials are unique per issuer; across issuers the oldest wins.
+    ///
+    /// The issuers are named in the query (there are a few) so that each is
+    /// looked up in the (issuer, serial) key: by serial alone the query
+    /// read the whole table (0.2 s at a million certificates on SQLite, on
+    /// every revocation, API lookup and mutual-TLS admin request).
     pub async fn get_cert(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
         let row = self
             .read(|| async move {
-                Ok(sqlx::query(concat!(
-                    "SELECT ",
-                    cert_cols!(),
-                    " FROM certificates WHERE serial = $1 AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
-                ))
-                .bind(serial)
-                .bind(issuer.unwrap_or(""))
-                .bind(issuer.unwrap_or(""))
-                .fetch_optional(&self.pool)
-                .await?)
+                Ok(sqlx::query(get_cert!())
+                    .bind(serial)
+                    .bind(issuer.unwrap_or(""))
+                    .bind(issuer.unwrap_or(""))
+                    .fetch_optional(&self.pool)
+                    .await?)
             })
             .await?;
         match row {
@@ -1044,6 +1059,53 @@ pub(crate) mod tests {
         assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     }
 
+    /// A certificate found by serial alone is looked up in the (issuer,
+    /// serial) key of each issuer, not by reading the whole table.
+    #[tokio::test]
+    async fn lookup_by_serial_uses_the_key() {
+        let t = temp_sqlite("by-serial").await;
+        let store = &t.store;
+        let mut tx = store.begin().await.unwrap();
+        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+        let mut other = issuer_row();
+        other.id = "cb".into();
+        insert_issuer(&mut tx, &other).await.unwrap();
+        let mut rows: Vec<NewCert> = (0..50).map(|i| cert(&format!("{i:02x}"))).collect();
+        rows.push(NewCert {
+            issuer: "cb".into(),
+            created_at: 5,
+            ..cert("07")
+        });
+        issue_all(&mut tx, &rows).await;
+        crate::commit(tx).await.unwrap();
+        // The oldest of two with one serial, unless the issuer is named.
+        assert_eq!(store.get_cert(None, "07").await.unwrap().issuer, "ca");
+        assert_eq!(store.get_cert(Some("cb"), "07").await.unwrap().issuer, "cb");
+        assert!(matches!(
+            store.get_cert(Some("cb"), "08").await,
+            Err(StoreError::NotFound(_))
+        ));
+        let plan: Vec<String> = sqlx::query(concat!("EXPLAIN QUERY PLAN ", get_cert!()))
+            .bind("07")
+            .bind("")
+            .bind("")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>(3).unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH certificates USING INDEX")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|p| p.starts_with("SCAN certificates")),
+            "{plan:?}"
+        );
+    }
+
     #[tokio::test]
     async fn revocations_since_a_time() {
         let t = temp_sqlite("revoked-since").await;
@@ -1109,8 +1171,8 @@ pub(crate) mod tests {
         revoke(&mut tx, "ca", "01", 100, 1, 100).await.unwrap();
         crate::commit(tx).await.unwrap();
         let read = store.crls_due(Some("ca"), None).await.unwrap();
-        assert_eq!(read.len(), 1, "{read:?}");
-        assert_eq!((read[0].shard, read[0].changed_at), (cert("01").shard, 100));
+        let owed: Vec<_> = read.iter().map(|d| (d.shard, d.changed_at)).collect();
+        assert_eq!(owed, [(FULL_CRL, 100), (cert("01").shard, 100)]);
         // Left by a process that did not pay: seen only once old enough.
         assert!(store.crls_due(None, Some(100)).await.unwrap().is_empty());
         assert_eq!(store.crls_due(None, Some(101)).await.unwrap(), read);
@@ -1121,8 +1183,8 @@ pub(crate) mod tests {
         clear_crls_due(&mut tx, &read).await.unwrap();
         crate::commit(tx).await.unwrap();
         let again = store.crls_due(None, None).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert!(again[0].version > read[0].version);
+        assert_eq!(again.len(), 2);
+        assert!(again[0].version > read[0].version && again[1].version > read[1].version);
         let mut tx = store.begin().await.unwrap();
         clear_crls_due(&mut tx, &again).await.unwrap();
         crate::commit(tx).await.unwrap();

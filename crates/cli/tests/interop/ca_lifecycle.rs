@@ -224,6 +224,7 @@ pub fn issuing_ca_rollover(b: Backend) {
     );
 
     // Each CA's CRL covers its own certificates.
+    wait_for_crl_listing(&srv, "/crl/issuing.crl", &old_serial);
     for (id, leaf, ca, expect) in [
         ("issuing", &old_leaf, "issuing.pem", "certificate revoked"),
         ("issuing-2", &new_leaf, "issuing-2.pem", ": OK"),

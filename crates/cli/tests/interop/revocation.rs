@@ -153,6 +153,7 @@ pub fn ocsp_and_crl_after_revocation(b: Backend) {
         assert_eq!(st, 200, "{path}");
         hm.crl_pem(&der, name)
     };
+    wait_for_crl_listing(&srv, "/crl/issuing.crl", &bad_serial);
     let full = crl_of("/crl/issuing.crl", "full");
     let text = openssl_ok(&[
         "x509",
@@ -258,10 +259,10 @@ pub fn revocation_is_final(b: Backend) {
 }
 
 /// A revocation stored by a process that stopped before publishing its
-/// CRLs (injected here: the revocation and its CRL debt written straight
-/// into the database, as a CLI command that crashed after its commit
-/// leaves them) is put on the CRLs by the running server, and the debt is
-/// paid.
+/// CRLs (injected here: the revocation and its CRL debts, the partition's
+/// and the full CRL's, written straight into the database, as a CLI
+/// command that crashed after its commit leaves them) is put on the CRLs
+/// by the running server, and the debts are paid.
 pub fn crls_owed_by_a_stopped_process(b: Backend) {
     let hm = setup!(b);
     let (serial, cert) = hm.issue("lost", "personal", "CN=Lost Card,C=HK", &[]);
@@ -273,10 +274,26 @@ pub fn crls_owed_by_a_stopped_process(b: Backend) {
     ));
     hm.sql_ok(&format!(
         "INSERT INTO crls_due (issuer, shard, version, changed_at) \
-         SELECT issuer, shard, 1, {at} FROM certificates WHERE serial = '{serial}'"
+         SELECT issuer, shard, 1, {at} FROM certificates WHERE serial = '{serial}' \
+         UNION ALL SELECT issuer, -1, 1, {at} FROM certificates WHERE serial = '{serial}'"
     ));
-    let verdict = || {
-        let (st, der) = srv.get("/crl/issuing.crl");
+    // The certificate's partition (its CRL distribution point) and the
+    // full CRL.
+    let cdp = openssl_ok(&[
+        "x509",
+        "-in",
+        &cert,
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
+    let partition = cdp
+        .split("URI:")
+        .nth(1)
+        .and_then(|u| u.find("/crl/").map(|i| u[i..].trim().to_string()))
+        .unwrap();
+    let verdict = |path: &str| {
+        let (st, der) = srv.get(path);
         assert_eq!(st, 200);
         let crl = hm.crl_pem(&der, "owed");
         openssl_text(&[
@@ -291,7 +308,11 @@ pub fn crls_owed_by_a_stopped_process(b: Backend) {
             &cert,
         ])
     };
-    eventually("the owed CRL", || verdict().contains("certificate revoked"));
+    for path in [partition.as_str(), "/crl/issuing.crl"] {
+        eventually(&format!("the owed CRL {path}"), || {
+            verdict(path).contains("certificate revoked")
+        });
+    }
     eventually("the debt to be paid", || {
         hm.sql_ok("SELECT COUNT(*) FROM crls_due").trim() == "0"
     });
