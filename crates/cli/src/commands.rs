@@ -804,6 +804,12 @@ pub async fn run(cli: Cli) -> Res {
                 "encrypted backup written to {} ({bytes} bytes)",
                 out.display()
             );
+            if auth.store.backend() != hallmark_store::Backend::Sqlite {
+                eprintln!(
+                    "it holds the configuration, profiles and key store; the database is PostgreSQL: \
+                     back it up with pg_dump or a base backup (restore the database first, then `hallmark restore`)"
+                );
+            }
             Ok(())
         }
         Command::Restore { input } => {

@@ -1,6 +1,7 @@
 //! Encrypted backups of a whole installation (configuration, profiles, key
 //! store and a consistent SQLite snapshot) and their restore onto a fresh
-//! machine. The archive is sealed with AES-256-GCM under a key derived with
+//! machine. A PostgreSQL database is not in the archive: it is backed up
+//! with PostgreSQL's tools, and the archive holds the rest. The archive is sealed with AES-256-GCM under a key derived with
 //! Argon2id from the key-store passphrase; keys inside stay sealed as well.
 
 use std::path::Path;
@@ -40,14 +41,6 @@ pub async fn create(
     kdf: KdfParams,
 ) -> Result<u64> {
     let dir = &auth.dir;
-    if auth.store.backend() != hallmark_store::Backend::Sqlite {
-        return Err(RaError::Invalid(
-            "the database is PostgreSQL: back it up with pg_dump or a base backup, and the data \
-             directory (hallmark.toml, profiles.toml, keystore) with it; `hallmark backup` covers \
-             SQLite installations"
-                .into(),
-        ));
-    }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
@@ -63,9 +56,6 @@ pub async fn create(
             out.display()
         )));
     }
-    let snapshot = dir.join(format!(".backup-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&snapshot);
-    auth.store.snapshot_sqlite(&snapshot).await?;
     let mut payload = Zeroizing::new(Vec::new());
     for name in [
         config::CONFIG_FILE,
@@ -76,10 +66,17 @@ pub async fn create(
             .map_err(|e| RaError::Config(format!("cannot read {name}: {e}")))?;
         push(&mut payload, name, &data);
     }
-    let db = std::fs::read(&snapshot)
-        .map_err(|e| RaError::Config(format!("cannot read the snapshot: {e}")));
-    let _ = std::fs::remove_file(&snapshot);
-    push(&mut payload, DB_NAME, &db?);
+    // A PostgreSQL database is backed up with PostgreSQL's own tools
+    // (pg_dump, base backups); the archive then holds the rest.
+    if auth.store.backend() == hallmark_store::Backend::Sqlite {
+        let snapshot = dir.join(format!(".backup-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&snapshot);
+        auth.store.snapshot_sqlite(&snapshot).await?;
+        let db = std::fs::read(&snapshot)
+            .map_err(|e| RaError::Config(format!("cannot read the snapshot: {e}")));
+        let _ = std::fs::remove_file(&snapshot);
+        push(&mut payload, DB_NAME, &db?);
+    }
 
     let mut salt = [0u8; 16];
     hallmark_crypto::fill_random(&mut salt).map_err(|e| RaError::Invalid(e.to_string()))?;
