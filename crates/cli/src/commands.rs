@@ -1542,13 +1542,15 @@ async fn record(auth: &Authority, actor: &str, action: &str, details: serde_json
 /// user id (not `$USER`, which anyone can set), with the account that used
 /// sudo, if any.
 fn whoami() -> String {
-    #[cfg(unix)]
-    let me = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-    };
-    #[cfg(not(unix))]
-    let me: Option<u32> = None;
+    // The real user id, from the kernel's status of this process (the
+    // owner of /proc/self is root for a binary given capabilities).
+    let me: Option<u32> = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        });
     let Some(uid) = me else {
         return std::env::var("USER").unwrap_or_else(|_| "operator".into());
     };

@@ -36,8 +36,11 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
             "expected a PEM CERTIFICATE REQUEST block or DER",
         ));
     }
-    let der =
-        pem::decode("CERTIFICATE REQUEST", input).map_err(|e| PkiError::malformed("CSR", e))?;
+    // A PEM error names what it expected (a CSR) already.
+    let der = pem::decode("CERTIFICATE REQUEST", input).map_err(|e| match e {
+        PkiError::Malformed { what: "CSR", .. } => e,
+        e => PkiError::malformed("CSR", e),
+    })?;
     if der.len() > MAX_CSR_BYTES {
         return Err(PkiError::TooLarge {
             what: "CSR",

@@ -73,9 +73,11 @@ pub(crate) struct CrlsDue {
     pub(crate) pending: BTreeSet<(String, i64)>,
     /// Batches taken so far.
     taken: u64,
-    /// The latest batch published in full: everything queued before it was
-    /// taken is on the published CRLs.
-    published: u64,
+    /// For each (issuer, shard), the latest batch that published it: what
+    /// was queued before that batch was taken is on the published CRL.
+    /// (Kept per CRL, so that one issuer whose CRLs keep failing does not
+    /// hold up the callers of the others.)
+    published: BTreeMap<(String, i64), u64>,
     /// Revocations queued so far (for tests).
     pub(crate) queued: u64,
 }
@@ -140,13 +142,18 @@ impl Authority {
             .transpose()?;
         let full = self.lanes.full.queue(issuer, FULL_CRL)?;
         let first = match parts {
-            Some(t) => self.publish_lane(Kind::Partitions, Some(t), now).await,
+            Some(t) => {
+                self.publish_lane(Kind::Partitions, Some((t, (issuer, shard))), now)
+                    .await
+            }
             None => Ok(0),
         };
         if let Some(tx) = partitions_done {
             let _ = tx.send(first.is_ok());
         }
-        let second = self.publish_lane(Kind::Full, Some(full), now).await;
+        let second = self
+            .publish_lane(Kind::Full, Some((full, (issuer, FULL_CRL))), now)
+            .await;
         first.and(second).map(|_| ())
     }
 
@@ -255,9 +262,16 @@ impl Authority {
     }
 
     /// Makes one batch of a lane: everything queued in it when its lock is
-    /// taken. With a ticket, nothing if a batch at or after it is published
-    /// already; without, nothing if nothing is queued.
-    async fn publish_lane(&self, kind: Kind, ticket: Option<u64>, now: u64) -> Result<usize> {
+    /// taken. With a ticket for a CRL, nothing if a batch at or after the
+    /// ticket published that CRL already, and an error only if that CRL
+    /// failed (others that failed are queued again, and logged); without,
+    /// nothing if nothing is queued, and an error if anything failed.
+    async fn publish_lane(
+        &self,
+        kind: Kind,
+        ticket: Option<(u64, (&str, i64))>,
+        now: u64,
+    ) -> Result<usize> {
         let lane = self.lanes.of(kind);
         // The poll must not wait behind a long CRL run for nothing.
         if ticket.is_none() && lane.due()?.pending.is_empty() {
@@ -268,7 +282,12 @@ impl Authority {
         let now = now.max(system_now());
         let mut batch = {
             let mut due = lane.due()?;
-            if ticket.is_some_and(|t| due.published >= t) || due.pending.is_empty() {
+            let done = ticket.is_some_and(|(t, (issuer, shard))| {
+                due.published
+                    .get(&(issuer.to_string(), shard))
+                    .is_some_and(|b| *b >= t)
+            });
+            if done || due.pending.is_empty() {
                 return Ok(0);
             }
             due.taken += 1;
@@ -331,14 +350,23 @@ impl Authority {
             }
         }
         // What failed goes back to the queue when the batch is dropped.
-        batch.work = Some(failed.into_iter().collect());
+        let failed: BTreeSet<(String, i64)> = failed.into_iter().collect();
+        {
+            let mut due = lane.due()?;
+            for item in work.iter().filter(|i| !failed.contains(*i)) {
+                due.published.insert(item.clone(), batch.number);
+            }
+        }
+        let mine_failed = ticket
+            .is_some_and(|(_, (issuer, shard))| failed.contains(&(issuer.to_string(), shard)));
+        batch.work = Some(failed);
         match first_error {
-            None => {
-                let mut due = lane.due()?;
-                due.published = due.published.max(batch.number);
+            None => Ok(made),
+            Some(e) if ticket.is_none() || mine_failed => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, "CRLs of another issuer failed in this batch; queued again");
                 Ok(made)
             }
-            Some(e) => Err(e),
         }
     }
 
@@ -357,9 +385,10 @@ impl Authority {
         };
         for id in ids {
             let is_root = self.ca.issuer(Some(&id))?.is_root;
-            // Partitions first, under the partition lane's lock.
+            // Partitions first, each under the partition lane's lock (taken
+            // for one at a time: a revocation's partition need not wait for
+            // all of them).
             {
-                let _held = self.lanes.partitions.lock.lock().await;
                 let owed = self.owed(&id, Kind::Partitions).await?;
                 let mut shards = Vec::new();
                 if !is_root {
@@ -383,6 +412,7 @@ impl Authority {
                     }
                 }
                 for s in &shards {
+                    let _held = self.lanes.partitions.lock.lock().await;
                     out.push(self.generate_crl_unlocked(&id, *s, now).await?);
                 }
                 let paid: Vec<_> = owed
@@ -391,8 +421,8 @@ impl Authority {
                     .collect();
                 self.clear_crls_due(&paid).await?;
             }
-            let _held = self.lanes.full.lock.lock().await;
             let owed = self.owed(&id, Kind::Full).await?;
+            let _held = self.lanes.full.lock.lock().await;
             out.push(self.generate_crl_unlocked(&id, FULL_CRL, now).await?);
             self.clear_crls_due(&owed).await?;
         }
@@ -436,6 +466,9 @@ impl Authority {
         let (number, this_update) =
             certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000, now as i64).await?;
         hallmark_store::commit(tx).await?;
+        // Which certificates have expired (and leave the CRL) is this
+        // process's clock's to say.
+        let clock = now;
         let now = this_update.max(0) as u64;
         let mut entries = EntryWriter::default();
         let mut bad: Option<String> = None;
@@ -443,7 +476,7 @@ impl Authority {
             .for_each_revoked(
                 issuer_id,
                 (shard != FULL_CRL).then_some(shard),
-                now as i64,
+                clock as i64,
                 |serial, at, reason| {
                     let Some(bytes) = hallmark_pki::unhex(serial) else {
                         bad = Some(format!("stored serial {serial:?} is not hex"));

@@ -76,6 +76,8 @@ pub struct Authority {
     revoked_cas: std::sync::RwLock<std::collections::HashSet<String>>,
     /// Who may use the admin API, as last read from the config file.
     admin: std::sync::RwLock<Arc<AdminAccess>>,
+    /// Changes of the admin access in force but not yet audited.
+    admin_unaudited: Mutex<Vec<serde_json::Value>>,
 }
 
 /// Who may use the admin API: the token's digest and the allowed client
@@ -264,6 +266,7 @@ impl Authority {
             lanes: Default::default(),
             revoked_cas: Default::default(),
             admin: std::sync::RwLock::new(admin),
+            admin_unaudited: Mutex::new(Vec::new()),
         };
         auth.refresh_revoked_cas().await?;
         auth.record_config_change(now).await?;
@@ -635,32 +638,55 @@ impl Authority {
 
     /// Reads who may use the admin API from the config file again; says
     /// whether it changed. `serve` calls it with each poll.
+    ///
+    /// The moment a change takes effect in this process is audited too (the
+    /// command that made it audited the change itself). A change takes
+    /// effect even when the audit log cannot be written (a leaked token
+    /// must stop working): its entry is then written with a later poll.
     pub async fn reload_admin_access(&self) -> Result<bool> {
         let fresh = AdminAccess::of(&Config::load(&self.dir)?);
-        let before = {
+        let changed = {
             let mut cur = self
                 .admin
                 .write()
                 .map_err(|_| RaError::Invalid("admin access lock poisoned".into()))?;
-            if **cur == *fresh {
-                return Ok(false);
-            }
-            std::mem::replace(&mut *cur, fresh.clone())
-        };
-        // The moment a change takes effect in this process is audited
-        // too (the command that made it audited the change itself).
-        self.store
-            .record(
-                system_now() as i64,
-                "system",
-                "config.admin-access.reload",
+            (**cur != *fresh).then(|| {
+                let before = std::mem::replace(&mut *cur, fresh.clone());
                 serde_json::json!({
                     "token_changed": before.token_sha256 != fresh.token_sha256,
                     "client_certs": fresh.client_certs,
-                }),
-            )
-            .await?;
-        Ok(true)
+                    "at": system_now(),
+                })
+            })
+        };
+        let mut pending = std::mem::take(
+            &mut *self
+                .admin_unaudited
+                .lock()
+                .map_err(|_| RaError::Invalid("admin access lock poisoned".into()))?,
+        );
+        pending.extend(changed.clone());
+        while let Some(details) = pending.first().cloned() {
+            if let Err(e) = self
+                .store
+                .record(
+                    system_now() as i64,
+                    "system",
+                    "config.admin-access.reload",
+                    details,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "the new admin access is in force, but auditing it failed; retried with the next poll");
+                if let Ok(mut p) = self.admin_unaudited.lock() {
+                    pending.append(&mut p);
+                    *p = pending;
+                }
+                return Ok(changed.is_some());
+            }
+            pending.remove(0);
+        }
+        Ok(changed.is_some())
     }
 
     /// Whether the CA's own certificate is revoked (as last read).
@@ -1185,6 +1211,67 @@ mod tests {
         assert!(listed(&auth).await);
         assert!(auth.store.crls_due(None, None).await.unwrap().is_empty());
         assert_eq!(auth.publish_due_crls(t0 + 30).await.unwrap(), 0);
+        drop(auth);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A revocation through the API answers once the certificate's
+    /// partition CRL is out, without waiting for the full CRL (held up here
+    /// by its lane's lock, as a long full CRL would hold it); the full CRL
+    /// follows. When the partition is held up too, the answer comes after
+    /// the wait given, and the CRLs follow.
+    #[tokio::test]
+    async fn revocation_waits_for_its_partition_not_the_full_crl() {
+        let (dir, pass, t0) = installation("crl-lanes").await;
+        let auth = Arc::new(Authority::open(&dir, &pass, None).await.unwrap());
+        let first = issue_personal(&auth, 0, t0).await;
+        let second = issue_personal(&auth, 1, t0).await;
+        auth.generate_crls(None, None, t0 + 1).await.unwrap();
+        // (A partition CRL is not a complete one, which `check_received`
+        // takes: its DER is searched for the serial's bytes.)
+        let listed = async |auth: &Authority, shard: i64, serial: &str| {
+            let row = auth.store.get_crl("issuing", shard).await.unwrap();
+            let bytes = hallmark_pki::unhex(serial).unwrap();
+            row.der.windows(bytes.len()).any(|w| w == bytes)
+        };
+        let eventually = async |shard: i64, serial: &str| {
+            for _ in 0..500 {
+                if listed(&auth, shard, serial).await {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("CRL {shard} never listed {serial}");
+        };
+        let wait = std::time::Duration::from_secs(30);
+
+        let held = auth.lanes.full.lock.lock().await;
+        let (row, published) = auth
+            .revoke_waiting_at_most(&first, Reason::KeyCompromise, "test", t0 + 10, wait)
+            .await
+            .unwrap();
+        assert!(published);
+        assert!(listed(&auth, row.shard, &first).await);
+        assert!(!listed(&auth, FULL_CRL, &first).await);
+        drop(held);
+        eventually(FULL_CRL, &first).await;
+
+        let held = auth.lanes.partitions.lock.lock().await;
+        let (row, published) = auth
+            .revoke_waiting_at_most(
+                &second,
+                Reason::KeyCompromise,
+                "test",
+                t0 + 11,
+                std::time::Duration::from_millis(200),
+            )
+            .await
+            .unwrap();
+        assert!(!published);
+        assert!(!listed(&auth, row.shard, &second).await);
+        drop(held);
+        eventually(row.shard, &second).await;
+        eventually(FULL_CRL, &second).await;
         drop(auth);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -381,11 +381,14 @@ pub struct CrlDue {
     pub changed_at: i64,
 }
 
-/// Removes debts paid by CRLs whose numbers were taken after `paid` was
-/// read; a debt a revocation renewed since (a higher version) stays.
+/// Marks debts paid by CRLs whose numbers were taken after `paid` was
+/// read, up to the versions read: a debt a revocation renewed since (a
+/// higher version) stays owed.
 pub async fn clear_crls_due(conn: &mut AnyConnection, paid: &[CrlDue]) -> Result<()> {
     for d in paid {
-        sqlx::query("DELETE FROM crls_due WHERE issuer = $1 AND shard = $2 AND version = $3")
+        sqlx::query(
+            "UPDATE crls_due SET paid = CASE WHEN paid > $3 THEN paid ELSE $3 END WHERE issuer = $1 AND shard = $2",
+        )
             .bind(&d.issuer)
             .bind(d.shard)
             .bind(d.version)
@@ -395,9 +398,9 @@ pub async fn clear_crls_due(conn: &mut AnyConnection, paid: &[CrlDue]) -> Result
     Ok(())
 }
 
-/// Removes every debt of an issuer (its CRL was imported: made elsewhere).
+/// Marks every debt of an issuer paid (its CRL was imported: made elsewhere).
 pub async fn clear_all_crls_due(conn: &mut AnyConnection, issuer: &str) -> Result<()> {
-    sqlx::query("DELETE FROM crls_due WHERE issuer = $1")
+    sqlx::query("UPDATE crls_due SET paid = version WHERE issuer = $1")
         .bind(issuer)
         .execute(&mut *conn)
         .await?;
@@ -408,7 +411,10 @@ pub async fn clear_all_crls_due(conn: &mut AnyConnection, issuer: &str) -> Resul
 /// statement, so that concurrent generators (several processes) never
 /// share a number (RFC 5280 §5.2.3: CRL numbers increase) and a CRL
 /// numbered after another is never dated before it: the thisUpdate is
-/// `now` or the latest one given, whichever is later.
+/// `now` or the latest one given, whichever is later, unless the latest
+/// is more than 5 minutes ahead of `now` (a clock that ran fast, since
+/// corrected): every later CRL would carry that future date, which relying
+/// parties refuse, so `now` is taken instead.
 ///
 /// The number is never below `floor` (the caller's clock in
 /// milliseconds), so that an installation restored from an older backup,
@@ -423,7 +429,7 @@ pub async fn next_crl_number(
 ) -> Result<(i64, i64)> {
     let r: (i64, i64) = sqlx::query_as(
         "UPDATE crl_numbers SET next = (CASE WHEN next > $2 THEN next ELSE $2 END) + 1, \
-         this_update = CASE WHEN this_update > $3 THEN this_update ELSE $3 END \
+         this_update = CASE WHEN this_update > $3 AND this_update <= $3 + 300 THEN this_update ELSE $3 END \
          WHERE issuer = $1 RETURNING next - 1, this_update",
     )
     .bind(issuer)
@@ -516,7 +522,7 @@ impl Store {
             .read(|| async move {
                 Ok(sqlx::query(
                     "SELECT issuer, shard, version, changed_at FROM crls_due \
-                     WHERE (CAST($1 AS TEXT) IS NULL OR issuer = $1) AND changed_at < $2 ORDER BY issuer, shard",
+                     WHERE version > paid AND (CAST($1 AS TEXT) IS NULL OR issuer = $1) AND changed_at < $2 ORDER BY issuer, shard",
                 )
                 .bind(issuer)
                 .bind(before.unwrap_or(i64::MAX))
@@ -1147,6 +1153,12 @@ pub(crate) mod tests {
         // number still rises, and the date does not go back.
         assert_eq!(take(4_000, 4).await, (5_002, 5));
         assert_eq!(take(6_000, 6).await, (6_000, 6));
+        // Within 5 minutes ahead the latest date holds; further ahead (a
+        // clock that ran fast) it is not followed.
+        assert_eq!(take(7_000, 300).await, (7_000, 300));
+        assert_eq!(take(7_000, 7).await, (7_001, 300));
+        assert_eq!(take(9_000, 10_000).await, (9_000, 10_000));
+        assert_eq!(take(9_000, 9).await, (9_001, 9));
         // Restored from a backup taken when the counter was at 3.
         sqlx::query("UPDATE crl_numbers SET next = 3 WHERE issuer = 'ca'")
             .execute(&mut *tx)
@@ -1167,7 +1179,7 @@ pub(crate) mod tests {
         let store = &t.store;
         let mut tx = store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
-        issue_all(&mut tx, &[cert("01"), cert("02")]).await;
+        issue_all(&mut tx, &[cert("01"), cert("02"), cert("03")]).await;
         revoke(&mut tx, "ca", "01", 100, 1, 100).await.unwrap();
         crate::commit(tx).await.unwrap();
         let read = store.crls_due(Some("ca"), None).await.unwrap();
@@ -1187,6 +1199,17 @@ pub(crate) mod tests {
         assert!(again[0].version > read[0].version && again[1].version > read[1].version);
         let mut tx = store.begin().await.unwrap();
         clear_crls_due(&mut tx, &again).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        assert!(store.crls_due(None, None).await.unwrap().is_empty());
+        // A slow generator that read the first debts clears late, after a
+        // new revocation: the new debt stays (versions never start again).
+        let mut tx = store.begin().await.unwrap();
+        revoke(&mut tx, "ca", "03", 110, 1, 110).await.unwrap();
+        clear_crls_due(&mut tx, &read).await.unwrap();
+        crate::commit(tx).await.unwrap();
+        assert_eq!(store.crls_due(None, None).await.unwrap().len(), 2);
+        let mut tx = store.begin().await.unwrap();
+        clear_all_crls_due(&mut tx, "ca").await.unwrap();
         crate::commit(tx).await.unwrap();
         assert!(store.crls_due(None, None).await.unwrap().is_empty());
     }

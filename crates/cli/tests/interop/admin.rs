@@ -229,9 +229,10 @@ pub fn admin_token_rotation(b: Backend) {
         "{details}"
     );
     // The server audited when the new token took effect.
-    let reload =
-        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-access.reload'");
-    assert!(reload.contains("\"token_changed\":true"), "{reload}");
+    eventually("the reload to be audited", || {
+        hm.sql_ok("SELECT details FROM audit_log WHERE action = 'config.admin-access.reload'")
+            .contains("\"token_changed\":true")
+    });
     // The scheme name is case-insensitive (RFC 9110 §11.1).
     let (st, _) = srv.request(
         "GET",
