@@ -1402,13 +1402,63 @@ async fn hand_out_shares(
     Ok(())
 }
 
+/// For `admin-cert list`: "subject  serial S  status" of each allowed
+/// certificate, by fingerprint; empty (with a warning) when the database
+/// cannot be read.
+async fn admin_certs_known(
+    g: &Global,
+    cfg: &hallmark_ra::Config,
+) -> std::collections::HashMap<String, String> {
+    let mut known = std::collections::HashMap::new();
+    let store = match cfg.connect(&g.data_dir, g.database_url.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: cannot read the database ({e}); fingerprints only");
+            return known;
+        }
+    };
+    let added = store
+        .audit_details("config.admin-cert.add")
+        .await
+        .unwrap_or_default();
+    for d in added {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&d) else {
+            continue;
+        };
+        let (Some(fp), Some(serial), Some(subject)) = (
+            v["sha256"].as_str(),
+            v["serial"].as_str(),
+            v["subject"].as_str(),
+        ) else {
+            continue;
+        };
+        let status = match store.get_cert(None, serial).await {
+            Ok(c) if c.revoked_at.is_some() => "REVOKED",
+            Ok(c) if c.not_after < system_now() as i64 => "EXPIRED",
+            Ok(_) => "valid",
+            Err(_) => "not found",
+        };
+        known.insert(
+            fp.to_string(),
+            format!("{subject}  serial {serial}  {status}"),
+        );
+    }
+    known
+}
+
 /// Manages the client certificates allowed on the admin listener.
 async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
     let cfg = hallmark_ra::Config::load(&g.data_dir).map_err(s)?;
     match c {
         AdminCertCmd::List => {
+            // Who each is, from the audit entry that allowed it, and where
+            // the certificate stands now (no passphrase needed).
+            let known = admin_certs_known(g, &cfg).await;
             for fp in &cfg.server.admin_client_certs {
-                outln!("{fp}");
+                match known.get(fp) {
+                    Some(who) => outln!("{fp}  {who}"),
+                    None => outln!("{fp}"),
+                }
             }
             Ok(())
         }

@@ -68,7 +68,11 @@ pub fn admin_api_over_mutual_tls(b: Backend) {
     let admin_serial = person("admin", "Admin One");
     let other_serial = person("other", "Someone Else");
     let fp = hm.ok(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
-    assert!(hm.ok(&["admin-cert", "list"]).contains(fp.trim()));
+    let listed = hm.ok(&["admin-cert", "list"]);
+    assert!(
+        listed.contains(fp.trim()) && listed.contains("CN=Admin One") && listed.contains("valid"),
+        "{listed}"
+    );
     let srv = hm.serve_with(&[
         "--https-listen",
         "127.0.0.1:0",
@@ -181,6 +185,8 @@ pub fn admin_api_over_mutual_tls(b: Backend) {
     );
     // A revoked admin certificate no longer opens the API.
     hm.ok(&["cert", "revoke", &admin_serial, "--reason", "keyCompromise"]);
+    let listed = hm.ok(&["admin-cert", "list"]);
+    assert!(listed.contains("REVOKED"), "{listed}");
     let r = over_tls(Some("admin"), "GET", "/api/v1/certificates", "");
     assert_eq!(status(&r), "401", "{r}");
     let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
