@@ -814,7 +814,36 @@ pub async fn run(cli: Cli) -> Res {
         }
         Command::Restore { input } => {
             let p = pass(&g, false)?;
-            let names = hallmark_ra::backup::restore(&input, &g.data_dir, &p).map_err(s)?;
+            let archive = hallmark_ra::backup::open(&input, &p).map_err(s)?;
+            // Nothing is written (no file, no schema) before the database
+            // the restored installation will use is known to be right.
+            if archive.has_database() {
+                if g.database_url.is_some() {
+                    return Err(
+                        "this backup holds its SQLite database, restored into the data directory; \
+                         run restore without --database-url (and without $HALLMARK_DATABASE_URL)"
+                            .into(),
+                    );
+                }
+            } else {
+                let cfg = archive.config().map_err(s)?;
+                let url = g.database_url.clone().unwrap_or(cfg.database.url.clone());
+                let holds = hallmark_store::Store::holds_installation(&url)
+                    .await
+                    .map_err(|e| format!("cannot read the database {}: {e}", redact_url(&url)))?;
+                if !holds {
+                    return Err(format!(
+                        "the database {} holds no Hallmark installation. This backup holds the configuration, \
+                         profiles and key store only (the database is PostgreSQL): restore the database first \
+                         (pg_restore, or psql from its pg_dump), then run restore again; give \
+                         --database-url if it now lives elsewhere",
+                        redact_url(&url)
+                    ));
+                }
+            }
+            let names =
+                hallmark_ra::backup::restore(&archive, &g.data_dir, g.database_url.as_deref())
+                    .map_err(s)?;
             // Open it once: the passphrase fits, the keys and the database agree.
             let auth = open(&g).await?;
             record(
@@ -1402,6 +1431,20 @@ async fn hand_out_shares(
     Ok(())
 }
 
+/// A database URL fit to print: without its password.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// For `admin-cert list`: "subject  serial S  status" of each allowed
 /// certificate, by fingerprint; empty (with a warning) when the database
 /// cannot be read.
@@ -1479,6 +1522,24 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
                 .map_err(|e| format!("{}: {e}", cert.display()))?;
             let parsed =
                 hallmark_pki::cert::parse(&der).map_err(|e| format!("{}: {e}", cert.display()))?;
+            // What the certificate is first (a CA certificate given by
+            // mistake is named as such), then whether it is one of ours.
+            if hallmark_pki::cert::is_ca(&parsed).map_err(s)? {
+                return Err(format!(
+                    "{} is a CA certificate; give the admin's own client certificate (an end-entity \
+                     certificate with clientAuth, e.g. from the `personal` profile)",
+                    cert.display()
+                ));
+            }
+            if !hallmark_pki::cert::has_eku(&parsed, &const_oid::db::rfc5280::ID_KP_CLIENT_AUTH)
+                .map_err(s)?
+            {
+                return Err(format!(
+                    "{} has no clientAuth extended key usage (a server certificate?), so TLS clients cannot use \
+                     it; give an end-entity certificate from a profile with clientAuth (e.g. `personal`)",
+                    cert.display()
+                ));
+            }
             let serial = hallmark_pki::hex(parsed.tbs_certificate().serial_number().as_bytes());
             let auth = open(g).await?;
             let row = match auth.store.get_cert(None, &serial).await {
@@ -1498,14 +1559,6 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
             {
                 return Err(format!(
                     "{} is not a valid certificate of this installation (revoked, expired, or not the one issued with serial {serial})",
-                    cert.display()
-                ));
-            }
-            if !hallmark_pki::cert::has_eku(&parsed, &const_oid::db::rfc5280::ID_KP_CLIENT_AUTH)
-                .map_err(s)?
-            {
-                return Err(format!(
-                    "{} has no clientAuth extended key usage, so TLS clients cannot use it; issue one from a profile with clientAuth (e.g. `personal`)",
                     cert.display()
                 ));
             }
@@ -1562,20 +1615,29 @@ async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
 async fn admin_token(g: &Global, c: AdminTokenCmd) -> Res {
     match c {
         AdminTokenCmd::Rotate => {
-            let auth = open(g).await?;
+            // Rotated first: this is also how a broken token digest in
+            // hallmark.toml is repaired (opening the installation would
+            // refuse the file). The token is printed whatever follows.
             let token = hallmark_ra::ceremony::rotate_admin_token(&g.data_dir).map_err(s)?;
-            record(
-                &auth,
-                &format!("cli:{}", whoami()),
-                "config.admin-token.rotate",
-                serde_json::json!({}),
-            )
-            .await?;
             outln!("{}", token.as_str());
             eprintln!(
                 "the new admin token is printed above, once: store it now; the old one stops working within 5 seconds"
             );
-            Ok(())
+            let audited = match open(g).await {
+                Ok(auth) => {
+                    record(
+                        &auth,
+                        &format!("cli:{}", whoami()),
+                        "config.admin-token.rotate",
+                        serde_json::json!({}),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            audited.map_err(|e| {
+                format!("the token was rotated, but the audit log could not record it: {e}")
+            })
         }
     }
 }

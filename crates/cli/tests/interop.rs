@@ -1323,6 +1323,44 @@ fn backup_and_restore(b: Backend) {
             String::from_utf8_lossy(clear)
         );
     }
+    // A restore must find the database it goes with: refused before
+    // anything is written (no directory, no schema in the wrong database).
+    let elsewhere = hm.path("restored-elsewhere");
+    let restore_beside = |url: &str| {
+        hm.command()
+            .env("HALLMARK_DATA_DIR", &elsewhere)
+            .env("HALLMARK_DATABASE_URL", url)
+            .args(["restore", "--in", &archive])
+            .output()
+            .unwrap()
+    };
+    let (o, expect) = match &hm.db_url {
+        Some(url) => {
+            let (prefix, db) = url.rsplit_once('/').unwrap();
+            let empty = format!("{db}_empty");
+            hm.sql_ok(&format!("CREATE DATABASE {empty}"));
+            let o = restore_beside(&format!("{prefix}/{empty}"));
+            let tables = std::process::Command::new("psql")
+                .arg(format!("{prefix}/{empty}"))
+                .args([
+                    "-qAt",
+                    "-c",
+                    "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "0");
+            hm.sql_ok(&format!("DROP DATABASE {empty} WITH (FORCE)"));
+            (o, "holds no Hallmark installation")
+        }
+        None => (
+            restore_beside(&format!("sqlite://{}", hm.p("other.db"))),
+            "without --database-url",
+        ),
+    };
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains(expect), "{e}");
+    assert!(!elsewhere.exists());
     // Restore onto a "fresh machine": a new data directory.
     let fresh = hm.path("restored");
     let mut wrong = hm.command();

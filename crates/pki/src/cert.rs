@@ -135,6 +135,23 @@ pub fn has_eku(cert: &x509_cert::Certificate, eku: &const_oid::ObjectIdentifier)
     Ok(ekus.0.iter().any(|o| o == eku))
 }
 
+/// Whether `cert` is a CA certificate (basicConstraints cA true).
+pub fn is_ca(cert: &x509_cert::Certificate) -> Result<bool> {
+    use x509_cert::ext::pkix::BasicConstraints;
+    let Some(ext) = cert
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .find(|e| e.extn_id == <BasicConstraints as const_oid::AssociatedOid>::OID)
+    else {
+        return Ok(false);
+    };
+    let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| PkiError::malformed("basic constraints", e))?;
+    Ok(bc.ca)
+}
+
 /// Checks that `cert` is signed by the key in `issuer_spki_der`.
 pub fn verify_signed_by(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<()> {
     let cert = parse(cert_der)?;

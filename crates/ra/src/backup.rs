@@ -45,9 +45,14 @@ pub async fn create(
         && !parent.is_dir()
     {
         return Err(RaError::Invalid(format!(
-            "cannot write {}: the directory {} does not exist",
+            "cannot write {}: {} {}",
             out.display(),
-            parent.display()
+            parent.display(),
+            if parent.exists() {
+                "is a file, not a directory"
+            } else {
+                "is a directory that does not exist"
+            }
         )));
     }
     if out.exists() {
@@ -104,16 +109,36 @@ pub async fn create(
     Ok(file.len() as u64)
 }
 
-/// Restores a backup into `dir`, which must not hold an installation.
-pub fn restore(input: &Path, dir: &Path, pass: &Passphrase) -> Result<Vec<String>> {
-    if dir.join(config::CONFIG_FILE).exists() || dir.join(config::KEYSTORE_FILE).exists() {
-        return Err(RaError::Config(format!(
-            "{} already holds an installation",
-            dir.display()
-        )));
+/// A backup, opened: its files, checked but not yet written anywhere.
+pub struct Archive {
+    files: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl Archive {
+    /// Whether it holds the (SQLite) database; a PostgreSQL installation's
+    /// is backed up with PostgreSQL's tools and restored first.
+    pub fn has_database(&self) -> bool {
+        self.files.iter().any(|(n, _)| n == DB_NAME)
     }
+
+    /// The configuration it holds.
+    pub fn config(&self) -> Result<Config> {
+        let text = self
+            .files
+            .iter()
+            .find(|(n, _)| n == config::CONFIG_FILE)
+            .and_then(|(_, d)| std::str::from_utf8(d).ok())
+            .ok_or_else(|| RaError::Invalid("the backup holds no configuration".into()))?;
+        toml::from_str(text)
+            .map_err(|e| RaError::Invalid(format!("the backup's configuration: {e}")))
+    }
+}
+
+/// Opens a backup with the passphrase: decrypted and its contents checked,
+/// nothing written.
+pub fn open(input: &Path, pass: &Passphrase) -> Result<Archive> {
     let file = std::fs::read(input)
-        .map_err(|e| RaError::Config(format!("cannot read {}: {e}", input.display())))?;
+        .map_err(|e| RaError::Invalid(format!("cannot read {}: {e}", input.display())))?;
     let hlen = MAGIC.len() + 16 + 12;
     if file.len() < hlen || &file[..MAGIC.len()] != MAGIC {
         return Err(RaError::Invalid(format!(
@@ -132,17 +157,13 @@ pub fn restore(input: &Path, dir: &Path, pass: &Passphrase) -> Result<Vec<String
         t: n(1),
         p: n(2),
     };
-    let payload = derive(pass, salt, kdf)?
-        .open(header, sealed)
-        .map_err(|_| RaError::Invalid("wrong passphrase, or the backup was altered".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| RaError::Config(e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
+    let payload = Zeroizing::new(
+        derive(pass, salt, kdf)?
+            .open(header, sealed)
+            .map_err(|_| RaError::Invalid("wrong passphrase, or the backup was altered".into()))?,
+    );
     let mut rest: &[u8] = &payload;
-    let mut names = Vec::new();
+    let mut files = Vec::new();
     while !rest.is_empty() {
         let bad = || RaError::Invalid("the backup's contents are malformed".into());
         let nl = u16::from_be_bytes(
@@ -169,9 +190,43 @@ pub fn restore(input: &Path, dir: &Path, pass: &Passphrase) -> Result<Vec<String
             DB_NAME,
         ]
         .contains(&name.as_str())
+            || files.iter().any(|(n, _)| *n == name)
         {
             return Err(bad());
         }
+        files.push((name, Zeroizing::new(data.to_vec())));
+        rest = &rest[dl_at + 8 + dl..];
+    }
+    let archive = Archive { files };
+    archive.config()?;
+    Ok(archive)
+}
+
+/// Writes an opened backup into `dir`, which must not hold an
+/// installation; `database_url` (the database it is restored beside, when
+/// not the one it was taken from) goes into the restored configuration.
+pub fn restore(archive: &Archive, dir: &Path, database_url: Option<&str>) -> Result<Vec<String>> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(RaError::Invalid(format!(
+            "{} is a file, not a data directory",
+            dir.display()
+        )));
+    }
+    if dir.join(config::CONFIG_FILE).exists() || dir.join(config::KEYSTORE_FILE).exists() {
+        return Err(RaError::Invalid(format!(
+            "{} already holds an installation",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RaError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let mut names = Vec::new();
+    for (name, data) in &archive.files {
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create_new(true);
         #[cfg(unix)]
@@ -180,11 +235,17 @@ pub fn restore(input: &Path, dir: &Path, pass: &Passphrase) -> Result<Vec<String
             o.mode(0o600);
         }
         use std::io::Write;
-        o.open(dir.join(&name))
+        let path = dir.join(name);
+        o.open(&path)
             .and_then(|mut f| f.write_all(data).and_then(|_| f.sync_all()))
-            .map_err(|e| RaError::Config(format!("cannot write {name}: {e}")))?;
-        names.push(name);
-        rest = &rest[dl_at + 8 + dl..];
+            .map_err(|e| RaError::Invalid(format!("cannot write {}: {e}", path.display())))?;
+        names.push(name.clone());
+    }
+    if let Some(url) = database_url {
+        Config::update(dir, |cfg| {
+            cfg.database.url = url.to_string();
+            Ok(())
+        })?;
     }
     // The restored configuration must load.
     Config::load(dir)?;

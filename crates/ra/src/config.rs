@@ -119,6 +119,9 @@ pub struct ServerConfig {
     /// Public base URL written into certificates (CDP, AIA).
     pub base_url: String,
     /// SHA-256 (hex) of the admin API token. The token itself is never stored.
+    /// (Missing, it reads as empty, which validation refuses; `admin-token
+    /// rotate` writes a new one.)
+    #[serde(default)]
     pub admin_token_sha256: String,
     /// Also serve HTTPS here, with a server certificate from this CA whose
     /// key lives in the key store (issued and renewed automatically).
@@ -208,6 +211,20 @@ impl Config {
     }
 
     pub fn load(dir: &Path) -> Result<Self, RaError> {
+        let c = Self::read(dir)?;
+        c.validate().map_err(|e| match e {
+            RaError::Config(m) => {
+                RaError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
+            }
+            e => e,
+        })?;
+        Ok(c)
+    }
+
+    /// Reads the file without validating what it says (for a change that
+    /// may be what makes it valid again, e.g. `admin-token rotate` over a
+    /// broken token digest).
+    fn read(dir: &Path) -> Result<Self, RaError> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             RaError::Config(format!(
@@ -230,10 +247,6 @@ impl Config {
                 c.version
             )));
         }
-        c.validate().map_err(|e| match e {
-            RaError::Config(m) => RaError::Config(format!("{}: {m}", path.display())),
-            e => e,
-        })?;
         Ok(c)
     }
 
@@ -260,8 +273,8 @@ impl Config {
         }
         if !is_sha256_hex(&self.server.admin_token_sha256) {
             return Err(RaError::Config(
-                "server.admin_token_sha256 must be 64 hex digits: the SHA-256 of the admin token, \
-                 as `hallmark init` and `hallmark admin-token rotate` write it"
+                "server.admin_token_sha256 must be 64 hex digits: the SHA-256 of the admin token; \
+                 `hallmark admin-token rotate` writes a new token's"
                     .into(),
             ));
         }
@@ -325,9 +338,15 @@ impl Config {
         let lock_path = dir.join(format!("{CONFIG_FILE}.lock"));
         let _lock = hallmark_keys::lock_file(&lock_path)
             .map_err(|e| RaError::Config(format!("cannot lock {}: {e}", lock_path.display())))?;
-        let mut cfg = Config::load(dir)?;
+        // Read as it is; what is saved must be valid.
+        let mut cfg = Config::read(dir)?;
         let out = change(&mut cfg)?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| match e {
+            RaError::Config(m) => {
+                RaError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
+            }
+            e => e,
+        })?;
         cfg.save(dir)?;
         Ok(out)
     }

@@ -44,12 +44,12 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
         // RFC 6750 §3: a 401 names the scheme it wants.
-        let unauthorized = || {
+        let refused = |detail: &'static str| {
             let mut r = Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "Authentication required",
-                "send the admin token as `Authorization: Bearer <token>`",
+                detail,
             )
             .into_response();
             r.headers_mut().insert(
@@ -58,6 +58,7 @@ impl FromRequestParts<AppState> for Admin {
             );
             r
         };
+        let unauthorized = || refused("send the admin token as `Authorization: Bearer <token>`");
         if let Some(value) = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -78,7 +79,10 @@ impl FromRequestParts<AppState> for Admin {
                     actor: "api:admin".into(),
                 })
             } else {
-                Err(unauthorized())
+                Err(refused(
+                    "the admin token is not the one in force (a token replaced by `hallmark admin-token rotate` \
+                     stops working within seconds)",
+                ))
             };
         }
         // Mutual TLS: a client certificate the TLS layer verified against

@@ -103,6 +103,30 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://…`, creating a SQLite file
     /// if needed, and applies pending migrations.
+    /// Whether the database at `url` holds an installation (the schema and
+    /// at least one CA), read without creating or migrating anything: a
+    /// restore beside a PostgreSQL database restored first checks it.
+    pub async fn holds_installation(url: &str) -> Result<bool> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let file = path.split('?').next().unwrap_or(path);
+                if !std::path::Path::new(file).is_file() {
+                    return Ok(false);
+                }
+                format!("sqlite://{file}?mode=ro")
+            }
+            None => url.to_string(),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await?;
+        let n: std::result::Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM issuers")
+            .fetch_one(&mut conn)
+            .await;
+        let _ = conn.close().await;
+        Ok(matches!(n, Ok((n,)) if n > 0))
+    }
+
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {

@@ -192,6 +192,30 @@ pub fn admin_api_over_mutual_tls(b: Backend) {
     let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("admin.pem")]);
     assert!(e.contains("not a valid certificate"), "{e}");
     let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("root.pem")]);
+    assert!(e.contains("is a CA certificate"), "{e}");
+    // A client certificate from elsewhere (made by OpenSSL).
+    openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=Foreign Admin",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        "-days",
+        "1",
+        "-keyout",
+        &hm.p("foreign.key"),
+        "-out",
+        &hm.p("foreign.pem"),
+    ]);
+    let e = hm.fails(&["admin-cert", "add", "--cert", &hm.p("foreign.pem")]);
     assert!(e.contains("not issued by this installation"), "{e}");
     drop(srv);
     hm.ok(&["admin-cert", "remove", fp.trim()]);
@@ -259,12 +283,22 @@ pub fn admin_token_rotation(b: Backend) {
     );
     assert_ne!(broken, cfg);
     std::fs::write(&path, &broken).unwrap();
-    let err = hm.fails(&["admin-token", "rotate"]);
+    let err = hm.fails(&["cert", "list"]);
     assert!(
-        err.contains("admin_token_sha256 must be 64 hex digits"),
+        err.contains("admin_token_sha256 must be 64 hex digits") && err.contains("rotate"),
         "{err}"
     );
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert_eq!(list(&new), 200);
-    std::fs::write(&path, &cfg).unwrap();
+    // `admin-token rotate` repairs it (also with the line gone).
+    let without: String = broken
+        .lines()
+        .filter(|l| !l.starts_with("admin_token_sha256"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, &without).unwrap();
+    let newest = hm.ok(&["admin-token", "rotate"]).trim().to_string();
+    eventually("the repaired token to be accepted", || list(&newest) == 200);
+    assert_eq!(list(&new), 401);
+    hm.ok(&["cert", "list"]);
 }
