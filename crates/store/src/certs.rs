@@ -68,15 +68,13 @@ macro_rules! list_certs {
 }
 const LIST_CERTS: &str = list_certs!();
 
-/// A certificate by serial, optionally under one issuer ($2 = $3 = ''
-/// for any): see `Store::get_cert`.
+/// A certificate by its key: issuer ($1) and serial ($2).
 macro_rules! get_cert {
     () => {
         concat!(
             "SELECT ",
             cert_cols!(),
-            " FROM certificates WHERE serial = $1 AND issuer IN (SELECT id FROM issuers) \
-             AND ($2 = '' OR issuer = $3) ORDER BY created_at LIMIT 1"
+            " FROM certificates WHERE issuer = $1 AND serial = $2"
         )
     };
 }
@@ -570,27 +568,44 @@ impl Store {
     /// Finds a certificate by serial (hex), optionally under one issuer.
     /// Serials are unique per issuer; across issuers the oldest wins.
     ///
-    /// The issuers are named in the query (there are a few) so that each is
-    /// looked up in the (issuer, serial) key: by serial alone the query
-    /// read the whole table (0.2 s at a million certificates on SQLite, on
-    /// every revocation, API lookup and mutual-TLS admin request).
+    /// Looked up in the (issuer, serial) key once per issuer (there are a
+    /// few): by serial alone the query read the whole table (0.2 s at a
+    /// million certificates on SQLite, on every revocation, API lookup and
+    /// mutual-TLS admin request), and with the issuers in a subquery
+    /// PostgreSQL's planner, without statistics on that small table, still
+    /// chose to walk a whole index.
     pub async fn get_cert(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
-        let row = self
+        let rows = self
             .read(|| async move {
-                Ok(sqlx::query(get_cert!())
-                    .bind(serial)
-                    .bind(issuer.unwrap_or(""))
-                    .bind(issuer.unwrap_or(""))
-                    .fetch_optional(&self.pool)
-                    .await?)
+                let issuers: Vec<String> = match issuer {
+                    Some(i) => vec![i.to_string()],
+                    None => sqlx::query_as::<_, (String,)>("SELECT id FROM issuers ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.0)
+                        .collect(),
+                };
+                let mut rows = Vec::new();
+                for i in &issuers {
+                    rows.extend(
+                        sqlx::query(get_cert!())
+                            .bind(i)
+                            .bind(serial)
+                            .fetch_optional(&self.pool)
+                            .await?,
+                    );
+                }
+                Ok(rows)
             })
             .await?;
-        match row {
-            Some(r) => cert_row(&r),
-            None => Err(StoreError::NotFound(format!(
-                "no certificate with serial {serial}"
-            ))),
-        }
+        let rows = rows
+            .iter()
+            .map(cert_row)
+            .collect::<Result<Vec<CertRow>>>()?;
+        rows.into_iter()
+            .min_by(|a, b| (a.created_at, &a.issuer).cmp(&(b.created_at, &b.issuer)))
+            .ok_or_else(|| StoreError::NotFound(format!("no certificate with serial {serial}")))
     }
 
     /// Lists certificates, newest first, `limit` at a time; `before` is the
@@ -875,6 +890,65 @@ pub(crate) mod tests {
         TempSqlite { store, dir }
     }
 
+    /// A PostgreSQL store in a database of its own on the server of
+    /// HALLMARK_TEST_DATABASE_URL; None when that is not set (refused when
+    /// HALLMARK_REQUIRE_POSTGRES is, as CI sets it). `remove` drops it.
+    pub(crate) struct TempPg {
+        pub store: Store,
+        admin: Store,
+        drop_sql: String,
+    }
+
+    impl TempPg {
+        pub(crate) async fn remove(self) {
+            self.store.pool().close().await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(self.drop_sql))
+                .execute(self.admin.pool())
+                .await
+                .unwrap();
+        }
+    }
+
+    pub(crate) async fn temp_postgres(tag: &str) -> Option<TempPg> {
+        let Ok(base) = std::env::var("HALLMARK_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("HALLMARK_REQUIRE_POSTGRES").is_err(),
+                "HALLMARK_REQUIRE_POSTGRES is set but HALLMARK_TEST_DATABASE_URL is not"
+            );
+            eprintln!("PostgreSQL not configured (HALLMARK_TEST_DATABASE_URL); SQLite only");
+            return None;
+        };
+        let name = format!("hm_test_{}_{}", tag.replace('-', "_"), std::process::id());
+        let admin = Store::connect(&base).await.unwrap();
+        let drop_sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        for sql in [drop_sql.clone(), format!("CREATE DATABASE {name}")] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(admin.pool())
+                .await
+                .unwrap();
+        }
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("HALLMARK_TEST_DATABASE_URL has no database name: {base}"),
+        };
+        let store = Store::connect(&url).await.unwrap();
+        Some(TempPg {
+            store,
+            admin,
+            drop_sql,
+        })
+    }
+
+    /// Runs a storage test on SQLite, then on PostgreSQL when configured.
+    pub(crate) async fn on_each_backend(tag: &str, test: impl AsyncFn(&Store)) {
+        let t = temp_sqlite(tag).await;
+        test(&t.store).await;
+        if let Some(pg) = temp_postgres(tag).await {
+            test(&pg.store).await;
+            pg.remove().await;
+        }
+    }
+
     /// Stores `rows` as issued certificates, each "signed" as its TBS.
     pub(crate) async fn issue_all(conn: &mut AnyConnection, rows: &[NewCert]) {
         for chunk in rows.chunks(100) {
@@ -1092,9 +1166,8 @@ pub(crate) mod tests {
             Err(StoreError::NotFound(_))
         ));
         let plan: Vec<String> = sqlx::query(concat!("EXPLAIN QUERY PLAN ", get_cert!()))
+            .bind("ca")
             .bind("07")
-            .bind("")
-            .bind("")
             .fetch_all(&store.pool)
             .await
             .unwrap()
@@ -1142,76 +1215,144 @@ pub(crate) mod tests {
     /// also when the counter goes back (a restored backup) or the clock does.
     #[tokio::test]
     async fn crl_numbers_follow_the_clock_and_only_rise() {
-        let t = temp_sqlite("crl-numbers").await;
-        let mut tx = t.store.begin().await.unwrap();
-        insert_issuer(&mut tx, &issuer_row()).await.unwrap();
-        let mut take =
-            async |floor: i64, now: i64| next_crl_number(&mut tx, "ca", floor, now).await.unwrap();
-        assert_eq!(take(5_000, 5).await, (5_000, 5));
-        assert_eq!(take(5_000, 5).await, (5_001, 5));
-        // The clock stepped back (or another process's is behind): the
-        // number still rises, and the date does not go back.
-        assert_eq!(take(4_000, 4).await, (5_002, 5));
-        assert_eq!(take(6_000, 6).await, (6_000, 6));
-        // Within 5 minutes ahead the latest date holds; further ahead (a
-        // clock that ran fast) it is not followed.
-        assert_eq!(take(7_000, 300).await, (7_000, 300));
-        assert_eq!(take(7_000, 7).await, (7_001, 300));
-        assert_eq!(take(9_000, 10_000).await, (9_000, 10_000));
-        assert_eq!(take(9_000, 9).await, (9_001, 9));
-        // Restored from a backup taken when the counter was at 3.
-        sqlx::query("UPDATE crl_numbers SET next = 3 WHERE issuer = 'ca'")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        assert_eq!(
-            next_crl_number(&mut tx, "ca", 9_000, 9).await.unwrap(),
-            (9_000, 9)
-        );
-        crate::commit(tx).await.unwrap();
+        on_each_backend("crl-numbers", async |store: &Store| {
+            let mut tx = store.begin().await.unwrap();
+            insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+            let mut take = async |floor: i64, now: i64| {
+                next_crl_number(&mut tx, "ca", floor, now).await.unwrap()
+            };
+            assert_eq!(take(5_000, 5).await, (5_000, 5));
+            assert_eq!(take(5_000, 5).await, (5_001, 5));
+            // The clock stepped back (or another process's is behind): the
+            // number still rises, and the date does not go back.
+            assert_eq!(take(4_000, 4).await, (5_002, 5));
+            assert_eq!(take(6_000, 6).await, (6_000, 6));
+            // Within 5 minutes ahead the latest date holds; further ahead (a
+            // clock that ran fast) it is not followed.
+            assert_eq!(take(7_000, 300).await, (7_000, 300));
+            assert_eq!(take(7_000, 7).await, (7_001, 300));
+            assert_eq!(take(9_000, 10_000).await, (9_000, 10_000));
+            assert_eq!(take(9_000, 9).await, (9_001, 9));
+            // Restored from a backup taken when the counter was at 3.
+            sqlx::query("UPDATE crl_numbers SET next = 3 WHERE issuer = 'ca'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            assert_eq!(
+                next_crl_number(&mut tx, "ca", 9_000, 9).await.unwrap(),
+                (9_000, 9)
+            );
+            crate::commit(tx).await.unwrap();
+        })
+        .await;
     }
 
     /// A revocation leaves a CRL debt in its transaction; a generator that
     /// read the debt before a later revocation does not clear the later one.
     #[tokio::test]
     async fn crl_debts_are_cleared_only_as_read() {
-        let t = temp_sqlite("crl-debts").await;
-        let store = &t.store;
-        let mut tx = store.begin().await.unwrap();
+        on_each_backend("crl-debts", async |store: &Store| {
+            let mut tx = store.begin().await.unwrap();
+            insert_issuer(&mut tx, &issuer_row()).await.unwrap();
+            issue_all(&mut tx, &[cert("01"), cert("02"), cert("03")]).await;
+            revoke(&mut tx, "ca", "01", 100, 1, 100).await.unwrap();
+            crate::commit(tx).await.unwrap();
+            let read = store.crls_due(Some("ca"), None).await.unwrap();
+            let owed: Vec<_> = read.iter().map(|d| (d.shard, d.changed_at)).collect();
+            assert_eq!(owed, [(FULL_CRL, 100), (cert("01").shard, 100)]);
+            // Left by a process that did not pay: seen only once old enough.
+            assert!(store.crls_due(None, Some(100)).await.unwrap().is_empty());
+            assert_eq!(store.crls_due(None, Some(101)).await.unwrap(), read);
+            assert!(store.crls_due(Some("cb"), None).await.unwrap().is_empty());
+            // Another revocation after the read: the debt stays.
+            let mut tx = store.begin().await.unwrap();
+            revoke(&mut tx, "ca", "02", 105, 1, 105).await.unwrap();
+            clear_crls_due(&mut tx, &read).await.unwrap();
+            crate::commit(tx).await.unwrap();
+            let again = store.crls_due(None, None).await.unwrap();
+            assert_eq!(again.len(), 2);
+            assert!(again[0].version > read[0].version && again[1].version > read[1].version);
+            let mut tx = store.begin().await.unwrap();
+            clear_crls_due(&mut tx, &again).await.unwrap();
+            crate::commit(tx).await.unwrap();
+            assert!(store.crls_due(None, None).await.unwrap().is_empty());
+            // A slow generator that read the first debts clears late, after a
+            // new revocation: the new debt stays (versions never start again).
+            let mut tx = store.begin().await.unwrap();
+            revoke(&mut tx, "ca", "03", 110, 1, 110).await.unwrap();
+            clear_crls_due(&mut tx, &read).await.unwrap();
+            crate::commit(tx).await.unwrap();
+            assert_eq!(store.crls_due(None, None).await.unwrap().len(), 2);
+            let mut tx = store.begin().await.unwrap();
+            clear_all_crls_due(&mut tx, "ca").await.unwrap();
+            crate::commit(tx).await.unwrap();
+            assert!(store.crls_due(None, None).await.unwrap().is_empty());
+        })
+        .await;
+    }
+
+    /// On PostgreSQL too, a certificate by serial and a page of the list
+    /// are read through an index: with sequential scans made as dear as
+    /// they go, the plans name the index and no scan of the table (nor a
+    /// sort of it).
+    #[tokio::test]
+    async fn postgres_lookups_use_their_indexes() {
+        let Some(pg) = temp_postgres("plans").await else {
+            return;
+        };
+        let mut tx = pg.store.begin().await.unwrap();
         insert_issuer(&mut tx, &issuer_row()).await.unwrap();
-        issue_all(&mut tx, &[cert("01"), cert("02"), cert("03")]).await;
-        revoke(&mut tx, "ca", "01", 100, 1, 100).await.unwrap();
+        let rows: Vec<NewCert> = (0..300)
+            .map(|i| {
+                let mut c = cert(&format!("{:04x}", (i * 7919) % 65536));
+                c.created_at = 1_000 + i / 75;
+                c
+            })
+            .collect();
+        issue_all(&mut tx, &rows).await;
         crate::commit(tx).await.unwrap();
-        let read = store.crls_due(Some("ca"), None).await.unwrap();
-        let owed: Vec<_> = read.iter().map(|d| (d.shard, d.changed_at)).collect();
-        assert_eq!(owed, [(FULL_CRL, 100), (cert("01").shard, 100)]);
-        // Left by a process that did not pay: seen only once old enough.
-        assert!(store.crls_due(None, Some(100)).await.unwrap().is_empty());
-        assert_eq!(store.crls_due(None, Some(101)).await.unwrap(), read);
-        assert!(store.crls_due(Some("cb"), None).await.unwrap().is_empty());
-        // Another revocation after the read: the debt stays.
-        let mut tx = store.begin().await.unwrap();
-        revoke(&mut tx, "ca", "02", 105, 1, 105).await.unwrap();
-        clear_crls_due(&mut tx, &read).await.unwrap();
-        crate::commit(tx).await.unwrap();
-        let again = store.crls_due(None, None).await.unwrap();
-        assert_eq!(again.len(), 2);
-        assert!(again[0].version > read[0].version && again[1].version > read[1].version);
-        let mut tx = store.begin().await.unwrap();
-        clear_crls_due(&mut tx, &again).await.unwrap();
-        crate::commit(tx).await.unwrap();
-        assert!(store.crls_due(None, None).await.unwrap().is_empty());
-        // A slow generator that read the first debts clears late, after a
-        // new revocation: the new debt stays (versions never start again).
-        let mut tx = store.begin().await.unwrap();
-        revoke(&mut tx, "ca", "03", 110, 1, 110).await.unwrap();
-        clear_crls_due(&mut tx, &read).await.unwrap();
-        crate::commit(tx).await.unwrap();
-        assert_eq!(store.crls_due(None, None).await.unwrap().len(), 2);
-        let mut tx = store.begin().await.unwrap();
-        clear_all_crls_due(&mut tx, "ca").await.unwrap();
-        crate::commit(tx).await.unwrap();
-        assert!(store.crls_due(None, None).await.unwrap().is_empty());
+        let mut conn = pg.store.pool().acquire().await.unwrap();
+        sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan = |rows: Vec<AnyRow>| -> String {
+            rows.iter()
+                .map(|r| r.try_get::<String, _>(0).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let by_serial = plan(
+            sqlx::query(concat!("EXPLAIN ", get_cert!()))
+                .bind("ca")
+                .bind("07")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap(),
+        );
+        assert!(
+            by_serial.contains("certificates_pkey")
+                && !by_serial.contains("Seq Scan on certificates"),
+            "{by_serial}"
+        );
+        let page = plan(
+            sqlx::query(concat!("EXPLAIN ", list_certs!()))
+                .bind(1_002i64)
+                .bind("8000")
+                .bind(40i64)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap(),
+        );
+        assert!(
+            page.contains("certificates_created")
+                && !page.contains("Seq Scan")
+                && !page.contains("Sort"),
+            "{page}"
+        );
+        drop(conn);
+        pg.remove().await;
     }
 
     /// A CRL never replaces one with a higher number (two processes

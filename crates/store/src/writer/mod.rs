@@ -330,36 +330,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_writer_outcomes() {
-        let Ok(base) = std::env::var("HALLMARK_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var("HALLMARK_REQUIRE_POSTGRES").is_err(),
-                "HALLMARK_REQUIRE_POSTGRES is set but HALLMARK_TEST_DATABASE_URL is not"
-            );
-            eprintln!("PostgreSQL not configured (HALLMARK_TEST_DATABASE_URL); skipped");
+        let Some(pg) = crate::certs::tests::temp_postgres("writer").await else {
             return;
         };
-        let name = format!("hm_test_writer_{}", std::process::id());
-        let admin = Store::connect(&base).await.unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop.clone()))
-            .execute(admin.pool())
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(admin.pool())
-            .await
-            .unwrap();
-        let url = match base.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("HALLMARK_TEST_DATABASE_URL has no database name: {base}"),
-        };
-        let store = Store::connect(&url).await.unwrap();
-        writer_outcomes(store.clone()).await;
-        connection_loss(&store).await;
-        store.pool().close().await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-            .execute(admin.pool())
-            .await
-            .unwrap();
+        writer_outcomes(pg.store.clone()).await;
+        connection_loss(&pg.store).await;
+        pg.remove().await;
     }
 }
