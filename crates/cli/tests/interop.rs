@@ -92,18 +92,11 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
 /// the full CRL follows (its bytes are searched for the serial's; the
 /// callers then judge the CRL with OpenSSL).
 fn wait_for_crl_listing(srv: &Server, path: &str, serial: &str) {
-    let bytes = unhex(serial);
+    let bytes = hallmark_pki::unhex(serial).unwrap();
     eventually(&format!("{path} to list {serial}"), || {
         let (st, der) = srv.get(path);
         st == 200 && der.windows(bytes.len()).any(|w| w == bytes)
     });
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn verify_chain(hm: &Hm, leaf: &str) -> String {
