@@ -12,8 +12,9 @@
 #            many requests writes), one commit;
 #   reserve  Hallmark's order: the pending row with its TBS in one commit,
 #            then the signed certificate and its audit entry in another.
-# Prints "case certs/s pg_cpu_ms/cert" lines, medians of REPS runs.
-# Env: PG_URL (server URL without database), REPS (3), DUR (8), CLIENTS (8),
+# Prints "case certs/s pg_cpu_ms/cert" lines, medians of REPS runs (each run
+# with RAW=1, as bench/run.sh takes them).
+# Env: PG_URL (server URL without database), REPS (3), DUR (8), CLIENTS (8), RAW,
 # BATCH (4), CASES ("one batch reserve").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,5 +86,6 @@ for case in ${CASES:-one batch reserve}; do
     python3 -c "t=$tps*$per; print('pg-floor-$case(c=$CLIENTS,per=$per) certs/s', round(t)); print('pg-floor-$case(c=$CLIENTS,per=$per) pg_cpu_ms/cert', round(($c1-$c0)/$TCK/$DUR/t*1000, 3))"
   done
 done > "$W/raw.txt"
-python3 "$ROOT/../shared/bench/peers/stats.py" < "$W/raw.txt" 2>/dev/null || cat "$W/raw.txt"
+if [ -n "${RAW:-}" ]; then cat "$W/raw.txt"
+else python3 "$ROOT/../shared/bench/peers/stats.py" < "$W/raw.txt" 2>/dev/null || cat "$W/raw.txt"; fi
 psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null

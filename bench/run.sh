@@ -6,7 +6,9 @@
 #   ocsp      POST /ocsp with a fixed RFC 5019 request (wrk keep-alive and
 #             ab one-request-per-connection) against `openssl ocsp` and
 #             `cfssl ocspserve` (ab, as the peer scripts must);
-#   raw       P-256 sign+verify rate of our crypto provider and openssl speed.
+#   raw       P-256 sign+verify rate of our crypto provider and openssl speed;
+#   floor     what PostgreSQL alone costs per stored certificate (pgbench,
+#             bench/pg-floor.sh), not in the default PARTS.
 # CRLs: bench/crl.sh. Needs the peer tools (../shared/bench/peers/00-install.sh).
 # Env: PARTS ("raw issue ocsp"), BACKENDS ("sqlite postgres"), REPS (3), DUR (10),
 # CONNS (8), PG_URL, NO_PEERS=1 to skip the peers.
@@ -74,6 +76,15 @@ if [[ " $PARTS " == *" issue "* ]]; then
     { W=$W/cfssl bash "$PEERS/02-cfssl.sh" 2>&1 || true; } \
       | { grep -E "^cfssl-(sign|ocspserve)[^ ]* (ok/s|p99_ms|srv_cpu_ms/op) [0-9.]+$" || true; } | tee -a raw.txt
   fi
+fi
+
+# PostgreSQL's own floor beside the issuance figures: pgbench on Hallmark's
+# schema with 8 certificates in flight (see bench/pg-floor.sh).
+if [[ " $PARTS " == *" floor "* ]]; then
+  for cfg in "8 1 one" "2 4 batch" "1 8 batch"; do
+    set -- $cfg
+    CLIENTS=$1 BATCH=$2 CASES=$3 RAW=1 PG_URL=$PG_URL HM=$HM bash "$ROOT/bench/pg-floor.sh" 2>/dev/null | tee -a raw.txt
+  done
 fi
 
 if [[ " $PARTS " == *" ocsp "* ]]; then
