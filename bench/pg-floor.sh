@@ -15,7 +15,8 @@
 # Prints "case certs/s pg_cpu_ms/cert" lines, medians of REPS runs (each run
 # with RAW=1, as bench/run.sh takes them).
 # Env: PG_URL (server URL without database), REPS (3), DUR (8), CLIENTS (8), RAW,
-# BATCH (4), CASES ("one batch reserve").
+# BATCH (4), CASES ("one batch reserve"), CONFIGS (several "clients:batch:case"
+# in one run, on one database).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HM=${HM:-${CARGO_TARGET_DIR:-$ROOT/target}/release/hallmark}
@@ -50,8 +51,8 @@ cat > "$W/batch.sql" <<SQL
 \\set s random(1, 9223372036854775806)
 BEGIN;
 INSERT INTO certificates (issuer, serial, status, profile, subject, cert, not_before, not_after, shard, created_at, changed_at)
-  SELECT $ROW, 'issued', 'server', 'CN=leaf.bench.test', $(bytes 544), 1, 2, 0, 1, 1 FROM generate_series(1, $BATCH);
-INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) SELECT $AUDIT FROM generate_series(1, $BATCH);
+  SELECT $ROW, 'issued', 'server', 'CN=leaf.bench.test', $(bytes 544), 1, 2, 0, 1, 1 FROM generate_series(1, __BATCH__);
+INSERT INTO audit_log (seq, ts, actor, action, details, prev_hash, hash) SELECT $AUDIT FROM generate_series(1, __BATCH__);
 COMMIT;
 SQL
 cat > "$W/reserve.sql" <<SQL
@@ -75,15 +76,20 @@ pg_cpu() {
   echo "$t"
 }
 TCK=$(getconf CLK_TCK)
-for case in ${CASES:-one batch reserve}; do
-  per=1; [ $case = batch ] && per=$BATCH
-  for r in $(seq 1 "$REPS"); do
+# CONFIGS: "clients:batch:case" words; by default each of CASES with CLIENTS
+# and BATCH. The batch size is part of the script, so each is written anew.
+CONFIGS=${CONFIGS:-$(for c in ${CASES:-one batch reserve}; do printf '%s ' "$CLIENTS:$BATCH:$c"; done)}
+for cfg in $CONFIGS; do
+  IFS=: read -r clients batch case <<< "$cfg"
+  per=1; [ "$case" = batch ] && per=$batch
+  sed "s/__BATCH__/$batch/g" "$W/$case.sql" > "$W/run.sql"
+  for _ in $(seq 1 "$REPS"); do
     c0=$(pg_cpu)
-    tps=$(pgbench -n -c "$CLIENTS" -j 1 -T "$DUR" -f "$W/$case.sql" "$PG_URL/$DB" 2>/dev/null \
+    tps=$(pgbench -n -c "$clients" -j 1 -T "$DUR" -f "$W/run.sql" "$PG_URL/$DB" 2>/dev/null \
       | awk '/^tps/ {print $3}')
     sleep 0.5
     c1=$(pg_cpu)
-    python3 -c "t=$tps*$per; print('pg-floor-$case(c=$CLIENTS,per=$per) certs/s', round(t)); print('pg-floor-$case(c=$CLIENTS,per=$per) pg_cpu_ms/cert', round(($c1-$c0)/$TCK/$DUR/t*1000, 3))"
+    python3 -c "t=$tps*$per; print('pg-floor-$case(c=$clients,per=$per) certs/s', round(t)); print('pg-floor-$case(c=$clients,per=$per) pg_cpu_ms/cert', round(($c1-$c0)/$TCK/$DUR/t*1000, 3))"
   done
 done > "$W/raw.txt"
 if [ -n "${RAW:-}" ]; then cat "$W/raw.txt"

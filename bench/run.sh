@@ -81,10 +81,8 @@ fi
 # PostgreSQL's own floor beside the issuance figures: pgbench on Hallmark's
 # schema with 8 certificates in flight (see bench/pg-floor.sh).
 if [[ " $PARTS " == *" floor "* ]]; then
-  for cfg in "8 1 one" "2 4 batch" "1 8 batch"; do
-    set -- $cfg
-    CLIENTS=$1 BATCH=$2 CASES=$3 RAW=1 PG_URL=$PG_URL HM=$HM bash "$ROOT/bench/pg-floor.sh" 2>/dev/null | tee -a raw.txt
-  done
+  CONFIGS="8:1:one 2:4:batch 1:8:batch" RAW=1 PG_URL=$PG_URL HM=$HM \
+    bash "$ROOT/bench/pg-floor.sh" 2>/dev/null | tee -a raw.txt
 fi
 
 if [[ " $PARTS " == *" ocsp "* ]]; then
