@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use crate::Global;
-use crate::commands::Res;
+use crate::Res;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
@@ -54,9 +54,14 @@ pub async fn run(g: &Global, b: BenchCmd) -> Res {
 
 async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::path::Path>) -> Res {
     use std::io::Write;
-    let auth = crate::commands::open(g).await?;
-    let now = hallmark_ra::system_now() as i64;
-    let settings = &auth.ca.settings;
+    // Rows only: the store, without the key store.
+    let cfg = hallmark_install::Config::load(&g.data_dir).map_err(|e| e.to_string())?;
+    let store = cfg
+        .connect(&g.data_dir, g.database_url.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = hallmark_authority::system_now() as i64;
+    let settings = &cfg.ca_settings();
     let bar = indicatif::ProgressBar::new(n as u64).with_message("inserting revoked certificates");
     let mut idx = match index {
         Some(p) => Some(std::io::BufWriter::new(
@@ -88,7 +93,7 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
                 )
                 .map_err(|e| e.to_string())?;
             }
-            rows.push(hallmark_store::certs::SyntheticRevoked {
+            rows.push(hallmark_store::synthetic::SyntheticRevoked {
                 serial: hex,
                 revoked_at,
                 reason: 1,
@@ -96,7 +101,7 @@ async fn crl_fixture(g: &Global, n: usize, issuer: &str, index: Option<&std::pat
                 shard,
             });
         }
-        auth.store
+        store
             .insert_synthetic_revoked(issuer, &rows, now)
             .await
             .map_err(|e| e.to_string())?;
@@ -137,16 +142,11 @@ fn const_oid_p256() -> const_oid::ObjectIdentifier {
 }
 
 async fn keys(g: &Global, key: &str, threads: usize, seconds: u64) -> Res {
-    let auth = crate::commands::open(g).await?;
+    let auth = crate::unlock::open(g).await?;
     let signer: std::sync::Arc<dyn hallmark_crypto::Signer> = match key {
-        "issuing" => auth
-            .ca
-            .issuer(None)
-            .map_err(|e| e.to_string())?
-            .signer
-            .clone(),
+        "issuing" => auth.issuing_signer().map_err(|e| e.to_string())?,
         "ocsp" => auth
-            .ocsp
+            .ocsp()
             .issuers()
             .first()
             .map(|s| s.responder.signer.clone())

@@ -26,14 +26,32 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
+mod admin;
+mod audit;
+mod backup;
 mod bench;
-mod commands;
+mod ca;
+mod cert;
+mod crl;
+mod files;
+mod init;
+mod keys;
+mod operator;
 mod passphrase;
+mod serve;
+mod unlock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// What a command gives back: an error is a message that says what to fix.
+pub type Res<T = ()> = Result<T, String>;
+
+pub(crate) fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
 
 #[derive(Parser)]
 #[command(
@@ -75,45 +93,59 @@ pub struct Global {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a data directory and run the key ceremony (root + issuing CA).
-    Init(commands::InitArgs),
+    Init(init::InitArgs),
     /// Serve OCSP, CRLs, CA certificates and the admin API.
-    Serve(commands::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Initialise ./hallmark-data with a demo CA if absent, then serve on 127.0.0.1:8080.
-    Quickstart(commands::ServeArgs),
+    Quickstart(serve::ServeArgs),
     /// Issue, revoke and inspect certificates.
     #[command(subcommand)]
-    Cert(commands::CertCmd),
+    Cert(cert::CertCmd),
     /// CRLs.
     #[command(subcommand)]
-    Crl(commands::CrlCmd),
+    Crl(crl::CrlCmd),
     /// CA hierarchy.
     #[command(subcommand)]
-    Ca(commands::CaCmd),
+    Ca(ca::CaCmd),
     /// The tamper-evident audit log.
     #[command(subcommand)]
-    Audit(commands::AuditCmd),
+    Audit(audit::AuditCmd),
     /// Client certificates allowed to use the admin API over mutual TLS.
     #[command(subcommand)]
-    AdminCert(commands::AdminCertCmd),
+    AdminCert(admin::AdminCertCmd),
     /// The admin API token.
     #[command(subcommand)]
-    AdminToken(commands::AdminTokenCmd),
+    AdminToken(admin::AdminTokenCmd),
     /// Keys in the key store (labels and algorithms only).
     #[command(subcommand)]
-    Keys(commands::KeysCmd),
+    Keys(keys::KeysCmd),
     /// Write an encrypted backup of the installation (config, keys, SQLite database).
-    Backup {
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Backup(backup::BackupArgs),
     /// Restore a backup into --data-dir (which must be new).
-    Restore {
-        #[arg(long = "in")]
-        input: PathBuf,
-    },
+    Restore(backup::RestoreArgs),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+}
+
+async fn run(cli: Cli) -> Res {
+    let g = cli.global;
+    unlock::pin_quorum(&g)?;
+    match cli.command {
+        Command::Init(a) => init::init(&g, a, None).await.map(|_| ()),
+        Command::Serve(a) => serve::serve(unlock::open(&g).await?, a).await,
+        Command::Quickstart(a) => init::quickstart(g, a).await,
+        Command::Cert(c) => cert::run(&g, c).await,
+        Command::Crl(c) => crl::run(&g, c).await,
+        Command::Ca(c) => ca::run(&g, c).await,
+        Command::Audit(c) => audit::run(&g, c).await,
+        Command::AdminCert(c) => admin::admin_cert(&g, c).await,
+        Command::AdminToken(c) => admin::admin_token(&g, c).await,
+        Command::Keys(c) => keys::run(&g, c).await,
+        Command::Backup(a) => backup::backup(&g, a).await,
+        Command::Restore(a) => backup::restore(&g, a).await,
+        Command::Bench(b) => bench::run(&g, b).await,
+    }
 }
 
 fn main() -> ExitCode {
@@ -136,7 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run(cli)) {
+    match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

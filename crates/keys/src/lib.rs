@@ -147,7 +147,10 @@ impl fmt::Debug for KeyStore {
     }
 }
 
-pub(crate) fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
+/// The AES-256-GCM key that `pass` and `salt` give under Argon2id with the
+/// parameters `p`: what seals the key store, and what seals backups and
+/// custodians' shares.
+pub fn derive_sealing_key(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
     let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
         .map_err(|e| KeyError::Passphrase(format!("bad Argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
@@ -171,7 +174,7 @@ impl KeyStore {
         }
         let mut salt = [0u8; 16];
         hallmark_crypto::fill_random(&mut salt)?;
-        let master = derive(pass, &salt, kdf)?;
+        let master = derive_sealing_key(pass, &salt, kdf)?;
         let check = Base64::encode_string(&master.seal(CHECK_AAD, CHECK_PLAIN)?);
         let store = Self {
             path: path.into(),
@@ -215,7 +218,7 @@ impl KeyStore {
         };
         let file = Self::read_file(path)?;
         let salt = Base64::decode_vec(&file.kdf.salt).map_err(|e| corrupt(e.to_string()))?;
-        let master = derive(pass, &salt, file.kdf.params)?;
+        let master = derive_sealing_key(pass, &salt, file.kdf.params)?;
         let check = Base64::decode_vec(&file.check).map_err(|e| corrupt(e.to_string()))?;
         match master.open(CHECK_AAD, &check) {
             Ok(p) if p.as_slice() == CHECK_PLAIN => {}

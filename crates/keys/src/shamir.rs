@@ -209,7 +209,7 @@ pub fn seal(
     check_custodian(custodian)?;
     let mut salt = [0u8; 16];
     hallmark_crypto::fill_random(&mut salt)?;
-    let key = crate::derive(pass, &salt, kdf)?;
+    let key = crate::derive_sealing_key(pass, &salt, kdf)?;
     let sealed = key.seal(&sealed_aad(custodian), share.encode().as_bytes())?;
     Ok(format!(
         "{SEALED_PREFIX}{custodian}:{}:{}:{}:{}:{}",
@@ -277,7 +277,7 @@ pub fn open(text: &str, pass: &Passphrase) -> Result<(String, Share)> {
     }
     let salt = Base64::decode_vec(salt).map_err(|_| bad("bad salt"))?;
     let sealed = Base64::decode_vec(sealed).map_err(|_| bad("bad ciphertext"))?;
-    let key = crate::derive(pass, &salt, kdf)?;
+    let key = crate::derive_sealing_key(pass, &salt, kdf)?;
     let plain = key.open(&sealed_aad(name), &sealed).map_err(|_| {
         KeyError::Passphrase(format!(
             "custodian {name}: wrong passphrase for this share (or the file was altered)"

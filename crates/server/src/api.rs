@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hallmark_authority::system_now;
 use hallmark_ca::{IssueRequest, KeySource};
 use hallmark_pki::crl::Reason;
-use hallmark_ra::system_now;
-use hallmark_store::certs::CertRow;
+use hallmark_store::certificates::CertRow;
 use serde::Deserialize;
 
 use crate::tls::ClientCert;
@@ -99,14 +99,14 @@ impl FromRequestParts<AppState> for Admin {
             return Err(unauthorized());
         };
         let serial = hallmark_pki::hex(cert.tbs_certificate().serial_number().as_bytes());
-        match s.auth.store.get_cert(None, &serial).await {
+        match s.auth.certificate(&serial).await {
             // TLS checked expiry at the full handshake only (not on
             // resumption or a long-lived connection): checked again here,
             // with the revocation of the certificate and of its CA.
             Ok(row)
                 if row.status == "issued"
                     && row.revoked_at.is_none()
-                    && row.not_after >= hallmark_ra::system_now() as i64
+                    && row.not_after >= system_now() as i64
                     && !s.auth.is_revoked_ca(&row.issuer)
                     && row.cert.as_deref() == Some(der.as_slice()) =>
             {
@@ -201,8 +201,7 @@ async fn issue(
         .await?;
     let chain = s
         .auth
-        .ca
-        .issuer(Some(&issued.issuer))
+        .signing_ca(&issued.issuer)
         .map(|i| hallmark_pki::pem::encode("CERTIFICATE", &i.cert_der))
         .unwrap_or_default();
     let body = serde_json::json!({
@@ -228,13 +227,8 @@ async fn show(
     State(s): State<AppState>,
     Path(serial): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let serial = hallmark_ra::normalise_serial(&serial)?;
-    let row = s
-        .auth
-        .store
-        .get_cert(None, &serial)
-        .await
-        .map_err(hallmark_ra::RaError::from)?;
+    let serial = hallmark_authority::normalise_serial(&serial)?;
+    let row = s.auth.certificate(&serial).await?;
     Ok(Json(cert_json(&row)))
 }
 
@@ -290,12 +284,7 @@ async fn list(
             Some((t, s))
         }
     };
-    let rows = s
-        .auth
-        .store
-        .list_certs(limit, before)
-        .await
-        .map_err(hallmark_ra::RaError::from)?;
+    let rows = s.auth.certificates(limit, before).await?;
     let next = if rows.len() as i64 == limit {
         rows.last()
             .map(|r| format!("{}:{}", r.created_at, r.serial))
@@ -358,6 +347,11 @@ async fn generate_crls(
     _: Admin,
     State(s): State<AppState>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let out = s.auth.generate_crls(None, None, system_now()).await?;
+    let out = s
+        .auth
+        .crls()
+        .generate_crls(None, None, system_now())
+        .await
+        .map_err(hallmark_authority::AuthorityError::from)?;
     Ok(Json(serde_json::json!({ "crls": out })))
 }

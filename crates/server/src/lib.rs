@@ -1,9 +1,17 @@
 //! The HTTP surface: OCSP (RFC 6960 / RFC 5019), CRL and CA certificate
-//! publication, and the admin JSON API under `/api/v1`. Only this crate
-//! knows HTTP.
+//! publication, and the admin JSON API under `/api/v1`, over HTTP, HTTPS
+//! and a mutual-TLS admin listener, and the serve loop that runs them.
+//! Only this crate knows HTTP: it maps requests onto the CA service
+//! (`hallmark-authority`) and the status services (`hallmark-status`), and
+//! their errors onto RFC 9457 problem details, once, here.
+//!
+//! May touch: the network (its listeners), the CA service's public API.
+//! Must not: reach into the store or key custody, or decide policy (what
+//! may be issued or revoked is the CA service's to say).
 
 mod api;
 pub mod problem;
+pub mod serve;
 pub mod tls;
 
 use std::sync::Arc;
@@ -15,9 +23,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use base64ct::{Base64, Encoding};
+use hallmark_authority::{Authority, AuthorityError, system_now};
 use hallmark_pki::ocsp::MAX_REQUEST_BYTES;
-use hallmark_ra::{Authority, system_now};
-use hallmark_store::certs::FULL_CRL;
+use hallmark_store::crls::FULL_CRL;
 
 pub use problem::Problem;
 
@@ -104,7 +112,7 @@ async fn ocsp_post(
         )
         .into_response();
     }
-    let (bytes, note) = s.auth.ocsp.answer(&body, system_now()).await;
+    let (bytes, note) = s.auth.ocsp().answer(&body, system_now()).await;
     ocsp_reply(bytes, note, false)
 }
 
@@ -132,7 +140,7 @@ async fn ocsp_get(State(s): State<AppState>, Path(req): Path<String>) -> Respons
             );
         }
     };
-    let (bytes, note) = s.auth.ocsp.answer(&der, system_now()).await;
+    let (bytes, note) = s.auth.ocsp().answer(&der, system_now()).await;
     let ok = note.is_none();
     ocsp_reply(bytes, note, ok)
 }
@@ -188,19 +196,19 @@ async fn crl_shard(
 }
 
 async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, Problem> {
-    match s.auth.store.get_crl(issuer, shard).await {
+    match s.auth.crl(issuer, shard).await {
         Ok(c) => Ok(der_response("application/pkix-crl", c.der)),
-        Err(hallmark_store::StoreError::NotFound(_)) => {
+        Err(AuthorityError::Store(hallmark_store::StoreError::NotFound(_))) => {
             // A shard not generated yet: only for a CA we sign for, and only
             // a shard a live certificate can name (else anyone could make the
             // CA sign and store CRLs without end).
-            let Ok(ca) = s.auth.ca.issuer(Some(issuer)) else {
+            let crls = s.auth.crls();
+            let Some(live) = crls.live_partitions(issuer, system_now()) else {
                 // A CA whose key is elsewhere (an offline root) publishes
                 // the CRLs its operator imports.
                 let known = s
                     .auth
-                    .store
-                    .issuers()
+                    .ca_records()
                     .await
                     .is_ok_and(|all| all.iter().any(|i| i.id == issuer));
                 return Err(Problem::not_found(if known {
@@ -212,8 +220,6 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
                     format!("no CA named {issuer:?}")
                 }));
             };
-            let settings = &s.auth.ca.settings;
-            let live = settings.shard_of(system_now())..=settings.shard_of(ca.not_after);
             if shard != FULL_CRL && !live.contains(&shard) {
                 return Err(Problem::not_found(format!(
                     "no CRL partition {shard} for {issuer:?}: live partitions are {}..={}",
@@ -221,23 +227,17 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
                     live.end()
                 )));
             }
-            s.auth
-                .generate_crls(
-                    Some(issuer),
-                    (shard != FULL_CRL).then_some(shard),
-                    system_now(),
-                )
-                .await
-                .map_err(Problem::from)?;
-            let c = s
-                .auth
-                .store
-                .get_crl(issuer, shard)
-                .await
-                .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+            crls.generate_crls(
+                Some(issuer),
+                (shard != FULL_CRL).then_some(shard),
+                system_now(),
+            )
+            .await
+            .map_err(AuthorityError::from)?;
+            let c = s.auth.crl(issuer, shard).await?;
             Ok(der_response("application/pkix-crl", c.der))
         }
-        Err(e) => Err(hallmark_ra::RaError::from(e).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -245,12 +245,7 @@ async fn ca_cert(State(s): State<AppState>, Path(file): Path<String>) -> Result<
     let (id, pem) = cert_file(&file).ok_or_else(|| {
         Problem::not_found("CA certificates are served as /ca/ISSUER.crt (DER) or .pem")
     })?;
-    let rows = s
-        .auth
-        .store
-        .issuers()
-        .await
-        .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?;
+    let rows = s.auth.ca_records().await?;
     let row = rows
         .into_iter()
         .find(|r| r.id == id)
@@ -297,27 +292,20 @@ async fn cross_cert(
             "cross-certificates are served as /ca/SUBJECT/cross/SIGNER.crt (DER) or .pem",
         )
     })?;
-    let hex = s
+    let der = s
         .auth
-        .store
-        .get_setting(&format!("cross.{signer}.{subject}"))
-        .await
-        .map_err(|e| Problem::from(hallmark_ra::RaError::from(e)))?
+        .cross_certificate(signer, &subject)
+        .await?
         .ok_or_else(|| {
             Problem::not_found(format!("no cross-certificate of {subject:?} by {signer:?}"))
         })?;
-    let der = hallmark_pki::unhex(&hex).ok_or_else(|| {
-        Problem::from(hallmark_ra::RaError::Config(format!(
-            "stored cross-certificate cross.{signer}.{subject} is not hex"
-        )))
-    })?;
     Ok(cert_response(der, pem))
 }
 
 async fn index(State(s): State<AppState>) -> Html<String> {
-    let base = &s.auth.config.server.base_url;
+    let base = &s.auth.server_config().base_url;
     let mut items = String::new();
-    if let Ok(rows) = s.auth.store.issuers().await {
+    if let Ok(rows) = s.auth.ca_records().await {
         for r in rows {
             let subj = html_escape(&r.subject);
             items.push_str(&format!(
@@ -326,25 +314,16 @@ async fn index(State(s): State<AppState>) -> Html<String> {
             ));
         }
     }
-    let crosses = s
-        .auth
-        .store
-        .settings_with_prefix("cross.")
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot list cross-certificates");
-            Vec::new()
-        });
-    {
-        for (key, _) in crosses {
-            if let Some((signer, subject)) = key["cross.".len()..].split_once('.') {
-                items.push_str(&format!(
-                    "<li>cross-certificate: {subject} certified by {signer}: <a href=\"/ca/{subject}/cross/{signer}.crt\">certificate</a> · <a href=\"/ca/{subject}/cross/{signer}.pem\">PEM</a></li>\n",
-                    subject = html_escape(subject),
-                    signer = html_escape(signer)
-                ));
-            }
-        }
+    let crosses = s.auth.cross_certificates().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot list cross-certificates");
+        Vec::new()
+    });
+    for (signer, subject) in crosses {
+        items.push_str(&format!(
+            "<li>cross-certificate: {subject} certified by {signer}: <a href=\"/ca/{subject}/cross/{signer}.crt\">certificate</a> · <a href=\"/ca/{subject}/cross/{signer}.pem\">PEM</a></li>\n",
+            subject = html_escape(&subject),
+            signer = html_escape(&signer)
+        ));
     }
     Html(format!(
         "<!doctype html><html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>Hallmark 核證機關</title></head><body>\

@@ -4,9 +4,9 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hallmark_authority::AuthorityError;
 use hallmark_ca::CaError;
 use hallmark_pki::PkiError;
-use hallmark_ra::RaError;
 use hallmark_store::StoreError;
 
 #[derive(Debug)]
@@ -95,27 +95,27 @@ fn from_pki(e: &PkiError) -> Option<Problem> {
     })
 }
 
-impl From<RaError> for Problem {
-    fn from(e: RaError) -> Self {
+impl From<AuthorityError> for Problem {
+    fn from(e: AuthorityError) -> Self {
         let p = match &e {
-            RaError::Ca(CaError::UnknownProfile(_)) => {
+            AuthorityError::Ca(CaError::UnknownProfile(_)) => {
                 Some(Problem::bad_request("unknown-profile", e.to_string()))
             }
-            RaError::Ca(CaError::UnknownIssuer(_)) => {
+            AuthorityError::Ca(CaError::UnknownIssuer(_)) => {
                 Some(Problem::bad_request("unknown-issuer", e.to_string()))
             }
-            RaError::Ca(CaError::BadRequest(d)) | RaError::Invalid(d) => {
+            AuthorityError::Ca(CaError::BadRequest(d)) | AuthorityError::Invalid(d) => {
                 Some(Problem::bad_request("invalid", d.clone()))
             }
-            RaError::Ca(CaError::Pki(p)) | RaError::Pki(p) => from_pki(p),
-            RaError::Ca(CaError::Signing(c)) => match c {
+            AuthorityError::Ca(CaError::Pki(p)) | AuthorityError::Pki(p) => from_pki(p),
+            AuthorityError::Ca(CaError::Signing(c)) => match c {
                 hallmark_crypto::CryptoError::SigningFailed | hallmark_crypto::CryptoError::Rng => {
                     None
                 }
                 other => Some(Problem::bad_request("bad-key", other.to_string())),
             },
-            RaError::Store(StoreError::NotFound(d)) => Some(Problem::not_found(d.clone())),
-            RaError::Store(StoreError::Conflict(d)) => Some(Problem::new(
+            AuthorityError::Store(StoreError::NotFound(d)) => Some(Problem::not_found(d.clone())),
+            AuthorityError::Store(StoreError::Conflict(d)) => Some(Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 "Conflict",

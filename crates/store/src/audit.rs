@@ -91,7 +91,7 @@ pub async fn append(
     lock_chain(conn, backend).await?;
     let mut head = head(conn).await?;
     // One multi-row INSERT per chunk: a batch of issuances costs one round trip.
-    for chunk in crate::certs::pow2_chunks(events) {
+    for chunk in crate::pow2_chunks(events) {
         let mut sql = String::from(INSERT_ENTRIES);
         sql.push_str(&crate::values_list(chunk.len(), ENTRY_COLUMNS));
         let mut args = AnyArguments::default();

@@ -13,7 +13,7 @@ mod sqlx_batch;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditEvent;
-use crate::certs::NewCert;
+use crate::certificates::NewCert;
 use crate::{Result, Store, StoreError};
 
 pub enum Op {
@@ -125,10 +125,10 @@ fn not_pending(serial: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::insert_issuer;
+    use crate::issuers::insert_issuer;
 
     fn reserve(serial: &str) -> Op {
-        Op::Reserve(crate::certs::tests::cert(serial))
+        Op::Reserve(crate::testing::cert(serial))
     }
 
     fn finalize(serial: &str, cert: &[u8]) -> Op {
@@ -150,7 +150,7 @@ mod tests {
     /// not recorded twice, and the audit chain holds one entry per issuance.
     async fn writer_outcomes(store: Store) {
         let mut tx = store.begin().await.unwrap();
-        insert_issuer(&mut tx, &crate::certs::tests::issuer_row())
+        insert_issuer(&mut tx, &crate::testing::issuer_row())
             .await
             .unwrap();
         crate::commit(tx).await.unwrap();
@@ -175,7 +175,7 @@ mod tests {
         // another TBS under that serial is not.
         w.submit(reserve("0100")).await.unwrap();
         w.submit(reserve("0100")).await.unwrap();
-        let mut other = crate::certs::tests::cert("0100");
+        let mut other = crate::testing::cert("0100");
         other.tbs = b"another".to_vec();
         assert!(matches!(
             w.submit(Op::Reserve(other)).await,
@@ -324,13 +324,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_writer_outcomes() {
-        let t = crate::certs::tests::temp_sqlite("writer").await;
+        let t = crate::testing::temp_sqlite("writer").await;
         writer_outcomes(t.store.clone()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_writer_outcomes() {
-        let Some(pg) = crate::certs::tests::temp_postgres("writer").await else {
+        let Some(pg) = crate::testing::temp_postgres("writer").await else {
             return;
         };
         writer_outcomes(pg.store.clone()).await;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
 use crate::audit::{self, AuditEvent};
-use crate::certs;
+use crate::certificates;
 use crate::{Result, StoreError};
 
 pub(super) fn spawn(path: PathBuf, mut rx: mpsc::Receiver<Job>, now: fn() -> i64) {
@@ -74,8 +74,8 @@ fn write(conn: &mut Connection, jobs: &[Job], now: i64) -> Result<Vec<Result<()>
             "UPDATE certificates SET status = 'issued', cert = ?3, tbs = NULL, escrow = ?4 \
              WHERE issuer = ?1 AND serial = ?2 AND status = 'pending'",
         )?;
-        let mut same = tx.prepare_cached(certs::SAME_RESERVATION)?;
-        let mut stored = tx.prepare_cached(certs::SAME_CERTIFICATE)?;
+        let mut same = tx.prepare_cached(certificates::SAME_RESERVATION)?;
+        let mut stored = tx.prepare_cached(certificates::SAME_CERTIFICATE)?;
         for (op, _) in jobs {
             out.push(match op {
                 Op::Reserve(c) => {

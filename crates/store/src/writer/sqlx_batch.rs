@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{Job, MAX_BATCH, Op, answer, fill, not_pending, taken};
 use crate::audit;
-use crate::certs::{self, NewCert};
+use crate::certificates::{self, NewCert};
 use crate::{Backend, Result, Store};
 use sqlx::any::AnyArguments;
 
@@ -98,15 +98,15 @@ async fn one_statement(
         .collect();
     if !reserves.is_empty() {
         for c in &reserves {
-            certs::bind_reserve(&mut args, c)?;
+            certificates::bind_reserve(&mut args, c)?;
         }
         ctes.push(format!(
             "r AS ({}{}{})",
-            certs::RESERVE_HEAD,
-            crate::values_list_from(next, reserves.len(), certs::RESERVE_COLUMNS),
-            certs::RESERVE_TAIL
+            certificates::RESERVE_HEAD,
+            crate::values_list_from(next, reserves.len(), certificates::RESERVE_COLUMNS),
+            certificates::RESERVE_TAIL
         ));
-        next += reserves.len() * certs::RESERVE_COLUMNS;
+        next += reserves.len() * certificates::RESERVE_COLUMNS;
         selects.push("SELECT 'r' AS k, issuer, serial FROM r");
     }
     let mut events = Vec::new();
@@ -120,13 +120,13 @@ async fn one_statement(
             audit,
         } = op
         {
-            let f = certs::Finalize {
+            let f = certificates::Finalize {
                 issuer,
                 serial,
                 cert,
                 escrow: escrow.as_deref(),
             };
-            certs::bind_finalize(&mut args, &f)?;
+            certificates::bind_finalize(&mut args, &f)?;
             events.push(audit);
             finals += 1;
         }
@@ -135,11 +135,11 @@ async fn one_statement(
     if finals > 0 {
         ctes.push(format!(
             "f AS ({}{}{})",
-            certs::FINALIZE_HEAD,
-            crate::values_list_from(next, finals, certs::FINALIZE_COLUMNS),
-            certs::FINALIZE_TAIL
+            certificates::FINALIZE_HEAD,
+            crate::values_list_from(next, finals, certificates::FINALIZE_COLUMNS),
+            certificates::FINALIZE_TAIL
         ));
-        next += finals * certs::FINALIZE_COLUMNS;
+        next += finals * certificates::FINALIZE_COLUMNS;
         let mut h = head.clone();
         audit::bind_entries(&mut args, now, &events, &mut h)?;
         // The chain lock is taken before any entry is written (the entries
@@ -189,7 +189,7 @@ async fn one_statement(
             .filter(|c| !inserted.contains(&(c.issuer.clone(), c.serial.clone())))
             .copied()
             .collect();
-        inserted.extend(certs::same_reservations(&mut conn, &rest).await?);
+        inserted.extend(certificates::same_reservations(&mut conn, &rest).await?);
     }
     let out = batch
         .iter()
@@ -228,13 +228,13 @@ pub(super) async fn run_batch(
         })
         .collect();
     let mut inserted = HashSet::new();
-    for chunk in certs::pow2_chunks(&reserves) {
+    for chunk in crate::pow2_chunks(&reserves) {
         let rows: Vec<&NewCert> = chunk.iter().map(|(_, c)| *c).collect();
-        inserted.extend(certs::reserve_many(&mut tx, &rows).await?);
+        inserted.extend(certificates::reserve_many(&mut tx, &rows).await?);
     }
 
     // Finalisations: one multi-row UPDATE.
-    let finals: Vec<(usize, certs::Finalize<'_>)> = batch
+    let finals: Vec<(usize, certificates::Finalize<'_>)> = batch
         .iter()
         .enumerate()
         .filter_map(|(i, (op, _))| match op {
@@ -246,7 +246,7 @@ pub(super) async fn run_batch(
                 ..
             } => Some((
                 i,
-                certs::Finalize {
+                certificates::Finalize {
                     issuer,
                     serial,
                     cert,
@@ -257,9 +257,9 @@ pub(super) async fn run_batch(
         })
         .collect();
     let (mut stored, mut already) = (HashSet::new(), HashSet::new());
-    for chunk in certs::pow2_chunks(&finals) {
-        let rows: Vec<&certs::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
-        let done = certs::finalize_many(&mut tx, &rows).await?;
+    for chunk in crate::pow2_chunks(&finals) {
+        let rows: Vec<&certificates::Finalize<'_>> = chunk.iter().map(|(_, f)| f).collect();
+        let done = certificates::finalize_many(&mut tx, &rows).await?;
         stored.extend(done.stored);
         already.extend(done.already);
     }
@@ -299,7 +299,14 @@ pub(super) async fn run_batch(
                 // Of two finalisations of one serial, only the one whose
                 // certificate the row holds is ours.
                 let mine = !twice
-                    || certs::holds(&mut tx, certs::SAME_CERTIFICATE, issuer, serial, cert).await?;
+                    || certificates::holds(
+                        &mut tx,
+                        certificates::SAME_CERTIFICATE,
+                        issuer,
+                        serial,
+                        cert,
+                    )
+                    .await?;
                 out.push(if !mine {
                     Err(not_pending(serial))
                 } else if stored.remove(&key) {

@@ -2,7 +2,8 @@
 //! store and a consistent SQLite snapshot) and their restore onto a fresh
 //! machine. A PostgreSQL database is not in the archive: it is backed up
 //! with PostgreSQL's tools, and the archive holds the rest. The archive is sealed with AES-256-GCM under a key derived with
-//! Argon2id from the key-store passphrase; keys inside stay sealed as well.
+//! Argon2id from the key-store passphrase (the key store's own derivation);
+//! keys inside stay sealed as well.
 
 use std::path::Path;
 
@@ -11,19 +12,13 @@ use hallmark_keys::{KdfParams, Passphrase};
 use zeroize::Zeroizing;
 
 use crate::config::{self, Config};
-use crate::{RaError, Result};
+use crate::{InstallError, Result};
 
 const MAGIC: &[u8; 6] = b"HMBK1\n";
 const DB_NAME: &str = "hallmark.db";
 
 fn derive(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<SealingKey> {
-    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
-        .map_err(|e| RaError::Invalid(e.to_string()))?;
-    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut key = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(pass.expose().as_bytes(), salt, &mut key[..])
-        .map_err(|e| RaError::Invalid(e.to_string()))?;
-    SealingKey::new(&key).map_err(|e| RaError::Invalid(e.to_string()))
+    Ok(hallmark_keys::derive_sealing_key(pass, salt, p)?)
 }
 
 fn push(out: &mut Vec<u8>, name: &str, data: &[u8]) {
@@ -35,16 +30,16 @@ fn push(out: &mut Vec<u8>, name: &str, data: &[u8]) {
 
 /// Writes an encrypted backup of the installation in `dir` to `out`.
 pub async fn create(
-    auth: &crate::Authority,
+    dir: &Path,
+    store: &hallmark_store::Store,
     pass: &Passphrase,
     out: &Path,
     kdf: KdfParams,
 ) -> Result<u64> {
-    let dir = &auth.dir;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
-        return Err(RaError::Invalid(format!(
+        return Err(InstallError::Invalid(format!(
             "cannot write {}: {} {}",
             out.display(),
             parent.display(),
@@ -56,7 +51,7 @@ pub async fn create(
         )));
     }
     if out.exists() {
-        return Err(RaError::Invalid(format!(
+        return Err(InstallError::Invalid(format!(
             "{} exists; refusing to overwrite",
             out.display()
         )));
@@ -68,23 +63,23 @@ pub async fn create(
         config::KEYSTORE_FILE,
     ] {
         let data = std::fs::read(dir.join(name))
-            .map_err(|e| RaError::Config(format!("cannot read {name}: {e}")))?;
+            .map_err(|e| InstallError::Config(format!("cannot read {name}: {e}")))?;
         push(&mut payload, name, &data);
     }
     // A PostgreSQL database is backed up with PostgreSQL's own tools
     // (pg_dump, base backups); the archive then holds the rest.
-    if auth.store.backend() == hallmark_store::Backend::Sqlite {
+    if store.backend() == hallmark_store::Backend::Sqlite {
         let snapshot = dir.join(format!(".backup-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&snapshot);
-        auth.store.snapshot_sqlite(&snapshot).await?;
+        store.snapshot_sqlite(&snapshot).await?;
         let db = std::fs::read(&snapshot)
-            .map_err(|e| RaError::Config(format!("cannot read the snapshot: {e}")));
+            .map_err(|e| InstallError::Config(format!("cannot read the snapshot: {e}")));
         let _ = std::fs::remove_file(&snapshot);
         push(&mut payload, DB_NAME, &db?);
     }
 
     let mut salt = [0u8; 16];
-    hallmark_crypto::fill_random(&mut salt).map_err(|e| RaError::Invalid(e.to_string()))?;
+    hallmark_crypto::fill_random(&mut salt).map_err(|e| InstallError::Invalid(e.to_string()))?;
     let mut header = MAGIC.to_vec();
     header.extend_from_slice(&salt);
     for v in [kdf.m_kib, kdf.t, kdf.p] {
@@ -92,7 +87,7 @@ pub async fn create(
     }
     let sealed = derive(pass, &salt, kdf)?
         .seal(&header, &payload)
-        .map_err(|e| RaError::Invalid(e.to_string()))?;
+        .map_err(|e| InstallError::Invalid(e.to_string()))?;
     let mut file = header;
     file.extend_from_slice(&sealed);
     // Whole or not at all, readable by the operator only (the keys inside
@@ -101,9 +96,9 @@ pub async fn create(
     // one of them, and the other fails.
     hallmark_keys::write_new_file_atomic(out, &file, 0o600).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            RaError::Invalid(format!("{} exists; refusing to overwrite", out.display()))
+            InstallError::Invalid(format!("{} exists; refusing to overwrite", out.display()))
         } else {
-            RaError::Invalid(format!("cannot write {}: {e}", out.display()))
+            InstallError::Invalid(format!("cannot write {}: {e}", out.display()))
         }
     })?;
     Ok(file.len() as u64)
@@ -128,9 +123,9 @@ impl Archive {
             .iter()
             .find(|(n, _)| n == config::CONFIG_FILE)
             .and_then(|(_, d)| std::str::from_utf8(d).ok())
-            .ok_or_else(|| RaError::Invalid("the backup holds no configuration".into()))?;
+            .ok_or_else(|| InstallError::Invalid("the backup holds no configuration".into()))?;
         toml::from_str(text)
-            .map_err(|e| RaError::Invalid(format!("the backup's configuration: {e}")))
+            .map_err(|e| InstallError::Invalid(format!("the backup's configuration: {e}")))
     }
 }
 
@@ -138,10 +133,10 @@ impl Archive {
 /// nothing written.
 pub fn open(input: &Path, pass: &Passphrase) -> Result<Archive> {
     let file = std::fs::read(input)
-        .map_err(|e| RaError::Invalid(format!("cannot read {}: {e}", input.display())))?;
+        .map_err(|e| InstallError::Invalid(format!("cannot read {}: {e}", input.display())))?;
     let hlen = MAGIC.len() + 16 + 12;
     if file.len() < hlen || &file[..MAGIC.len()] != MAGIC {
-        return Err(RaError::Invalid(format!(
+        return Err(InstallError::Invalid(format!(
             "{} is not a Hallmark backup",
             input.display()
         )));
@@ -157,15 +152,13 @@ pub fn open(input: &Path, pass: &Passphrase) -> Result<Archive> {
         t: n(1),
         p: n(2),
     };
-    let payload = Zeroizing::new(
-        derive(pass, salt, kdf)?
-            .open(header, sealed)
-            .map_err(|_| RaError::Invalid("wrong passphrase, or the backup was altered".into()))?,
-    );
+    let payload = Zeroizing::new(derive(pass, salt, kdf)?.open(header, sealed).map_err(|_| {
+        InstallError::Invalid("wrong passphrase, or the backup was altered".into())
+    })?);
     let mut rest: &[u8] = &payload;
     let mut files = Vec::new();
     while !rest.is_empty() {
-        let bad = || RaError::Invalid("the backup's contents are malformed".into());
+        let bad = || InstallError::Invalid("the backup's contents are malformed".into());
         let nl = u16::from_be_bytes(
             rest.get(..2)
                 .ok_or_else(bad)?
@@ -207,19 +200,19 @@ pub fn open(input: &Path, pass: &Passphrase) -> Result<Archive> {
 /// not the one it was taken from) goes into the restored configuration.
 pub fn restore(archive: &Archive, dir: &Path, database_url: Option<&str>) -> Result<Vec<String>> {
     if dir.exists() && !dir.is_dir() {
-        return Err(RaError::Invalid(format!(
+        return Err(InstallError::Invalid(format!(
             "{} is a file, not a data directory",
             dir.display()
         )));
     }
     if dir.join(config::CONFIG_FILE).exists() || dir.join(config::KEYSTORE_FILE).exists() {
-        return Err(RaError::Invalid(format!(
+        return Err(InstallError::Invalid(format!(
             "{} already holds an installation",
             dir.display()
         )));
     }
     std::fs::create_dir_all(dir)
-        .map_err(|e| RaError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| InstallError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -238,7 +231,7 @@ pub fn restore(archive: &Archive, dir: &Path, database_url: Option<&str>) -> Res
         let path = dir.join(name);
         o.open(&path)
             .and_then(|mut f| f.write_all(data).and_then(|_| f.sync_all()))
-            .map_err(|e| RaError::Invalid(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| InstallError::Invalid(format!("cannot write {}: {e}", path.display())))?;
         names.push(name.clone());
     }
     if let Some(url) = database_url {

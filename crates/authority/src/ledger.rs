@@ -1,4 +1,6 @@
-//! The CA's ledger, over the storage writer (group commit).
+//! The CA's ledger and sealer: how `hallmark-ca` records through the storage
+//! writer (group commit) and seals escrowed keys in key custody, without
+//! seeing either.
 
 use std::sync::{Arc, Mutex};
 
@@ -6,7 +8,7 @@ use hallmark_ca::{Final, Ledger, LedgerError, Pending, Sealer};
 use hallmark_keys::custody::Custody;
 use hallmark_store::StoreError;
 use hallmark_store::audit::AuditEvent;
-use hallmark_store::certs::NewCert;
+use hallmark_store::certificates::NewCert;
 use hallmark_store::writer::{Op, Writer};
 
 pub struct StoreLedger {

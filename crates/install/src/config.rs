@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::RaError;
+use crate::InstallError;
 
 pub const CONFIG_FILE: &str = "hallmark.toml";
 pub const PROFILES_FILE: &str = "profiles.toml";
@@ -57,25 +57,29 @@ pub fn provide_pkcs11_pin(pin: zeroize::Zeroizing<String>) {
 }
 
 impl KeysConfig {
-    pub fn rsa_padding(&self) -> Result<hallmark_crypto::RsaPadding, RaError> {
+    pub fn rsa_padding(&self) -> Result<hallmark_crypto::RsaPadding, InstallError> {
         match &self.rsa_padding {
             None => Ok(hallmark_crypto::RsaPadding::Pkcs1),
             Some(p) => p
                 .parse()
-                .map_err(|e| RaError::Config(format!("keys.rsa_padding: {e}"))),
+                .map_err(|e| InstallError::Config(format!("keys.rsa_padding: {e}"))),
         }
     }
 
     /// The token to use, with its PIN, or None for the software store.
-    pub fn token(&self) -> Result<Option<hallmark_keys::custody::TokenConfig>, RaError> {
+    pub fn token(&self) -> Result<Option<hallmark_keys::custody::TokenConfig>, InstallError> {
         match self.backend.as_str() {
             "" | "software" => Ok(None),
             "pkcs11" => {
                 let module = self.pkcs11_module.clone().ok_or_else(|| {
-                    RaError::Config("keys.pkcs11_module is required for the pkcs11 backend".into())
+                    InstallError::Config(
+                        "keys.pkcs11_module is required for the pkcs11 backend".into(),
+                    )
                 })?;
                 let token = self.pkcs11_token.clone().ok_or_else(|| {
-                    RaError::Config("keys.pkcs11_token is required for the pkcs11 backend".into())
+                    InstallError::Config(
+                        "keys.pkcs11_token is required for the pkcs11 backend".into(),
+                    )
                 })?;
                 let pin = match (&self.pkcs11_pin_file, std::env::var("HALLMARK_PKCS11_PIN")) {
                     _ if PIN_FROM_QUORUM.get().is_some() => PIN_FROM_QUORUM
@@ -85,7 +89,7 @@ impl KeysConfig {
                     (_, Ok(p)) => p,
                     (Some(f), Err(_)) => std::fs::read_to_string(f)
                         .map_err(|e| {
-                            RaError::Config(format!(
+                            InstallError::Config(format!(
                                 "cannot read the PKCS#11 PIN file {}: {e} (or give M custodians' --pin-share files)",
                                 f.display()
                             ))
@@ -93,7 +97,7 @@ impl KeysConfig {
                         .trim_end()
                         .to_string(),
                     (None, Err(_)) => {
-                        return Err(RaError::Config(
+                        return Err(InstallError::Config(
                             "the PKCS#11 user PIN: give M custodians' --pin-share files, or set HALLMARK_PKCS11_PIN or keys.pkcs11_pin_file"
                                 .into(),
                         ));
@@ -105,7 +109,7 @@ impl KeysConfig {
                     pin: zeroize::Zeroizing::new(pin),
                 }))
             }
-            other => Err(RaError::Config(format!(
+            other => Err(InstallError::Config(format!(
                 "keys.backend {other:?}: use software or pkcs11"
             ))),
         }
@@ -189,7 +193,7 @@ impl Config {
         &self,
         dir: &Path,
         pass: &hallmark_keys::Passphrase,
-    ) -> Result<hallmark_keys::custody::Custody, RaError> {
+    ) -> Result<hallmark_keys::custody::Custody, InstallError> {
         Ok(hallmark_keys::custody::Custody::open(
             &dir.join(KEYSTORE_FILE),
             pass,
@@ -203,18 +207,18 @@ impl Config {
         &self,
         dir: &Path,
         database_url: Option<&str>,
-    ) -> Result<hallmark_store::Store, RaError> {
+    ) -> Result<hallmark_store::Store, InstallError> {
         let url = database_url
             .map(str::to_string)
             .unwrap_or_else(|| self.database_url(dir));
         Ok(hallmark_store::Store::connect(&url).await?)
     }
 
-    pub fn load(dir: &Path) -> Result<Self, RaError> {
+    pub fn load(dir: &Path) -> Result<Self, InstallError> {
         let c = Self::read(dir)?;
         c.validate().map_err(|e| match e {
-            RaError::Config(m) => {
-                RaError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
+            InstallError::Config(m) => {
+                InstallError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
             }
             e => e,
         })?;
@@ -224,24 +228,24 @@ impl Config {
     /// Reads the file without validating what it says (for a change that
     /// may be what makes it valid again, e.g. `admin-token rotate` over a
     /// broken token digest).
-    fn read(dir: &Path) -> Result<Self, RaError> {
+    fn read(dir: &Path) -> Result<Self, InstallError> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            RaError::Config(format!(
+            InstallError::Config(format!(
                 "cannot read {}: {e}; run `hallmark init --data-dir {}` first",
                 path.display(),
                 dir.display()
             ))
         })?;
         let mut c: Config = toml::from_str(&text)
-            .map_err(|e| RaError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| InstallError::Config(format!("{}: {e}", path.display())))?;
         // Fingerprints as `admin-cert` writes them (lower-case hex): an
         // operator may have pasted one with colons or in upper case.
         for fp in &mut c.server.admin_client_certs {
             *fp = normalise_fingerprint(fp);
         }
         if c.version != 1 {
-            return Err(RaError::Config(format!(
+            return Err(InstallError::Config(format!(
                 "{}: unsupported config version {}; this hallmark reads version 1",
                 path.display(),
                 c.version
@@ -250,16 +254,16 @@ impl Config {
         Ok(c)
     }
 
-    pub fn validate(&self) -> Result<(), RaError> {
+    pub fn validate(&self) -> Result<(), InstallError> {
         if !(self.server.base_url.starts_with("http://")
             || self.server.base_url.starts_with("https://"))
         {
-            return Err(RaError::Config(
+            return Err(InstallError::Config(
                 "server.base_url must start with http:// or https://".into(),
             ));
         }
         if self.server.base_url.ends_with('/') {
-            return Err(RaError::Config(
+            return Err(InstallError::Config(
                 "server.base_url must not end with '/'".into(),
             ));
         }
@@ -267,12 +271,12 @@ impl Config {
             || self.ca.crl_validity_hours == 0
             || self.ca.ocsp_validity_hours == 0
         {
-            return Err(RaError::Config(
+            return Err(InstallError::Config(
                 "CRL and OCSP periods must be positive".into(),
             ));
         }
         if !is_sha256_hex(&self.server.admin_token_sha256) {
-            return Err(RaError::Config(
+            return Err(InstallError::Config(
                 "server.admin_token_sha256 must be 64 hex digits: the SHA-256 of the admin token; \
                  `hallmark admin-token rotate` writes a new token's"
                     .into(),
@@ -284,13 +288,13 @@ impl Config {
             .iter()
             .find(|f| !is_sha256_hex(&normalise_fingerprint(f)))
         {
-            return Err(RaError::Config(format!(
+            return Err(InstallError::Config(format!(
                 "server.admin_client_certs: {bad:?} is not a SHA-256 fingerprint (64 hex digits); \
                  add certificates with `hallmark admin-cert add --cert FILE`"
             )));
         }
         if self.server.https_names.is_empty() {
-            return Err(RaError::Config(
+            return Err(InstallError::Config(
                 "server.https_names must name at least one DNS name".into(),
             ));
         }
@@ -300,7 +304,7 @@ impl Config {
             .iter()
             .find(|n| !hallmark_pki::lint::valid_dns_name(&n.to_ascii_lowercase()))
         {
-            return Err(RaError::Config(format!(
+            return Err(InstallError::Config(format!(
                 "server.https_names: {bad:?} is not a DNS name with a dot (IP addresses are not supported \
                  in the server certificate yet; give a name, e.g. hallmark.example.hk)"
             )));
@@ -333,17 +337,18 @@ impl Config {
     /// either change. Nothing is written when `change` fails.
     pub fn update<T>(
         dir: &Path,
-        change: impl FnOnce(&mut Config) -> Result<T, RaError>,
-    ) -> Result<T, RaError> {
+        change: impl FnOnce(&mut Config) -> Result<T, InstallError>,
+    ) -> Result<T, InstallError> {
         let lock_path = dir.join(format!("{CONFIG_FILE}.lock"));
-        let _lock = hallmark_keys::lock_file(&lock_path)
-            .map_err(|e| RaError::Config(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let _lock = hallmark_keys::lock_file(&lock_path).map_err(|e| {
+            InstallError::Config(format!("cannot lock {}: {e}", lock_path.display()))
+        })?;
         // Read as it is; what is saved must be valid.
         let mut cfg = Config::read(dir)?;
         let out = change(&mut cfg)?;
         cfg.validate().map_err(|e| match e {
-            RaError::Config(m) => {
-                RaError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
+            InstallError::Config(m) => {
+                InstallError::Config(format!("{}: {m}", dir.join(CONFIG_FILE).display()))
             }
             e => e,
         })?;
@@ -351,11 +356,11 @@ impl Config {
         Ok(out)
     }
 
-    pub fn save(&self, dir: &Path) -> Result<(), RaError> {
-        let text = toml::to_string_pretty(self).map_err(|e| RaError::Config(e.to_string()))?;
+    pub fn save(&self, dir: &Path) -> Result<(), InstallError> {
+        let text = toml::to_string_pretty(self).map_err(|e| InstallError::Config(e.to_string()))?;
         let path = dir.join(CONFIG_FILE);
         hallmark_keys::write_file_atomic(&path, text.as_bytes(), 0o644)
-            .map_err(|e| RaError::Config(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| InstallError::Config(format!("cannot write {}: {e}", path.display())))
     }
 }
 
@@ -367,4 +372,66 @@ pub fn normalise_fingerprint(fp: &str) -> String {
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceremony;
+
+    /// A fresh installation (SQLite, software keys, a fast KDF) in `dir`.
+    async fn installation(dir: &Path) {
+        let mut opts = ceremony::InitOptions::software(
+            "CN=Config Root,C=HK",
+            "CN=Config Issuing,C=HK",
+            "127.0.0.1:0",
+        );
+        opts.root_algorithm = hallmark_crypto::KeyAlgorithm::EcP256;
+        opts.kdf = hallmark_keys::KdfParams::danger_insecure_for_tests();
+        let pass = hallmark_keys::Passphrase::new("config test passphrase".into()).unwrap();
+        ceremony::init(dir, &opts, &pass, 1_800_000_000)
+            .await
+            .unwrap();
+    }
+
+    /// Commands changing the configuration at once lose none of the
+    /// changes (each reads, changes and writes under the config lock).
+    #[tokio::test]
+    async fn concurrent_config_changes_are_all_kept() {
+        let tmp = hallmark_testkit::temp::TempDir::new("cfg-lock");
+        let dir = tmp.join("data");
+        installation(&dir).await;
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5 {
+                        Config::update(&dir, |c| {
+                            c.server.admin_client_certs.push(format!("{w:02x}{i:062x}"));
+                            Ok(())
+                        })
+                        .unwrap();
+                        if i == 2 {
+                            ceremony::rotate_admin_token(&dir).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            Config::load(&dir).unwrap().server.admin_client_certs.len(),
+            40
+        );
+        // A change that fails writes nothing.
+        let before = std::fs::read(dir.join(CONFIG_FILE)).unwrap();
+        let e = Config::update(&dir, |c| {
+            c.server.admin_client_certs.clear();
+            Err::<(), _>(InstallError::Invalid("no".into()))
+        });
+        assert!(e.is_err());
+        assert_eq!(std::fs::read(dir.join(CONFIG_FILE)).unwrap(), before);
+    }
 }

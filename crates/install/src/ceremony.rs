@@ -11,11 +11,11 @@ use hallmark_keys::custody::Custody;
 use hallmark_keys::{KdfParams, Passphrase};
 use hallmark_store::Store;
 use hallmark_store::audit::{self, AuditEvent};
-use hallmark_store::certs::{self, IssuerRow};
+use hallmark_store::issuers::{self, IssuerRow};
 use zeroize::Zeroizing;
 
 use crate::config::{self, CaConfig, Config, DatabaseConfig, ServerConfig};
-use crate::{RaError, Result};
+use crate::{InstallError, Result};
 
 pub const AUDIT_KEY: &str = "audit";
 pub const ROOT_ID: &str = "root";
@@ -48,6 +48,36 @@ pub struct InitOptions {
     pub kdf: KdfParams,
 }
 
+impl InitOptions {
+    /// A root and an issuing CA `issuing` with software keys, on the
+    /// default SQLite database, with the defaults of `hallmark init` (P-384
+    /// root for 20 years, P-256 issuing CA for 10, the example policy arc);
+    /// change the fields that differ.
+    pub fn software(root_subject: &str, issuing_subject: &str, listen: &str) -> Self {
+        Self {
+            root_subject: root_subject.into(),
+            issuing_subject: issuing_subject.into(),
+            issuing_id: "issuing".into(),
+            root_algorithm: KeyAlgorithm::EcP384,
+            issuing_algorithm: KeyAlgorithm::EcP256,
+            root_days: 7305,
+            issuing_days: 3653,
+            policy_arc: "1.3.6.1.4.1.59999.1".into(),
+            cps_uri: None,
+            listen: listen.into(),
+            base_url: format!("http://{listen}"),
+            database_url: None,
+            root_only: false,
+            keys: config::KeysConfig {
+                backend: "software".into(),
+                ..Default::default()
+            },
+            external_root: None,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
 pub struct InitOutput {
     pub admin_token: Zeroizing<String>,
     pub root_cert: Vec<u8>,
@@ -58,7 +88,7 @@ pub struct InitOutput {
 
 fn new_admin_token() -> Result<Zeroizing<String>> {
     let mut raw = Zeroizing::new([0u8; 32]);
-    hallmark_crypto::fill_random(&mut raw[..]).map_err(|e| RaError::Invalid(e.to_string()))?;
+    hallmark_crypto::fill_random(&mut raw[..]).map_err(|e| InstallError::Invalid(e.to_string()))?;
     Ok(Zeroizing::new(format!(
         "hm_{}",
         hallmark_pki::hex(&raw[..])
@@ -88,15 +118,15 @@ pub async fn init(
     now: u64,
 ) -> Result<InitOutput> {
     if dir.join(config::KEYSTORE_FILE).exists() || dir.join(config::CONFIG_FILE).exists() {
-        return Err(RaError::Config(format!(
+        return Err(InstallError::Config(format!(
             "{} already holds a Hallmark installation; choose another --data-dir",
             dir.display()
         )));
     }
     const_oid::ObjectIdentifier::new(&opts.policy_arc)
-        .map_err(|e| RaError::Config(format!("--policy-arc {:?}: {e}", opts.policy_arc)))?;
+        .map_err(|e| InstallError::Config(format!("--policy-arc {:?}: {e}", opts.policy_arc)))?;
     std::fs::create_dir_all(dir)
-        .map_err(|e| RaError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| InstallError::Config(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -150,7 +180,7 @@ pub async fn init(
     )?;
     let store = Store::connect(&cfg.database_url(dir)).await?;
     if !store.issuers().await?.is_empty() {
-        return Err(RaError::Config(
+        return Err(InstallError::Config(
             "the database already holds CAs; use an empty database for a new installation".into(),
         ));
     }
@@ -171,10 +201,10 @@ pub async fn init(
         let spki = der::Encode::to_der(c.tbs_certificate().subject_public_key_info())
             .map_err(hallmark_pki::PkiError::from)?;
         hallmark_pki::cert::verify_signed_by(root_cert, &spki).map_err(|_| {
-            RaError::Invalid("--root-cert is not a self-signed CA certificate".into())
+            InstallError::Invalid("--root-cert is not a self-signed CA certificate".into())
         })?;
         let root_subject = hallmark_pki::subject::display(c.tbs_certificate().subject());
-        certs::insert_issuer(
+        issuers::insert_issuer(
             &mut tx,
             &IssuerRow {
                 id: ROOT_ID.into(),
@@ -196,7 +226,7 @@ pub async fn init(
             csr_out,
             hallmark_pki::pem::encode("CERTIFICATE REQUEST", &csr),
         )
-        .map_err(|e| RaError::Config(format!("cannot write {}: {e}", csr_out.display())))?;
+        .map_err(|e| InstallError::Config(format!("cannot write {}: {e}", csr_out.display())))?;
         audit::record(
             &mut tx,
             store.backend(),
@@ -212,7 +242,7 @@ pub async fn init(
         store.checkpoint(now as i64, audit_signer.as_ref()).await?;
         cfg.save(dir)?;
         std::fs::write(dir.join(config::PROFILES_FILE), profiles)
-            .map_err(|e| RaError::Config(format!("cannot write profiles: {e}")))?;
+            .map_err(|e| InstallError::Config(format!("cannot write profiles: {e}")))?;
         return Ok(InitOutput {
             admin_token: token,
             root_cert: root_cert.clone(),
@@ -229,7 +259,7 @@ pub async fn init(
         opts.root_days,
     )?;
     let root = IssuerKey::new(ROOT_ID, root_cert.clone(), root_signer, true)?;
-    certs::insert_issuer(
+    issuers::insert_issuer(
         &mut tx,
         &IssuerRow {
             id: ROOT_ID.into(),
@@ -261,7 +291,7 @@ pub async fn init(
             opts.issuing_days,
             &settings,
         )?;
-        certs::insert_issuer(
+        issuers::insert_issuer(
             &mut tx,
             &IssuerRow {
                 id: opts.issuing_id.clone(),
@@ -290,7 +320,7 @@ pub async fn init(
 
     cfg.save(dir)?;
     std::fs::write(dir.join(config::PROFILES_FILE), profiles)
-        .map_err(|e| RaError::Config(format!("cannot write profiles: {e}")))?;
+        .map_err(|e| InstallError::Config(format!("cannot write profiles: {e}")))?;
     Ok(InitOutput {
         admin_token: token,
         root_cert,
@@ -353,7 +383,7 @@ impl Installation {
         let store = cfg.connect(dir, database_url).await?;
         let rows = store.issuers().await?;
         if rows.iter().any(|r| r.id == id) {
-            return Err(RaError::Invalid(format!(
+            return Err(InstallError::Invalid(format!(
                 "a CA with id {id:?} already exists"
             )));
         }
@@ -361,8 +391,8 @@ impl Installation {
             .into_iter()
             .find(|r| r.is_root && root_id.is_none_or(|want| r.id == want))
             .ok_or_else(|| match root_id {
-                Some(want) => RaError::Invalid(format!("no root CA with id {want:?}")),
-                None => RaError::Config("no root CA in the database".into()),
+                Some(want) => InstallError::Invalid(format!("no root CA with id {want:?}")),
+                None => InstallError::Config("no root CA in the database".into()),
             })?;
         Ok(Self {
             cfg,
@@ -375,7 +405,7 @@ impl Installation {
     /// The root as a signing CA; fails where the root key is kept elsewhere.
     fn root_signing_key(&self, elsewhere: &str) -> Result<IssuerKey> {
         let signer = self.ks.signer(&self.root.key_label).map_err(|_| {
-            RaError::Config(format!(
+            InstallError::Config(format!(
                 "the root key is not in this key store: {elsewhere}"
             ))
         })?;
@@ -399,7 +429,7 @@ impl Installation {
         now: u64,
     ) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        certs::insert_issuer(
+        issuers::insert_issuer(
             &mut tx,
             &IssuerRow {
                 id: id.into(),
@@ -508,11 +538,11 @@ pub async fn import_issuer(
     )
     .map_err(hallmark_pki::PkiError::from)?;
     hallmark_pki::cert::verify_signed_by(cert, &root_spki).map_err(|_| {
-        RaError::Invalid("the certificate is not signed by this installation's root".into())
+        InstallError::Invalid("the certificate is not signed by this installation's root".into())
     })?;
     let label = ca_key_label(id);
     let signer = inst.ks.signer(&label).map_err(|_| {
-        RaError::Invalid(format!(
+        InstallError::Invalid(format!(
             "no key {label:?} in the key store: was the CSR made here?"
         ))
     })?;
@@ -556,7 +586,7 @@ pub async fn rekey_root(
     let new_by_old = hierarchy::cross_certificate(&old, &new_key, now, new.days, &settings)?;
     let old_by_new = hierarchy::cross_certificate(&new_key, &old, now, new.days, &settings)?;
     let mut tx = inst.store.begin().await?;
-    certs::insert_issuer(
+    issuers::insert_issuer(
         &mut tx,
         &IssuerRow {
             id: new.id.into(),
@@ -607,7 +637,7 @@ pub async fn rekey_root(
 fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        return Err(RaError::Invalid(
+        return Err(InstallError::Invalid(
             "a CA id uses 1 to 64 letters, digits and '-'".into(),
         ));
     }

@@ -9,19 +9,25 @@
 //! revocation waits for the partition lane and, separately, the full lane,
 //! so its partition CRL is never held up behind a long full CRL.
 
+mod lanes;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
 
+use hallmark_ca::{CaError, IssuerKey, Settings};
 use hallmark_pki::crl::{EntryWriter, Reason};
-use hallmark_store::StoreError;
-use hallmark_store::audit;
-use hallmark_store::certs::{self, FULL_CRL};
+use hallmark_store::crls::{self as stored, CrlDue, FULL_CRL};
+use hallmark_store::{Store, StoreError, audit};
 
-use crate::{Authority, RaError, Result, system_now};
+use crate::{Result, StatusError};
+use lanes::{Batch, Kind, Lanes};
 
 /// How long a revocation's CRLs are left to the process that made it
 /// before a server publishes them in its place.
-pub(crate) const CRL_DEBT_GRACE: i64 = 10;
+pub const CRL_DEBT_GRACE: i64 = 10;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CrlInfo {
@@ -34,94 +40,56 @@ pub struct CrlInfo {
     pub published: bool,
 }
 
-/// The two kinds of CRL made after revocations, each in a lane of its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// An issuer's partition (shard) CRLs; none for a root.
-    Partitions,
-    /// An issuer's full CRL.
-    Full,
-}
-
-/// One lane: CRLs owed after revocations, taken in numbered batches by
-/// whoever holds its lock.
-#[derive(Default)]
-pub(crate) struct Lane {
-    pub(crate) lock: tokio::sync::Mutex<()>,
-    pub(crate) due: Mutex<CrlsDue>,
-}
-
-#[derive(Default)]
-pub(crate) struct Lanes {
-    pub(crate) partitions: Lane,
-    pub(crate) full: Lane,
-}
-
-impl Lanes {
-    pub(crate) fn of(&self, kind: Kind) -> &Lane {
-        match kind {
-            Kind::Partitions => &self.partitions,
-            Kind::Full => &self.full,
-        }
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct CrlsDue {
-    /// (issuer, shard) not yet on a published CRL (shard is `FULL_CRL` in
-    /// the full lane).
-    pub(crate) pending: BTreeSet<(String, i64)>,
-    /// Batches taken so far.
-    taken: u64,
-    /// For each (issuer, shard), the latest batch that published it: what
-    /// was queued before that batch was taken is on the published CRL.
-    /// (Kept per CRL, so that one issuer whose CRLs keep failing does not
-    /// hold up the callers of the others.)
-    published: BTreeMap<(String, i64), u64>,
-    /// Revocations queued so far (for tests).
-    pub(crate) queued: u64,
-}
-
-impl Lane {
-    fn due(&self) -> Result<std::sync::MutexGuard<'_, CrlsDue>> {
-        self.due
-            .lock()
-            .map_err(|_| RaError::Invalid("the CRL queue lock is poisoned".into()))
-    }
-
-    /// Queues CRLs; returns the ticket (batch number) that will cover them.
-    fn queue(&self, issuer: &str, shard: i64) -> Result<u64> {
-        let mut due = self.due()?;
-        due.pending.insert((issuer.to_string(), shard));
-        due.queued += 1;
-        Ok(due.taken + 1)
-    }
-}
-
-/// A batch of CRLs being made: what it has not done goes back to the queue
-/// when it ends, also when the task making it is cancelled (a client that
-/// hung up) or panics, so that no revocation is left off the CRLs.
-pub(crate) struct Batch<'a> {
-    pub(crate) number: u64,
-    pub(crate) work: Option<BTreeSet<(String, i64)>>,
-    pub(crate) due: &'a Mutex<CrlsDue>,
-}
-
-impl Drop for Batch<'_> {
-    fn drop(&mut self) {
-        if let Some(work) = self.work.take().filter(|w| !w.is_empty())
-            && let Ok(mut due) = self.due.lock()
-        {
-            due.pending.extend(work);
-        }
-    }
-}
-
-fn log_failure(issuer: &str, e: &RaError) {
+fn log_failure(issuer: &str, e: &StatusError) {
     tracing::error!(error = %e, issuer, "CRL regeneration after a revocation failed (the revocation is stored and OCSP answers revoked); `serve` retries it within seconds; without a running server, run `hallmark crl generate`");
 }
 
-impl Authority {
+/// Makes, stores and publishes the CRLs of the CAs whose keys are here:
+/// after revocations (in the two lanes), on schedule, and the debts other
+/// processes left.
+pub struct CrlPublisher {
+    store: Store,
+    /// The CAs whose CRLs are signed here (their keys are in this key
+    /// store), by id.
+    issuers: BTreeMap<String, IssuerKey>,
+    settings: Settings,
+    /// CRLs owed after revocations, in two lanes.
+    lanes: Lanes,
+    /// The wall clock, read again after waiting for a lane.
+    clock: fn() -> u64,
+}
+
+impl CrlPublisher {
+    pub fn new(
+        store: Store,
+        issuers: impl IntoIterator<Item = IssuerKey>,
+        settings: Settings,
+        clock: fn() -> u64,
+    ) -> Self {
+        Self {
+            store,
+            issuers: issuers.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            settings,
+            lanes: Lanes::default(),
+            clock,
+        }
+    }
+
+    /// The CA `id`, if its CRLs are signed here (its key is here).
+    pub fn issuer(&self, id: &str) -> Result<&IssuerKey> {
+        self.issuers
+            .get(id)
+            .ok_or_else(|| CaError::UnknownIssuer(id.into()).into())
+    }
+
+    /// The partitions a live certificate of `id` can name at `now` (what a
+    /// CRL distribution point can ask for); None for a CA whose CRLs are
+    /// not signed here.
+    pub fn live_partitions(&self, id: &str, now: u64) -> Option<RangeInclusive<i64>> {
+        let ca = self.issuers.get(id)?;
+        Some(self.settings.shard_of(now)..=self.settings.shard_of(ca.not_after))
+    }
+
     /// Publishes the CRLs that list a revocation of `(issuer, shard)` just
     /// committed: returns once generations that started after the commit
     /// have published them, made here or by a concurrent caller (one
@@ -129,14 +97,14 @@ impl Authority {
     /// revocations does not queue one CRL signing each). `partitions_done`
     /// hears when the partition CRL is out (before the full CRL). On failure
     /// the CRLs stay due, here and in the database.
-    pub(crate) async fn publish_after_revocation(
+    pub async fn publish_after_revocation(
         &self,
         issuer: &str,
         shard: i64,
         now: u64,
         partitions_done: Option<tokio::sync::oneshot::Sender<bool>>,
     ) -> Result<()> {
-        let is_root = self.ca.issuer(Some(issuer)).is_ok_and(|i| i.is_root);
+        let is_root = self.issuer(issuer).is_ok_and(|i| i.is_root);
         let parts = (!is_root)
             .then(|| self.lanes.partitions.queue(issuer, shard))
             .transpose()?;
@@ -157,44 +125,48 @@ impl Authority {
         first.and(second).map(|_| ())
     }
 
-    /// Revokes as [`revoke`](Self::revoke) does, but waits at most `wait`
-    /// for the partition CRL listing the revocation (what the certificate's
-    /// CRL distribution point names); the full CRL, which takes seconds to
-    /// sign at a million entries, is published in the background. The
-    /// revocation is stored and OCSP answers revoked either way; the CRLs
-    /// owed are in the database, so a crash before they are out loses
-    /// nothing (the next server publishes them). The flag says whether the
-    /// partition CRL was out within `wait`.
-    pub async fn revoke_waiting_at_most(
+    /// Publishes the CRLs listing a revocation of `(issuer, shard)` just
+    /// committed, as [`publish_after_revocation`](Self::publish_after_revocation)
+    /// does, but waits at most `wait` for the partition CRL (what the
+    /// certificate's CRL distribution point names); the full CRL, which
+    /// takes seconds to sign at a million entries, is published in the
+    /// background. The CRLs owed are in the database, so a crash before
+    /// they are out loses nothing (the next server publishes them). Says
+    /// whether the partition CRL was out within `wait`.
+    pub async fn publish_waiting_at_most(
         self: &Arc<Self>,
-        serial_hex: &str,
-        reason: Reason,
-        actor: &str,
+        issuer: &str,
+        shard: i64,
         now: u64,
         wait: std::time::Duration,
-    ) -> Result<(certs::CertRow, bool)> {
-        let row = self.revoke_stored(serial_hex, reason, actor, now).await?;
-        let (auth, issuer, shard) = (self.clone(), row.issuer.clone(), row.shard);
+    ) -> bool {
+        let (crls, owner) = (self.clone(), issuer.to_string());
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            if let Err(e) = auth
-                .publish_after_revocation(&issuer, shard, now, Some(tx))
+            if let Err(e) = crls
+                .publish_after_revocation(&owner, shard, now, Some(tx))
                 .await
             {
-                log_failure(&issuer, &e);
+                log_failure(&owner, &e);
             }
         });
-        let published = match tokio::time::timeout(wait, rx).await {
+        match tokio::time::timeout(wait, rx).await {
             Ok(done) => done.unwrap_or(false),
             Err(_) => {
-                tracing::info!(issuer = %row.issuer, serial = %row.serial, "the CRL after a revocation is still being made; it is published in the background");
+                tracing::info!(
+                    issuer,
+                    shard,
+                    "the CRL after a revocation is still being made; it is published in the background"
+                );
                 false
             }
-        };
-        Ok((row, published))
+        }
     }
 
-    pub(crate) async fn publish_after_revocation_logged(
+    /// [`publish_after_revocation`](Self::publish_after_revocation), with a
+    /// failure logged (the revocation is stored; its CRLs stay due): says
+    /// whether they were published.
+    pub async fn publish_after_revocation_logged(
         &self,
         issuer: &str,
         shard: i64,
@@ -225,7 +197,7 @@ impl Authority {
             .await?;
         for d in left {
             // CRLs of a CA whose key is elsewhere are made there.
-            if self.ca.issuer(Some(&d.issuer)).is_ok() {
+            if self.issuers.contains_key(&d.issuer) {
                 let kind = if d.shard == FULL_CRL {
                     Kind::Full
                 } else {
@@ -243,19 +215,19 @@ impl Authority {
         Ok(parts? + full?)
     }
 
-    async fn clear_crls_due(&self, paid: &[certs::CrlDue]) -> Result<()> {
+    async fn clear_crls_due(&self, paid: &[CrlDue]) -> Result<()> {
         if paid.is_empty() {
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
-        certs::clear_crls_due(&mut tx, paid).await?;
+        stored::clear_crls_due(&mut tx, paid).await?;
         hallmark_store::commit(tx).await?;
         Ok(())
     }
 
     /// Debts of `issuer` in the database of one kind, read before any CRL
     /// number is taken: every CRL of that kind made after covers them.
-    async fn owed(&self, issuer: &str, kind: Kind) -> Result<Vec<certs::CrlDue>> {
+    async fn owed(&self, issuer: &str, kind: Kind) -> Result<Vec<CrlDue>> {
         let mut owed = self.store.crls_due(Some(issuer), None).await?;
         owed.retain(|d| (d.shard == FULL_CRL) == (kind == Kind::Full));
         Ok(owed)
@@ -279,7 +251,7 @@ impl Authority {
         }
         let _held = lane.lock.lock().await;
         // Read after the wait: the batch may hold revocations made since.
-        let now = now.max(system_now());
+        let now = now.max((self.clock)());
         let mut batch = {
             let mut due = lane.due()?;
             let done = ticket.is_some_and(|(t, (issuer, shard))| {
@@ -304,7 +276,7 @@ impl Authority {
         }
         let (mut made, mut failed, mut first_error) = (0, Vec::new(), None);
         for (issuer, shards) in by_issuer {
-            let Ok(ca) = self.ca.issuer(Some(issuer)) else {
+            let Ok(ca) = self.issuer(issuer) else {
                 // Its key is elsewhere (an offline root): its CRL is made
                 // there and imported.
                 tracing::warn!(issuer, "no CRL made here for a CA whose key is elsewhere");
@@ -380,11 +352,11 @@ impl Authority {
     ) -> Result<Vec<CrlInfo>> {
         let mut out = Vec::new();
         let ids: Vec<String> = match issuer {
-            Some(i) => vec![self.ca.issuer(Some(i))?.id.clone()],
-            None => self.ca.issuers().map(|i| i.id.clone()).collect(),
+            Some(i) => vec![self.issuer(i)?.id.clone()],
+            None => self.issuers.keys().cloned().collect(),
         };
         for id in ids {
-            let is_root = self.ca.issuer(Some(&id))?.is_root;
+            let is_root = self.issuer(&id)?.is_root;
             // Partitions first, each under the partition lane's lock (taken
             // for one at a time: a revocation's partition need not wait for
             // all of them).
@@ -399,11 +371,8 @@ impl Authority {
                             // each CDP URL answers even before anything is
                             // revoked.
                             let live = self.store.revoked_shards(&id, now as i64).await?;
-                            let first = self.ca.settings.shard_of(now);
-                            let last = self
-                                .ca
-                                .settings
-                                .shard_of(self.ca.issuer(Some(&id))?.not_after);
+                            let first = self.settings.shard_of(now);
+                            let last = self.settings.shard_of(self.issuer(&id)?.not_after);
                             shards.extend(first..=last.min(first + 64));
                             shards.extend(live);
                             shards.sort_unstable();
@@ -451,7 +420,7 @@ impl Authority {
         now: u64,
     ) -> Result<CrlInfo> {
         let started = std::time::Instant::now();
-        let issuer = self.ca.issuer(Some(issuer_id))?;
+        let issuer = self.issuer(issuer_id)?;
         // The number is taken before the entries are read, in its own short
         // transaction. A revocation committed after this read makes another
         // CRL, numbered after this one and listing it, and a CRL never
@@ -464,7 +433,7 @@ impl Authority {
         // a caller that read the clock after this one did.
         let mut tx = self.store.begin().await?;
         let (number, this_update) =
-            certs::next_crl_number(&mut tx, issuer_id, now as i64 * 1000, now as i64).await?;
+            stored::next_crl_number(&mut tx, issuer_id, now as i64 * 1000, now as i64).await?;
         hallmark_store::commit(tx).await?;
         // Which certificates have expired (and leave the CRL) is this
         // process's clock's to say.
@@ -490,11 +459,11 @@ impl Authority {
             )
             .await?;
         if let Some(b) = bad {
-            return Err(RaError::Store(StoreError::Corrupt(b)));
+            return Err(StatusError::Store(StoreError::Corrupt(b)));
         }
         let count = entries.len();
-        let next_update = now + self.ca.settings.crl_validity_secs;
-        let dp = (shard != FULL_CRL).then(|| self.ca.settings.shard_crl_url(issuer_id, shard));
+        let next_update = now + self.settings.crl_validity_secs;
+        let dp = (shard != FULL_CRL).then(|| self.settings.shard_crl_url(issuer_id, shard));
         let der = hallmark_ca::revocation::sign_crl(
             issuer,
             &entries,
@@ -505,7 +474,7 @@ impl Authority {
         )?;
         drop(entries);
         let mut tx = self.store.begin().await?;
-        if !certs::put_crl(
+        if !stored::put_crl(
             &mut tx,
             issuer_id,
             shard,
@@ -560,117 +529,9 @@ impl Authority {
         })
     }
 
-    /// Publishes a full CRL signed elsewhere: an offline root's, brought
-    /// over from the root machine (`crl generate --issuer root --full-only
-    /// --out FILE` there). It must be signed by the CA's key, carry a
-    /// cRLNumber above the one published, and not have expired.
-    pub async fn import_crl(
-        &self,
-        issuer_id: &str,
-        bytes: &[u8],
-        actor: &str,
-        now: u64,
-    ) -> Result<CrlInfo> {
-        let der = hallmark_pki::pem::decode("X509 CRL", bytes)?;
-        let issuer = self
-            .store
-            .issuers()
-            .await?
-            .into_iter()
-            .find(|i| i.id == issuer_id)
-            .ok_or_else(|| RaError::Invalid(format!("no CA named {issuer_id:?}")))?;
-        if self.ca.issuer(Some(issuer_id)).is_ok() {
-            return Err(RaError::Invalid(format!(
-                "{issuer_id:?} signs its CRLs here (its key is in this key store): \
-                 `hallmark crl generate --issuer {issuer_id}` makes them"
-            )));
-        }
-        let got = hallmark_pki::crl::check_received(&der, &issuer.cert, now)?;
-        if got.next_update.is_some_and(|n| n <= now) {
-            return Err(RaError::Invalid(format!(
-                "this CRL expired at {}; generate a fresh one on the root machine",
-                hallmark_pki::time::rfc3339(got.next_update.unwrap_or_default())
-            )));
-        }
-        let _held = self.lanes.full.lock.lock().await;
-        let mut tx = self.store.begin().await?;
-        if let Some(published) = certs::crl_number(&mut tx, issuer_id, FULL_CRL).await?
-            && published >= got.number as i64
-        {
-            return Err(RaError::Invalid(format!(
-                "CRL number {} is not newer than the one published ({published})",
-                got.number
-            )));
-        }
-        // CAs of this installation that the CRL revokes (an offline root
-        // revoked the issuing CA): recorded, so that they issue no more.
-        let mut cas_revoked = Vec::new();
-        for (row, parent, serial) in self.ca_certificates().await? {
-            let Some((_, at, reason)) = got
-                .revoked
-                .iter()
-                .find(|(s, _, _)| parent == issuer_id && hallmark_pki::hex(s) == serial)
-            else {
-                continue;
-            };
-            self.file_ca_certificate(&mut tx, &row, &parent, &serial)
-                .await?;
-            match certs::revoke(
-                &mut tx,
-                &parent,
-                &serial,
-                *at as i64,
-                *reason as i64,
-                now as i64,
-            )
-            .await
-            {
-                Ok(_) => cas_revoked.push(row.id.clone()),
-                Err(StoreError::Conflict(_)) => {} // revoked here already
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if !certs::put_crl(
-            &mut tx,
-            issuer_id,
-            FULL_CRL,
-            got.number as i64,
-            got.this_update as i64,
-            got.next_update.unwrap_or(got.this_update) as i64,
-            &der,
-        )
-        .await?
-        {
-            return Err(RaError::Invalid(format!(
-                "CRL number {} is not newer than the one published",
-                got.number
-            )));
-        }
-        // Revocations by this CA are on the CRL it made: nothing is owed.
-        certs::clear_all_crls_due(&mut tx, issuer_id).await?;
-        audit::record(
-            &mut tx,
-            self.store.backend(),
-            now as i64,
-            actor,
-            "crl.import",
-            serde_json::json!({"issuer": issuer_id, "number": got.number, "entries": got.revoked.len(),
-                "cas_revoked": cas_revoked, "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&der))})
-            .to_string(),
-        )
-        .await?;
-        hallmark_store::commit(tx).await?;
-        if !cas_revoked.is_empty() {
-            tracing::warn!(cas = ?cas_revoked, "the imported CRL revokes CAs of this installation; they issue no more");
-            self.refresh_revoked_cas().await?;
-        }
-        Ok(CrlInfo {
-            issuer: issuer_id.into(),
-            shard: FULL_CRL,
-            number: got.number as i64,
-            entries: got.revoked.len(),
-            bytes: der.len(),
-            published: true,
-        })
+    /// Holds the full-CRL lane, as publishing a full CRL made here holds it:
+    /// for publishing one signed elsewhere (an offline root's, imported).
+    pub async fn hold_full_lane(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lanes.full.lock.lock().await
     }
 }

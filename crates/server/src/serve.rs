@@ -1,0 +1,135 @@
+//! The serve loop: binds the listeners (HTTP; HTTPS and the admin API's
+//! mutual-TLS listener when asked for), publishes the CRLs, starts the CA
+//! service's background maintenance, and serves until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hallmark_authority::{Authority, AuthorityError, maintenance, system_now};
+use tokio::net::TcpListener;
+
+/// Where to listen; `None` leaves a TLS listener off.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub http: String,
+    pub https: Option<String>,
+    pub admin_https: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Refused before anything listens: the configuration does not allow
+    /// what was asked.
+    #[error("{0}")]
+    Refused(String),
+    /// An address that does not parse, or a port that cannot be bound.
+    #[error("{0}")]
+    Listen(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+}
+
+async fn bind(addr: &str, what: &str) -> Result<TcpListener, ServeError> {
+    let a: SocketAddr = addr
+        .parse()
+        .map_err(|e| ServeError::Listen(format!("{what}listen address {addr:?}: {e}")))?;
+    TcpListener::bind(a)
+        .await
+        .map_err(|e| ServeError::Listen(format!("cannot listen on {a}: {e}")))
+}
+
+/// Serves `auth` on `listen`; `announce` hears a line for each listener
+/// once it listens ("listening on http://…"). Returns after a shutdown
+/// signal, with the audit chain checkpointed.
+pub async fn serve(
+    auth: Arc<Authority>,
+    listen: Listen,
+    announce: impl Fn(&str),
+) -> Result<(), ServeError> {
+    // Refused before anything listens.
+    if listen.admin_https.is_some() && auth.server_config().admin_client_certs.is_empty() {
+        return Err(ServeError::Refused(
+            "an admin HTTPS listener needs an allowed client certificate first: `hallmark admin-cert add --cert FILE`"
+                .into(),
+        ));
+    }
+    let listener = bind(&listen.http, "").await?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Listen(e.to_string()))?;
+    // CRLs exist from the first request on.
+    auth.crls()
+        .generate_crls(None, None, system_now())
+        .await
+        .map_err(AuthorityError::from)?;
+    maintenance::spawn(auth.clone());
+    tracing::info!(%local, "serving");
+    announce(&format!("listening on http://{local}"));
+    let app = crate::router(auth.clone());
+    if listen.https.is_some() || listen.admin_https.is_some() {
+        let (chain, signer) = auth.tls_identity(system_now()).await?;
+        if let Some(addr) = &listen.https {
+            let cfg = crate::tls::server_config(chain.clone(), signer.clone(), None)
+                .map_err(ServeError::Tls)?;
+            let l = bind(addr, "HTTPS ").await?;
+            let at = l
+                .local_addr()
+                .map_err(|e| ServeError::Listen(e.to_string()))?;
+            announce(&format!("listening on https://{at}"));
+            tokio::spawn(crate::tls::serve_https(l, app.clone(), cfg));
+        }
+        if let Some(addr) = &listen.admin_https {
+            // Clients must present a certificate chaining to one of this
+            // installation's CAs that is not revoked; the API then checks
+            // the fingerprint, expiry and revocation at each request.
+            let anchors: Vec<Vec<u8>> = auth
+                .ca_records()
+                .await?
+                .into_iter()
+                .filter(|i| !auth.is_revoked_ca(&i.id))
+                .map(|i| i.cert)
+                .collect();
+            let cfg = crate::tls::server_config(chain, signer, Some(&anchors))
+                .map_err(ServeError::Tls)?;
+            let l = bind(addr, "admin HTTPS ").await?;
+            let at = l
+                .local_addr()
+                .map_err(|e| ServeError::Listen(e.to_string()))?;
+            announce(&format!(
+                "listening on https://{at} (admin API, mutual TLS)"
+            ));
+            tokio::spawn(crate::tls::serve_https(l, app.clone(), cfg));
+        }
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| ServeError::Listen(e.to_string()))?;
+    auth.checkpoint(system_now()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
