@@ -8,11 +8,10 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn quickstart_serves_a_demo_ca() {
-    let dir = std::env::temp_dir().join(format!("hallmark-quickstart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = hallmark_testkit::temp::TempDir::new("quickstart");
+    let dir = tmp.path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hallmark"))
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(["quickstart", "--listen", "127.0.0.1:0"])
         .env_remove("HALLMARK_PASSPHRASE")
         .env_remove("HALLMARK_DATA_DIR")
@@ -75,5 +74,4 @@ fn quickstart_serves_a_demo_ca() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,7 @@
 //! Test harness: a Hallmark data directory on SQLite or PostgreSQL, the real
-//! `hallmark` binary, a server on port 0, and the outside judges (openssl,
-//! pkilint).
+//! `hallmark` binary, a server on port 0, and the questions the tests put
+//! to OpenSSL about what it serves. What is not about Hallmark (throwaway
+//! databases and tokens, the judges, waiting) comes from `hallmark-testkit`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -8,7 +9,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use hallmark_testkit::SoftHsmToken;
+pub use hallmark_testkit::judges::{openssl, openssl_ok, openssl_text, pkilint_clean};
+use hallmark_testkit::postgres::TempDatabase;
+pub use hallmark_testkit::postgres::server_url as postgres_base;
+use hallmark_testkit::temp::unique_tag;
+pub use hallmark_testkit::wait::eventually;
 
 pub const PASSPHRASE: &str = "integration test passphrase";
 
@@ -18,40 +25,12 @@ pub enum Backend {
     Postgres,
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 pub struct Hm {
     pub dir: PathBuf,
     pub db_url: Option<String>,
-    pg_db: Option<String>,
+    /// The PostgreSQL database of its own (dropped after the directory).
+    pg: Option<TempDatabase>,
     pub token: String,
-}
-
-/// The PostgreSQL server for tests, or None when the suite runs on SQLite
-/// alone. CI sets both variables, so a missing URL fails there.
-pub fn postgres_base() -> Option<String> {
-    match std::env::var("HALLMARK_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            if std::env::var("HALLMARK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("HALLMARK_REQUIRE_POSTGRES=1 but HALLMARK_TEST_DATABASE_URL is not set");
-            }
-            None
-        }
-    }
-}
-
-fn psql(base: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(base)
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .output()
-        .expect("psql is needed for PostgreSQL tests");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Hm {
@@ -61,23 +40,16 @@ impl Hm {
     }
 
     pub fn with_args(backend: Backend, extra: &[&str]) -> Option<Hm> {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("{}_{}_{}", std::process::id(), n, nanos());
+        let tag = unique_tag();
         let dir = std::env::temp_dir().join(format!("hallmark-test-{tag}"));
-        let (db_url, pg_db) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let base = postgres_base()?;
-                let db = format!("hm_test_{tag}");
-                psql(&base, &format!("CREATE DATABASE {db}"));
-                let (prefix, _) = base.rsplit_once('/').unwrap();
-                (Some(format!("{prefix}/{db}")), Some(db))
-            }
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TempDatabase::create(&tag)?),
         };
         let mut hm = Hm {
             dir,
-            db_url,
-            pg_db,
+            db_url: pg.as_ref().map(|d| d.url.clone()),
+            pg,
             token: String::new(),
         };
         let mut args = vec![
@@ -335,24 +307,8 @@ impl Hm {
 impl Drop for Hm {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        if let (Some(db), Some(base)) = (&self.pg_db, postgres_base()) {
-            let _ = Command::new("psql")
-                .arg(&base)
-                .args([
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-                ])
-                .output();
-        }
+        // Then `pg` drops its database.
     }
-}
-
-fn nanos() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
 }
 
 pub struct Server {
@@ -440,60 +396,6 @@ impl Drop for Server {
     }
 }
 
-pub fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl CLI is needed")
-}
-
-/// OpenSSL's output and errors, whether or not it succeeded.
-pub fn openssl_text(args: &[&str]) -> String {
-    let o = openssl(args);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn openssl_ok(args: &[&str]) -> String {
-    let o = openssl(args);
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs a pkilint linter and asserts it reports nothing at WARNING or above.
-pub fn pkilint_clean(tool: &str, args: &[&str], file: &Path) {
-    let o = Command::new(tool)
-        .arg("lint")
-        .args(["-s", "WARNING"])
-        .args(args)
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{tool} not found ({e}): install pkilint (scripts/test.sh does)")
-        });
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && out.trim().is_empty(),
-        "{tool} {} reports:\n{out}{}",
-        file.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-pub use hallmark_testkit::SoftHsmToken;
-
 /// The serial `cert issue` reports on stderr ("issued serial S by ISSUER").
 pub fn issued_serial(stderr: &str) -> String {
     stderr
@@ -502,4 +404,55 @@ pub fn issued_serial(stderr: &str) -> String {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no serial in {stderr}"))
         .to_string()
+}
+
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits until the CRL served at `path` lists `serial` (hex): the API
+/// answers a revocation once the certificate's partition CRL is out, and
+/// the full CRL follows (its bytes are searched for the serial's; the
+/// callers then judge the CRL with OpenSSL).
+pub fn wait_for_crl_listing(srv: &Server, path: &str, serial: &str) {
+    let bytes = hallmark_pki::unhex(serial).unwrap();
+    eventually(&format!("{path} to list {serial}"), || {
+        let (st, der) = srv.get(path);
+        st == 200 && der.windows(bytes.len()).any(|w| w == bytes)
+    });
+}
+
+pub fn verify_chain(hm: &Hm, leaf: &str) -> String {
+    openssl_text(&[
+        "verify",
+        "-CAfile",
+        &hm.p("root.pem"),
+        "-untrusted",
+        &hm.p("issuing.pem"),
+        leaf,
+    ])
+}
+
+/// Asks the server's responder with `openssl ocsp` about `what` (`-cert
+/// FILE` or `-serial 0x…`) of the CA whose certificate is `issuer` (a file
+/// of the test directory), checking the answer against the root; OpenSSL's
+/// output and errors.
+pub fn ocsp_ask(hm: &Hm, srv: &Server, issuer: &str, what: &[&str], extra: &[&str]) -> String {
+    let (issuer, root, url) = (hm.p(issuer), hm.p("root.pem"), srv.url("/ocsp"));
+    let mut args = vec!["ocsp", "-issuer", &issuer, "-CAfile", &root, "-url", &url];
+    args.extend_from_slice(what);
+    args.extend_from_slice(extra);
+    openssl_text(&args)
+}
+
+/// The responder certificate embedded in an OCSP response, as PEM.
+pub fn responder_cert(resp: &str) -> String {
+    let o = openssl_ok(&["ocsp", "-respin", resp, "-resp_text", "-noverify"]);
+    let start = o.find("-----BEGIN CERTIFICATE-----").unwrap();
+    let end = o.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    format!("{}\n", &o[start..end])
 }

@@ -3,7 +3,13 @@
 
 use super::*;
 
-pub fn https_with_own_certificate(b: Backend) {
+on_both!(
+    https_with_own_certificate,
+    admin_api_over_mutual_tls,
+    admin_token_rotation,
+);
+
+fn https_with_own_certificate(b: Backend) {
     let hm = setup!(b);
     let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
     hm.fetch_ca_files(&srv);
@@ -48,7 +54,7 @@ pub fn https_with_own_certificate(b: Backend) {
 /// instead of the token: allowed ones work (and are named in the audit log),
 /// others and revoked ones get 401, clients without one are not served
 /// there; the public HTTPS listener asks for no certificate.
-pub fn admin_api_over_mutual_tls(b: Backend) {
+fn admin_api_over_mutual_tls(b: Backend) {
     let hm = setup!(b);
     let person = |name: &str, cn: &str| {
         let (p12, pin, serial) = hm.issue_p12(name, "personal", &format!("CN={cn},C=HK"));
@@ -233,7 +239,7 @@ pub fn admin_api_over_mutual_tls(b: Backend) {
 /// `admin-token rotate` prints a new token once; a running server accepts
 /// it and refuses the old one within its poll, and the rotation is audited
 /// without the token.
-pub fn admin_token_rotation(b: Backend) {
+fn admin_token_rotation(b: Backend) {
     let hm = setup!(b);
     let srv = hm.serve();
     let list = |token: &str| {

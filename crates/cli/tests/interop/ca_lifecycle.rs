@@ -4,7 +4,14 @@
 
 use super::*;
 
-pub fn offline_root_signs_issuing_ca(b: Backend) {
+on_both!(
+    offline_root_signs_issuing_ca,
+    issuing_ca_rollover,
+    root_rekey_with_cross_certificates,
+    issuing_ca_revocation,
+);
+
+fn offline_root_signs_issuing_ca(b: Backend) {
     // The offline root machine.
     let Some(root) = Hm::with_args(b, &["--root-only"]) else {
         return;
@@ -171,7 +178,7 @@ pub fn offline_root_signs_issuing_ca(b: Backend) {
     );
 }
 
-pub fn issuing_ca_rollover(b: Backend) {
+fn issuing_ca_rollover(b: Backend) {
     let hm = setup!(b);
     let (old_serial, old_leaf) = hm.issue("old", "personal", "CN=Before Rollover,C=HK", &[]);
     hm.ok(&[
@@ -258,7 +265,7 @@ pub fn issuing_ca_rollover(b: Backend) {
     assert_eq!(audit.trim(), "1");
 }
 
-pub fn root_rekey_with_cross_certificates(b: Backend) {
+fn root_rekey_with_cross_certificates(b: Backend) {
     let hm = setup!(b);
     let (_, old_leaf) = hm.issue("old", "personal", "CN=Under Old Root,C=HK", &[]);
     let out = hm.p("rekey");
@@ -385,7 +392,7 @@ pub fn root_rekey_with_cross_certificates(b: Backend) {
 /// An issuing CA revoked (say its key was compromised): it goes on the
 /// root's CRL, so OpenSSL refuses its certificates with -crl_check_all, and
 /// it issues nothing more, also through a server that was already running.
-pub fn issuing_ca_revocation(b: Backend) {
+fn issuing_ca_revocation(b: Backend) {
     let hm = setup!(b);
     let (_, leaf) = hm.issue("a", "personal", "CN=Under A Doomed CA,C=HK", &[]);
     let srv = hm.serve();

@@ -4,7 +4,13 @@
 
 use super::*;
 
-pub fn ocsp_and_crl_after_revocation(b: Backend) {
+on_both!(
+    ocsp_and_crl_after_revocation,
+    revocation_is_final,
+    crls_owed_by_a_stopped_process,
+);
+
+fn ocsp_and_crl_after_revocation(b: Backend) {
     let hm = setup!(b);
     let (_, good) = hm.issue("a", "personal", "CN=Good Holder,C=HK", &[]);
     let (bad_serial, bad) = hm.issue("b", "personal", "CN=Lost Card,C=HK", &[]);
@@ -223,7 +229,7 @@ pub fn ocsp_and_crl_after_revocation(b: Backend) {
     assert!(o.contains("verify OK"), "{o}");
 }
 
-pub fn revocation_is_final(b: Backend) {
+fn revocation_is_final(b: Backend) {
     let hm = setup!(b);
     let (serial, _) = hm.issue("a", "personal", "CN=Final,C=HK", &[]);
     let e = hm.fails(&["cert", "revoke", &serial, "--reason", "certificateHold"]);
@@ -263,7 +269,7 @@ pub fn revocation_is_final(b: Backend) {
 /// and the full CRL's, written straight into the database, as a CLI
 /// command that crashed after its commit leaves them) is put on the CRLs
 /// by the running server, and the debts are paid.
-pub fn crls_owed_by_a_stopped_process(b: Backend) {
+fn crls_owed_by_a_stopped_process(b: Backend) {
     let hm = setup!(b);
     let (serial, cert) = hm.issue("lost", "personal", "CN=Lost Card,C=HK", &[]);
     let srv = hm.serve();
