@@ -1,5 +1,11 @@
 //! A minimal DER writer for structures Hallmark assembles from parts
 //! (OCSP responses, PKCS#12, CRL bodies). Parsing always goes through `der`.
+//!
+//! Why not `der`'s encoder for these too: the hot paths (a pre-signed OCSP
+//! response, a CRL of a million entries) append to one buffer from bytes
+//! already encoded, where building `der` types first would copy each entry
+//! twice. Everything written here is read back by `der` or by OpenSSL in
+//! the tests.
 
 use const_oid::ObjectIdentifier;
 
