@@ -177,14 +177,9 @@ impl Hm {
         }
     }
 
-    /// Issues from a fresh openssl-made P-256 CSR; returns (serial, PEM path).
-    pub fn issue(
-        &self,
-        name: &str,
-        profile: &str,
-        subject: &str,
-        extra: &[&str],
-    ) -> (String, String) {
+    /// Makes `{name}.key` (P-256) and `{name}.csr` for `subj` with OpenSSL;
+    /// returns the CSR's path.
+    pub fn p256_csr(&self, name: &str, subj: &str) -> String {
         let key = self.p(&format!("{name}.key"));
         let csr = self.p(&format!("{name}.csr"));
         openssl_ok(&[
@@ -196,16 +191,19 @@ impl Hm {
             "-out",
             &key,
         ]);
-        openssl_ok(&[
-            "req",
-            "-new",
-            "-key",
-            &key,
-            "-subj",
-            "/CN=from-the-csr",
-            "-out",
-            &csr,
-        ]);
+        openssl_ok(&["req", "-new", "-key", &key, "-subj", subj, "-out", &csr]);
+        csr
+    }
+
+    /// Issues from a fresh openssl-made P-256 CSR; returns (serial, PEM path).
+    pub fn issue(
+        &self,
+        name: &str,
+        profile: &str,
+        subject: &str,
+        extra: &[&str],
+    ) -> (String, String) {
+        let csr = self.p256_csr(name, "/CN=from-the-csr");
         let out = self.p(&format!("{name}.pem"));
         let mut args = vec![
             "cert",
@@ -455,4 +453,19 @@ pub fn responder_cert(resp: &str) -> String {
     let start = o.find("-----BEGIN CERTIFICATE-----").unwrap();
     let end = o.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
     format!("{}\n", &o[start..end])
+}
+
+/// `openssl verify` of `leaf` against root.pem with the CA certificate
+/// file `ca` untrusted and the given CRL files, checking the leaf's CRL
+/// (`-crl_check`) or, with `all`, every CRL of the chain; OpenSSL's output
+/// and errors.
+pub fn verify_with_crls(hm: &Hm, ca: &str, crls: &[&str], leaf: &str, all: bool) -> String {
+    let (root, ca) = (hm.p("root.pem"), hm.p(ca));
+    let check = if all { "-crl_check_all" } else { "-crl_check" };
+    let mut args = vec!["verify", check, "-CAfile", &root, "-untrusted", &ca];
+    for c in crls {
+        args.extend(["-CRLfile", c]);
+    }
+    args.push(leaf);
+    openssl_text(&args)
 }

@@ -6,6 +6,17 @@ use super::*;
 
 on_both!(rsa_hierarchy, rsa_pss_hierarchy, rsa_pss_on_a_pkcs11_token);
 
+/// `init` arguments for an RSA-3072 root and an RSA-2048 issuing CA that
+/// sign with RSASSA-PSS.
+const RSA_PSS: [&str; 6] = [
+    "--root-key",
+    "rsa3072",
+    "--issuing-key",
+    "rsa2048",
+    "--rsa-padding",
+    "pss",
+];
+
 fn rsa_hierarchy(b: Backend) {
     let Some(hm) = Hm::with_args(b, &["--root-key", "rsa3072", "--issuing-key", "rsa2048"]) else {
         return;
@@ -16,17 +27,7 @@ fn rsa_hierarchy(b: Backend) {
 /// RSA CA keys signing with RSASSA-PSS: certificates, OCSP responses and
 /// CRLs carry the CA/Browser Forum's PSS parameters and verify in OpenSSL.
 fn rsa_pss_hierarchy(b: Backend) {
-    let Some(hm) = Hm::with_args(
-        b,
-        &[
-            "--root-key",
-            "rsa3072",
-            "--issuing-key",
-            "rsa2048",
-            "--rsa-padding",
-            "pss",
-        ],
-    ) else {
+    let Some(hm) = Hm::with_args(b, &RSA_PSS) else {
         return;
     };
     rsa_judged(&hm, "rsassaPss");
@@ -40,17 +41,7 @@ fn rsa_pss_on_a_pkcs11_token(b: Backend) {
     }
     let token = SoftHsmToken::new(&format!("hm-pss-{}-{:?}", std::process::id(), b));
     let mut args = token.init_args();
-    args.extend(
-        [
-            "--root-key",
-            "rsa3072",
-            "--issuing-key",
-            "rsa2048",
-            "--rsa-padding",
-            "pss",
-        ]
-        .map(String::from),
-    );
+    args.extend(RSA_PSS.map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let hm = Hm::with_args(b, &args).unwrap();
     let keys = hm.ok(&["keys", "list"]);

@@ -10,26 +10,7 @@ fn api_issue_and_problems(b: Backend) {
     let hm = setup!(b);
     let srv = hm.serve();
     let auth = format!("Bearer {}", hm.token);
-    openssl_ok(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &hm.p("k.pem"),
-    ]);
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-key",
-        &hm.p("k.pem"),
-        "-subj",
-        "/CN=ignored",
-        "-out",
-        &hm.p("r.csr"),
-    ]);
-    let csr = std::fs::read_to_string(hm.path("r.csr")).unwrap();
+    let csr = std::fs::read_to_string(hm.p256_csr("r", "/CN=ignored")).unwrap();
     let body = serde_json::json!({"profile": "server", "subject": "CN=api.example.hk", "csr": csr, "dns_names": ["api.example.hk"]});
     let post = |path: &str, body: &[u8], auth: &str| {
         srv.request(

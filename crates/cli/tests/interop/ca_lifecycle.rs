@@ -248,17 +248,7 @@ fn issuing_ca_rollover(b: Backend) {
             "-out",
             &hm.p(&format!("{id}.crl")),
         ]);
-        let text = openssl_text(&[
-            "verify",
-            "-crl_check",
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-untrusted",
-            &hm.p(ca),
-            "-CRLfile",
-            &hm.p(&format!("{id}.crl")),
-            leaf,
-        ]);
+        let text = verify_with_crls(&hm, ca, &[&hm.p(&format!("{id}.crl"))], leaf, false);
         assert!(text.contains(expect), "{id}: {text}");
     }
     let audit = hm.sql_ok("SELECT COUNT(*) FROM audit_log WHERE action = 'ca.rollover'");
@@ -425,19 +415,7 @@ fn issuing_ca_revocation(b: Backend) {
         listed.contains(serial) && listed.contains("Key Compromise"),
         "{serial}\n{listed}"
     );
-    let checked = openssl_text(&[
-        "verify",
-        "-crl_check_all",
-        "-CAfile",
-        &hm.p("root.pem"),
-        "-untrusted",
-        &hm.p("issuing.pem"),
-        "-CRLfile",
-        &root_crl,
-        "-CRLfile",
-        &issuing_crl,
-        &leaf,
-    ]);
+    let checked = verify_with_crls(&hm, "issuing.pem", &[&root_crl, &issuing_crl], &leaf, true);
     assert!(checked.contains("certificate revoked"), "{checked}");
     pkilint_clean("lint_crl", &["-t", "ARL", "-p", "PKIX"], root_crl.as_ref());
 

@@ -192,20 +192,7 @@ fn ocsp_and_crl_after_revocation(b: Backend) {
     );
 
     let check = |cert: &str, crls: &[&str], all: bool| {
-        let root = hm.p("root.pem");
-        let untrusted = hm.p("issuing.pem");
-        let mut args = vec![
-            "verify",
-            if all { "-crl_check_all" } else { "-crl_check" },
-            "-CAfile",
-            &root,
-        ];
-        args.extend(["-untrusted", &untrusted]);
-        for c in crls {
-            args.extend(["-CRLfile", c]);
-        }
-        args.push(cert);
-        openssl_text(&args)
+        verify_with_crls(&hm, "issuing.pem", crls, cert, all)
     };
     assert!(check(&good, &[&full], false).contains(": OK"));
     assert!(check(&bad, &[&full], false).contains("certificate revoked"));
@@ -302,17 +289,7 @@ fn crls_owed_by_a_stopped_process(b: Backend) {
         let (st, der) = srv.get(path);
         assert_eq!(st, 200);
         let crl = hm.crl_pem(&der, "owed");
-        openssl_text(&[
-            "verify",
-            "-crl_check",
-            "-CAfile",
-            &hm.p("root.pem"),
-            "-untrusted",
-            &hm.p("issuing.pem"),
-            "-CRLfile",
-            &crl,
-            &cert,
-        ])
+        verify_with_crls(&hm, "issuing.pem", &[&crl], &cert, false)
     };
     for path in [partition.as_str(), "/crl/issuing.crl"] {
         eventually(&format!("the owed CRL {path}"), || {
