@@ -3,7 +3,7 @@
 # entries, on Hallmark's own schema, driven by pgbench (a C client: no
 # Hallmark, no HTTP, no signatures in the loop). It bounds what any issuance
 # path on this machine can reach when PostgreSQL shares its cores
-# (see BENCHMARKS.md, "PostgreSQL's own floor").
+# (see docs/benchmarks-history.md, "PostgreSQL's own floor").
 #
 # Cases, each with CLIENTS connections (8, as the issuance benchmark):
 #   one      one certificate per transaction: the finished row and its audit

@@ -2,7 +2,8 @@
 //! key bytes. The embedded default is a software key store: one file in which
 //! every private key is sealed with AES-256-GCM under a key derived with
 //! Argon2id from the operator's passphrase. Private keys never touch the disk
-//! unencrypted. A PKCS#11 backend will hand out signers the same way.
+//! unencrypted. The PKCS#11 backend ([`pkcs11`]) hands out signers the same
+//! way, for keys that never leave the token.
 
 use std::collections::BTreeMap;
 use std::fmt;
