@@ -280,8 +280,10 @@ pub fn open(text: &str, pass: &Passphrase) -> Result<(String, Share)> {
         t: num(t)?,
         p: num(p)?,
     };
-    // Refuse parameters that would make opening a share trivially cheap or
-    // exhaust memory (the file may come from anywhere).
+    // Refuse parameters that would exhaust memory or time (the file may
+    // come from anywhere). Lowered parameters gain an attacker nothing: the
+    // share was sealed under the custodian's own, so others derive a key
+    // that does not open it.
     if kdf.m_kib > 1024 * 1024 || kdf.t > 64 || kdf.p > 8 {
         return Err(bad("KDF parameters out of range"));
     }
