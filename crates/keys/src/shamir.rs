@@ -11,8 +11,8 @@
 //! already hold; `vsss-rs` 6 works in this same field (0x11b) without
 //! tables, and our tests check both ways against it (its shares are `[x,
 //! y…]`, the secret at x = 0, as ours), but as a runtime dependency it
-//! brings a second `rand_core`, `ff` and `generic-array` for what is one
-//! function. The multiplication below runs eight fixed rounds with masks
+//! brings `ff`, `generic-array` 1 and its own API over `rand_core` for
+//! what is one function. The multiplication below runs eight fixed rounds with masks
 //! instead of branches, so its time does not depend on the bytes it
 //! multiplies.
 

@@ -27,8 +27,8 @@ pub enum Backend {
 
 pub struct Hm {
     pub dir: PathBuf,
-    pub db_url: Option<String>,
-    /// The PostgreSQL database of its own (dropped after the directory).
+    /// The PostgreSQL database of its own (dropped after the directory);
+    /// None on SQLite.
     pg: Option<TempDatabase>,
     pub token: String,
 }
@@ -48,7 +48,6 @@ impl Hm {
         };
         let mut hm = Hm {
             dir,
-            db_url: pg.as_ref().map(|d| d.url.clone()),
             pg,
             token: String::new(),
         };
@@ -74,6 +73,11 @@ impl Hm {
         Some(hm)
     }
 
+    /// The URL of its PostgreSQL database; None on SQLite.
+    pub fn db_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|d| d.url.as_str())
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hallmark"));
         c.env("HALLMARK_DATA_DIR", &self.dir)
@@ -83,7 +87,7 @@ impl Hm {
             .env_remove("HALLMARK_PASSPHRASE_FILE")
             .env_remove("HALLMARK_DATABASE_URL")
             .stdin(Stdio::null());
-        if let Some(u) = &self.db_url {
+        if let Some(u) = self.db_url() {
             c.env("HALLMARK_DATABASE_URL", u);
         }
         c
@@ -277,7 +281,7 @@ impl Hm {
 
     /// Rows of an SQL query run directly against the backing database.
     pub fn sql(&self, sql: &str) -> Output {
-        match &self.db_url {
+        match self.db_url() {
             Some(u) => Command::new("psql").arg(u).args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]).output().unwrap(),
             None => Command::new("python3")
                 .args([

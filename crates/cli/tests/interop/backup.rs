@@ -82,7 +82,7 @@ fn backup_and_restore(b: Backend) {
             .output()
             .unwrap()
     };
-    let (o, expect) = match &hm.db_url {
+    let (o, expect) = match hm.db_url() {
         Some(url) => {
             let (prefix, db) = url.rsplit_once('/').unwrap();
             let empty = format!("{db}_empty");
