@@ -22,6 +22,7 @@
 //! time as an argument.
 
 mod admin;
+mod datakeys;
 mod hierarchy;
 pub mod ledger;
 pub mod maintenance;
@@ -34,7 +35,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use hallmark_ca::{Ca, CaError, IssueRequest, Issued, IssuerKey, Settings};
+use hallmark_ca::{Ca, CaError, IssuerKey, Settings};
 use hallmark_crypto::Signer;
 use hallmark_install::config::{Config, ServerConfig};
 use hallmark_install::{InstallError, ceremony};
@@ -48,6 +49,9 @@ use hallmark_store::issuers::IssuerRow;
 use hallmark_store::{Backend, Store, StoreError};
 
 pub use admin::AdminAccess;
+pub use datakeys::DataKey;
+/// The request and result types of [`Authority::issue`], for its callers.
+pub use hallmark_ca::{IssueRequest, Issued, KeySource, one_time_pin};
 pub use hallmark_status::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 pub use revocation::normalise_serial;
@@ -354,6 +358,13 @@ impl Authority {
 /// Reads: what front ends show and check, without reaching into the store.
 impl Authority {
     /// The data directory.
+    /// The store, for the capabilities' own tables (the registration
+    /// authority's applications, the eID's people); certificates and
+    /// revocations change only through this service.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.dir
     }
@@ -369,6 +380,11 @@ impl Authority {
     }
 
     /// The server section of the configuration (listeners, base URL).
+    /// The registration authority's settings from `hallmark.toml`.
+    pub fn ra_config(&self) -> &hallmark_install::config::RaConfig {
+        &self.config.ra
+    }
+
     pub fn server_config(&self) -> &ServerConfig {
         &self.config.server
     }

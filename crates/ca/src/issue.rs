@@ -18,6 +18,9 @@ pub enum KeySource {
     /// Central key generation: the key is made here and delivered once in a
     /// PKCS#12 file protected by a one-time PIN.
     Generate(KeyAlgorithm),
+    /// Central key generation delivered under a PIN the caller chose (the
+    /// registration authority's PIN mailer), instead of a fresh one.
+    GenerateUnderPin(KeyAlgorithm, Zeroizing<String>),
     /// A key held in Hallmark's own custody (e.g. its TLS server key): the
     /// SubjectPublicKeyInfo, checked but without a proof of possession.
     Custody(Vec<u8>),
@@ -85,7 +88,7 @@ impl<L: Ledger> Ca<L> {
                 let k = hallmark_crypto::classify_spki(spki)?;
                 (spki.clone(), k.algorithm, None)
             }
-            KeySource::Generate(alg) => {
+            KeySource::Generate(alg) | KeySource::GenerateUnderPin(alg, _) => {
                 if !profile.central_keygen {
                     return Err(CaError::BadRequest(format!(
                         "profile {:?} does not allow central key generation",
@@ -226,7 +229,10 @@ impl<L: Ledger> Ca<L> {
                         .map_err(CaError::Ledger)?,
                 );
             }
-            let pin = one_time_pin()?;
+            let pin = match &req.key {
+                KeySource::GenerateUnderPin(_, pin) => pin.clone(),
+                _ => one_time_pin()?,
+            };
             let chain: Vec<&[u8]> = vec![&cert_der, &issuer.cert_der];
             let p12 = pkcs12::build(pkcs8, &chain, &req.subject, &pin)?;
             pkcs12_out = Some((p12, pin));

@@ -38,6 +38,7 @@ mod init;
 mod keys;
 mod operator;
 mod passphrase;
+mod ra;
 mod serve;
 mod unlock;
 
@@ -123,6 +124,12 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into --data-dir (which must be new).
     Restore(backup::RestoreArgs),
+    /// The built-in population registry of the registration authority.
+    #[command(subcommand)]
+    Registry(ra::RegistryCmd),
+    /// Registration staff accounts.
+    #[command(subcommand)]
+    Staff(ra::StaffCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -144,6 +151,8 @@ async fn run(cli: Cli) -> Res {
         Command::Keys(c) => keys::run(&g, c).await,
         Command::Backup(a) => backup::backup(&g, a).await,
         Command::Restore(a) => backup::restore(&g, a).await,
+        Command::Registry(c) => ra::registry(&g, c).await,
+        Command::Staff(c) => ra::staff(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

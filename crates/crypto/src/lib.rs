@@ -523,6 +523,24 @@ pub fn sha384(data: &[u8]) -> [u8; 48] {
     out
 }
 
+/// HMAC-SHA-256 (RFC 2104): keyed hashes of identifiers kept for lookup,
+/// one-time PINs kept only as a MAC.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::hmac::sign(&k, data).as_ref());
+    out
+}
+
+/// HMAC-SHA-1, for TOTP (RFC 6238 §1.2 names it the default and every
+/// authenticator app computes it); not for anything else.
+pub fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(aws_lc_rs::hmac::sign(&k, data).as_ref());
+    out
+}
+
 /// Incremental SHA-256.
 pub struct Sha256(aws_lc_rs::digest::Context);
 
@@ -597,6 +615,24 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, CryptoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn hmacs_match_the_rfc_vectors() {
+        // RFC 4231 test case 2 and RFC 2202 test case 2.
+        let (k, d) = (b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex(&hmac_sha256(k, d)),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac_sha1(k, d)),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+    }
 
     #[test]
     fn rsa_pss_signs_and_verifies_only_with_its_parameters() {

@@ -167,6 +167,7 @@ pub async fn init(
             ocsp_signer_days: 30,
         },
         keys: opts.keys.clone(),
+        ra: config::RaConfig::default(),
     };
     cfg.validate()?;
     let settings = cfg.ca_settings();

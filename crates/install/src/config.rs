@@ -20,6 +20,35 @@ pub struct Config {
     pub ca: CaConfig,
     #[serde(default)]
     pub keys: KeysConfig,
+    #[serde(default, skip_serializing_if = "RaConfig::is_default")]
+    pub ra: RaConfig,
+}
+
+/// The registration authority's pages and sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaConfig {
+    /// How long a staff member's browser session lasts.
+    #[serde(default = "d_session_minutes")]
+    pub session_minutes: u32,
+}
+
+fn d_session_minutes() -> u32 {
+    480
+}
+
+impl Default for RaConfig {
+    fn default() -> Self {
+        Self {
+            session_minutes: d_session_minutes(),
+        }
+    }
+}
+
+impl RaConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where signing keys live. The PKCS#11 user PIN is never in this file: it

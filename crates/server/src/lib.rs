@@ -34,7 +34,7 @@ pub struct AppState {
     pub auth: Arc<Authority>,
 }
 
-pub fn router(auth: Arc<Authority>) -> Router {
+pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>) -> Router {
     let state = AppState { auth };
     let ocsp = Router::new()
         .route("/ocsp", post(ocsp_post))
@@ -51,6 +51,11 @@ pub fn router(auth: Arc<Authority>) -> Router {
         .route("/ca/{subject}/cross/{file}", get(cross_cert))
         .merge(ocsp)
         .nest("/api/v1", api::router())
+        .nest("/ra", hallmark_web::router(ra))
+        .route(
+            "/ra/",
+            get(|| async { axum::response::Redirect::permanent("/ra") }),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { Problem::not_found("no such resource; see /api/v1/openapi.json") })
         .with_state(state)
@@ -328,6 +333,7 @@ async fn index(State(s): State<AppState>) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"zh-Hant\"><head><meta charset=\"utf-8\"><title>Hallmark 核證機關</title></head><body>\
          <h1>Hallmark 核證機關 / certification authority</h1><ul>{items}</ul>\
+         <p><a href=\"/ra\">電子證書服務 e-Cert services</a>: apply, track, collect; staff sign-in</p>\
          <p>OCSP: <code>{base}/ocsp</code> · API: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a></p></body></html>"
     ))
 }

@@ -68,7 +68,10 @@ pub async fn serve(
     maintenance::spawn(auth.clone());
     tracing::info!(%local, "serving");
     announce(&format!("listening on http://{local}"));
-    let app = crate::router(auth.clone());
+    let ra = hallmark_ra::Ra::open(auth.clone())
+        .await
+        .map_err(|e| ServeError::Refused(format!("registration authority: {e}")))?;
+    let app = crate::router(auth.clone(), ra);
     if listen.https.is_some() || listen.admin_https.is_some() {
         let (chain, signer) = auth.tls_identity(system_now()).await?;
         if let Some(addr) = &listen.https {

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0005_crl_this_update.sql"),
     ),
     (6, include_str!("../migrations/sqlite/0006_crls_due.sql")),
+    (8, include_str!("../migrations/sqlite/0008_ra.sql")),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -49,6 +50,7 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_crl_this_update.sql"),
     ),
     (7, include_str!("../migrations/postgres/0007_crls_due.sql")),
+    (8, include_str!("../migrations/postgres/0008_ra.sql")),
 ];
 
 impl Store {

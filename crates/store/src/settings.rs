@@ -44,3 +44,14 @@ pub async fn put_setting(conn: &mut AnyConnection, key: &str, value: &str) -> Re
     .await?;
     Ok(())
 }
+
+/// Sets a setting unless it exists (the first writer wins; a second
+/// process making the same key at once keeps the first's).
+pub async fn insert_setting_once(conn: &mut AnyConnection, key: &str, value: &str) -> Result<()> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

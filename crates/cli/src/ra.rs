@@ -1,0 +1,159 @@
+//! `hallmark registry` (the built-in population registry: synthetic
+//! residents, CSV import) and `hallmark staff` (registration staff accounts).
+
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use hallmark_authority::system_now;
+use hallmark_ra::{Ra, Role};
+
+use crate::operator::actor;
+use crate::unlock::open;
+use crate::{Global, Res, s};
+
+#[derive(Subcommand)]
+pub enum RegistryCmd {
+    /// Write synthetic residents (valid ID numbers, names in both
+    /// languages, dates of birth) as a registry CSV: no real personal data.
+    Synth {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// The same seed gives the same residents.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The CSV file to write (standard output if absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import a registry CSV (header `id_number,name_zh,name_en,date_of_birth`),
+    /// streamed and sealed; rows already there are replaced.
+    Import {
+        /// The CSV file ("-" for standard input).
+        file: PathBuf,
+    },
+}
+
+pub async fn registry(g: &Global, c: RegistryCmd) -> Res {
+    match c {
+        RegistryCmd::Synth { count, seed, out } => {
+            match out {
+                Some(path) => {
+                    let f = std::fs::File::create(&path)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    hallmark_ra::registry::write_synthetic(std::io::BufWriter::new(f), seed, count)
+                        .map_err(s)?;
+                    eprintln!("{count} synthetic residents written to {}", path.display());
+                }
+                None => {
+                    hallmark_ra::registry::write_synthetic(std::io::stdout().lock(), seed, count)
+                        .map_err(s)?
+                }
+            }
+            Ok(())
+        }
+        RegistryCmd::Import { file } => {
+            let input: Box<dyn Read> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+                )
+            };
+            let auth = open(g).await?;
+            let ra = Ra::open(auth.clone()).await.map_err(s)?;
+            let bar = indicatif::ProgressBar::new_spinner().with_message("importing residents");
+            let n = hallmark_ra::registry::import(
+                auth.store(),
+                ra.vault(),
+                BufReader::with_capacity(1 << 16, input),
+                system_now(),
+                |done| bar.set_position(done),
+            )
+            .await
+            .map_err(s)?;
+            bar.finish_and_clear();
+            auth.record(
+                &actor(),
+                "ra.registry.import",
+                serde_json::json!({"rows": n}),
+            )
+            .await
+            .map_err(s)?;
+            outln!("{n} residents imported");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum StaffCmd {
+    /// Add a staff account; prints the TOTP secret for the person's
+    /// authenticator app (shown once).
+    Add {
+        #[arg(long)]
+        username: String,
+        /// The name shown on pages and in the audit log.
+        #[arg(long)]
+        name: String,
+        /// officer, supervisor, administrator or auditor.
+        #[arg(long)]
+        role: String,
+        /// The registration centre (or `partner:BANK` for a partner's office).
+        #[arg(long)]
+        centre: Option<String>,
+        /// A file holding the initial password (else $HALLMARK_STAFF_PASSWORD).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+pub async fn staff(g: &Global, c: StaffCmd) -> Res {
+    match c {
+        StaffCmd::Add {
+            username,
+            name,
+            role,
+            centre,
+            password_file,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                format!("--role {role:?}: use officer, supervisor, administrator or auditor")
+            })?;
+            let password = match password_file {
+                Some(p) => std::fs::read_to_string(&p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+                None => std::env::var("HALLMARK_STAFF_PASSWORD").map_err(|_| {
+                    "give the initial password with --password-file FILE or $HALLMARK_STAFF_PASSWORD".to_string()
+                })?,
+            };
+            let password = zeroize::Zeroizing::new(password);
+            let auth = open(g).await?;
+            let ra = Ra::open(auth).await.map_err(s)?;
+            let e = ra
+                .add_staff(
+                    hallmark_ra::staff::NewStaff {
+                        username: &username,
+                        display_name: &name,
+                        role,
+                        centre: centre.as_deref(),
+                        password: &password,
+                    },
+                    &actor(),
+                    system_now(),
+                )
+                .await
+                .map_err(|e| e.message("en"))?;
+            outln!("staff account {username} ({}) added", role.as_str());
+            outln!(
+                "TOTP secret (enter it in the authenticator app; shown once): {}",
+                e.secret_base32
+            );
+            outln!("{}", e.otpauth_uri);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! Applications, from submission to the collected certificate:
+//!
+//! ```text
+//! submit ─► awaiting-registry ─(registry confirms)─► awaiting-approval
+//!                                                        │ approve (not by who entered it)
+//!                                                        ▼
+//!            activated ◄─ activating ◄─(PIN)─ approved ◄─┘ print PIN mailer (new PIN each time)
+//! ```
+//!
+//! Every move is one transaction with its audit entry, conditional on the
+//! state it leaves, so two officers acting at once cannot both succeed.
+
+use hallmark_authority::{IssueRequest, KeySource};
+use hallmark_crypto::KeyAlgorithm;
+use hallmark_store::registration::{self as reg, ApplicationRow, Change};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::hkid::Hkid;
+use crate::mailer::PinMailer;
+use crate::person::{Form, Personal};
+use crate::registry::Answer;
+use crate::staff::{Role, Staff};
+use crate::{Ra, RaError, Result, Text};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Online pre-registration by the applicant.
+    Online,
+    /// At a registration centre's counter, entered by an officer.
+    Counter,
+    /// A partner bank's officers, for the bank's own profile.
+    Partner,
+    /// A self-service kiosk (renewal only).
+    Kiosk,
+    /// Imported in a batch (e.g. at ID card replacement centres).
+    Campaign,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Counter => "counter",
+            Self::Partner => "partner",
+            Self::Kiosk => "kiosk",
+            Self::Campaign => "campaign",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "online" => Self::Online,
+            "counter" => Self::Counter,
+            "partner" => Self::Partner,
+            "kiosk" => Self::Kiosk,
+            "campaign" => Self::Campaign,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    AwaitingRegistry,
+    AwaitingApproval,
+    Approved,
+    Activating,
+    Activated,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingRegistry => "awaiting-registry",
+            Self::AwaitingApproval => "awaiting-approval",
+            Self::Approved => "approved",
+            Self::Activating => "activating",
+            Self::Activated => "activated",
+            Self::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "awaiting-registry" => Self::AwaitingRegistry,
+            "awaiting-approval" => Self::AwaitingApproval,
+            "approved" => Self::Approved,
+            "activating" => Self::Activating,
+            "activated" => Self::Activated,
+            "rejected" => Self::Rejected,
+            _ => return None,
+        })
+    }
+    /// What the applicant is told.
+    pub fn describe(self) -> Text {
+        match self {
+            Self::AwaitingRegistry => Text::new(
+                "Received; your particulars are being checked against the population registry.",
+                "已收到；正與人口登記資料核對你的個人資料。",
+            ),
+            Self::AwaitingApproval => Text::new(
+                "Checked; waiting for a registration officer's approval.",
+                "核對完成；等待登記主任批核。",
+            ),
+            Self::Approved => Text::new(
+                "Approved; your PIN mailer is on its way.",
+                "已批核；個人密碼信封正寄出。",
+            ),
+            Self::Activating => Text::new(
+                "Your certificate is being issued.",
+                "正在簽發你的電子證書。",
+            ),
+            Self::Activated => Text::new(
+                "Your certificate was issued and collected.",
+                "你的電子證書已簽發及下載。",
+            ),
+            Self::Rejected => Text::new("Rejected.", "申請不獲接納。"),
+        }
+    }
+}
+
+/// An application with its particulars opened.
+#[derive(Clone, Debug)]
+pub struct Application {
+    pub reference: String,
+    pub channel: Channel,
+    pub centre: Option<String>,
+    pub profile: String,
+    pub status: Status,
+    pub registry: String,
+    pub entered_by: String,
+    pub approved_by: Option<String>,
+    pub personal: Personal,
+    pub pin_set: bool,
+    pub pin_failures: i64,
+    pub mailers: i64,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub created_at: i64,
+}
+
+/// What the holder collects with the PIN.
+pub struct Collected {
+    pub pkcs12: Vec<u8>,
+    pub issuer: String,
+    pub serial_hex: String,
+}
+
+/// Wrong PINs before the PIN is spent and a new mailer is needed.
+pub const MAX_PIN_FAILURES: i64 = 5;
+
+/// The profiles an application may ask for.
+pub const PROFILES: &[&str] = &["personal"];
+
+const PIN_KIND: &str = "pin";
+const REF_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+fn new_reference() -> Result<String> {
+    let mut raw = [0u8; 12];
+    hallmark_crypto::fill_random(&mut raw)?;
+    let s: String = raw
+        .iter()
+        .map(|b| REF_ALPHABET[(*b as usize) % REF_ALPHABET.len()] as char)
+        .collect();
+    Ok(format!("HM-{}-{}-{}", &s[..4], &s[4..8], &s[8..]))
+}
+
+/// Canonical reference as typed (case, spaces and dashes forgiven).
+pub fn normalise_reference(s: &str) -> String {
+    let c: String = s
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if c.len() == 14 && c.starts_with("HM") {
+        format!("HM-{}-{}-{}", &c[2..6], &c[6..10], &c[10..])
+    } else {
+        c
+    }
+}
+
+fn app_aad(reference: &str) -> String {
+    format!("ra-application:{reference}")
+}
+
+fn pin_message(reference: &str, pin: &str) -> String {
+    format!("{reference}\0{pin}")
+}
+
+fn not_found() -> RaError {
+    RaError::NotFound(Text::new(
+        "No application with this reference.",
+        "找不到此申請編號。",
+    ))
+}
+
+impl Ra {
+    fn open_row(&self, r: ApplicationRow) -> Result<Application> {
+        let personal: Personal = self.vault.open(&app_aad(&r.reference), &r.sealed)?;
+        Ok(Application {
+            channel: Channel::parse(&r.channel)
+                .ok_or_else(|| RaError::Internal(format!("bad channel {}", r.channel)))?,
+            status: Status::parse(&r.status)
+                .ok_or_else(|| RaError::Internal(format!("bad status {}", r.status)))?,
+            reference: r.reference,
+            centre: r.centre,
+            profile: r.profile,
+            registry: r.registry,
+            entered_by: r.entered_by,
+            approved_by: r.approved_by,
+            personal,
+            pin_set: r.pin_mac.is_some(),
+            pin_failures: r.pin_failures,
+            mailers: r.mailers,
+            issuer: r.issuer,
+            serial: r.serial,
+            created_at: r.created_at,
+        })
+    }
+
+    /// Takes an application: validates the form, asks the registry, and
+    /// stores it sealed with its audit entry. A registry that is down
+    /// leaves it waiting, not lost.
+    pub async fn submit(
+        &self,
+        form: &Form,
+        profile: &str,
+        channel: Channel,
+        centre: Option<&str>,
+        actor: &str,
+        now: u64,
+    ) -> Result<Application> {
+        let personal = form.validate(now)?;
+        if !PROFILES.contains(&profile) {
+            return Err(RaError::invalid(
+                "profile",
+                format!("Choose a certificate type: {}.", PROFILES.join(", ")),
+                format!("請選擇證書類別：{}。", PROFILES.join("、")),
+            ));
+        }
+        let (status, registry) = match self.registry.check(&self.vault, &personal).await {
+            Ok(Answer::Confirmed) => (Status::AwaitingApproval, "confirmed"),
+            Ok(a) => (Status::AwaitingRegistry, a.as_str()),
+            Err(RaError::RegistryDown(why)) => {
+                tracing::warn!(%why, "population registry unavailable; application kept");
+                (Status::AwaitingRegistry, "pending")
+            }
+            Err(e) => return Err(e),
+        };
+        let id_hash = self
+            .vault
+            .lookup_hash(crate::registry::RESIDENT, &personal.id_number);
+        for _ in 0..3 {
+            let reference = new_reference()?;
+            let (sealed, key_version) = self.vault.seal(&app_aad(&reference), &personal)?;
+            let row = ApplicationRow {
+                reference: reference.clone(),
+                channel: channel.as_str().into(),
+                centre: centre.map(str::to_string),
+                profile: profile.into(),
+                id_hash: id_hash.clone(),
+                sealed,
+                key_version,
+                status: status.as_str().into(),
+                registry: registry.into(),
+                entered_by: actor.into(),
+                approved_by: None,
+                pin_mac: None,
+                pin_failures: 0,
+                mailers: 0,
+                issuer: None,
+                serial: None,
+                created_at: now as i64,
+                updated_at: now as i64,
+            };
+            let mut tx = self.store().begin().await?;
+            match reg::insert_application(&mut tx, &row).await {
+                Err(hallmark_store::StoreError::Conflict(_)) => continue,
+                other => other?,
+            }
+            hallmark_store::audit::record(
+                &mut tx,
+                self.store().backend(),
+                now as i64,
+                actor,
+                "ra.application.submit",
+                json!({"reference": reference, "channel": channel.as_str(), "centre": centre, "registry": registry}),
+            )
+            .await?;
+            hallmark_store::commit(tx).await?;
+            return self.open_row(row);
+        }
+        Err(RaError::Internal("no free application reference".into()))
+    }
+
+    pub async fn application(&self, reference: &str) -> Result<Application> {
+        let r = self
+            .store()
+            .application(&normalise_reference(reference))
+            .await?
+            .ok_or_else(not_found)?;
+        self.open_row(r)
+    }
+
+    /// What an applicant may see of their application: only with the
+    /// right date of birth (an unknown reference and a wrong date answer
+    /// alike).
+    pub async fn track(&self, reference: &str, date_of_birth: &str) -> Result<Application> {
+        let a = self.application(reference).await.map_err(|_| not_found())?;
+        let dob = crate::person::check_date(date_of_birth, (9999, 12, 31)).unwrap_or_default();
+        if !hallmark_crypto::constant_time_eq(dob.as_bytes(), a.personal.date_of_birth.as_bytes()) {
+            return Err(not_found());
+        }
+        Ok(a)
+    }
+
+    /// The officers' queue: applications waiting for approval, oldest first.
+    pub async fn queue(
+        &self,
+        status: Status,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Application>> {
+        let rows = self
+            .store()
+            .applications_in(status.as_str(), after, limit)
+            .await?;
+        rows.into_iter().map(|r| self.open_row(r)).collect()
+    }
+
+    fn may_handle(staff: &Staff, a: &Application) -> Result<()> {
+        if !staff.role.handles_applications() {
+            return Err(RaError::Forbidden(Text::new(
+                format!("A {} does not handle applications.", staff.role.as_str()),
+                "你的職級不可處理申請。",
+            )));
+        }
+        // A partner bank's officers handle only their bank's applications.
+        if a.channel == Channel::Partner && staff.centre != a.centre {
+            return Err(RaError::Forbidden(Text::new(
+                "This application belongs to another partner's registration office.",
+                "此申請屬於另一合作夥伴的登記處。",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Approves an application. Dual control: whoever entered it cannot.
+    pub async fn approve(&self, reference: &str, staff: &Staff, now: u64) -> Result<Application> {
+        let a = self.application(reference).await?;
+        Self::may_handle(staff, &a)?;
+        if a.entered_by == staff.actor() {
+            return Err(RaError::Forbidden(Text::new(
+                "Dual control: an application must be approved by someone other than the officer who entered it.",
+                "雙重控制：申請須由輸入申請以外的另一名人員批核。",
+            )));
+        }
+        if a.status != Status::AwaitingApproval || a.registry != "confirmed" {
+            return Err(RaError::Conflict(Text::new(
+                format!(
+                    "This application is {}, not awaiting approval.",
+                    a.status.as_str()
+                ),
+                "此申請並非待批核狀態。",
+            )));
+        }
+        let mut tx = self.store().begin().await?;
+        reg::transition(
+            &mut tx,
+            &a.reference,
+            Status::AwaitingApproval.as_str(),
+            Status::Approved.as_str(),
+            Change {
+                approved_by: Some(&staff.actor()),
+                ..Change::default()
+            },
+            now as i64,
+        )
+        .await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now as i64,
+            &staff.actor(),
+            "ra.application.approve",
+            json!({"reference": a.reference, "entered_by": a.entered_by, "centre": staff.centre}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        self.application(&a.reference).await
+    }
+
+    /// Prints a PIN mailer for an approved application: a new one-time PIN
+    /// (any earlier mailer's PIN stops working), kept only as a MAC.
+    pub async fn print_mailer(
+        &self,
+        reference: &str,
+        staff: &Staff,
+        activate_url: &str,
+        now: u64,
+    ) -> Result<Vec<u8>> {
+        let a = self.application(reference).await?;
+        Self::may_handle(staff, &a)?;
+        if a.status != Status::Approved {
+            return Err(RaError::Conflict(Text::new(
+                format!(
+                    "A PIN mailer is printed for an approved application; this one is {}.",
+                    a.status.as_str()
+                ),
+                "只可為已批核的申請列印密碼信封。",
+            )));
+        }
+        let pin =
+            hallmark_authority::one_time_pin().map_err(|e| RaError::Internal(e.to_string()))?;
+        let mac = self
+            .vault
+            .lookup_hash(PIN_KIND, &pin_message(&a.reference, &pin));
+        let (y, m, d) = crate::person::civil_date(now);
+        let pdf = PinMailer {
+            reference: &a.reference,
+            name_zh: &a.personal.name_zh,
+            name_en: &a.personal.name_en,
+            masked_id: &Hkid::parse(&a.personal.id_number)
+                .map(|h| h.masked())
+                .unwrap_or_default(),
+            address: a.personal.address.as_deref(),
+            pin: &pin,
+            activate_url,
+            printed_on: &format!("{y:04}-{m:02}-{d:02}"),
+            mailer_number: a.mailers + 1,
+        }
+        .pdf()?;
+        let mut tx = self.store().begin().await?;
+        reg::transition(
+            &mut tx,
+            &a.reference,
+            Status::Approved.as_str(),
+            Status::Approved.as_str(),
+            Change {
+                pin_mac: Some(Some(&mac)),
+                new_mailer: true,
+                ..Change::default()
+            },
+            now as i64,
+        )
+        .await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now as i64,
+            &staff.actor(),
+            "ra.mailer.print",
+            json!({"reference": a.reference, "mailer": a.mailers + 1}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(pdf)
+    }
+
+    /// The holder collects the certificate with the mailer's PIN: the key
+    /// is generated centrally and delivered once as a PKCS#12 under that
+    /// PIN. Wrong PINs count; the fifth spends the PIN.
+    pub async fn collect(&self, reference: &str, pin: &str, now: u64) -> Result<Collected> {
+        let wrong = || {
+            RaError::Unauthorised(Text::new(
+                "The reference or PIN is wrong.",
+                "申請編號或個人密碼不正確。",
+            ))
+        };
+        let reference = normalise_reference(reference);
+        let pin = Zeroizing::new(
+            pin.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_uppercase())
+                .collect::<String>(),
+        );
+        let Some(row) = self.store().application(&reference).await? else {
+            return Err(wrong());
+        };
+        let Some(mac) = row.pin_mac.clone().filter(|_| row.status == "approved") else {
+            return Err(RaError::Unauthorised(Text::new(
+                "There is no PIN to use for this application: it is not approved yet, already collected, or its PIN was spent. Ask the registration office for a new PIN mailer.",
+                "此申請沒有可用的個人密碼（尚未批核、已下載或密碼已失效）。請向登記處申請新的密碼信封。",
+            )));
+        };
+        let now_i = now as i64;
+        if !self
+            .vault
+            .lookup_matches(PIN_KIND, &pin_message(&reference, &pin), &mac)
+        {
+            let mut tx = self.store().begin().await?;
+            let failures = reg::pin_failure(&mut tx, &reference).await?;
+            let spent = failures >= MAX_PIN_FAILURES;
+            if spent {
+                reg::transition(
+                    &mut tx,
+                    &reference,
+                    "approved",
+                    "approved",
+                    Change {
+                        pin_mac: Some(None),
+                        ..Change::default()
+                    },
+                    now_i,
+                )
+                .await?;
+            }
+            hallmark_store::audit::record(
+                &mut tx,
+                self.store().backend(),
+                now_i,
+                "holder",
+                "ra.pin.wrong",
+                json!({"reference": reference, "failures": failures, "spent": spent}),
+            )
+            .await?;
+            hallmark_store::commit(tx).await?;
+            if spent {
+                return Err(RaError::Unauthorised(Text::new(
+                    "Too many wrong PINs: this PIN no longer works. Ask the registration office for a new PIN mailer.",
+                    "個人密碼錯誤次數過多，此密碼已失效。請向登記處申請新的密碼信封。",
+                )));
+            }
+            return Err(wrong());
+        }
+        // Spend the PIN first: two collections at once cannot both issue.
+        let mut tx = self.store().begin().await?;
+        reg::transition(
+            &mut tx,
+            &reference,
+            "approved",
+            "activating",
+            Change {
+                pin_mac: Some(None),
+                ..Change::default()
+            },
+            now_i,
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        let a = self.open_row(row)?;
+        let issued = self
+            .authority()
+            .issue(
+                IssueRequest {
+                    profile: a.profile.clone(),
+                    issuer: None,
+                    subject: format!("CN={},C=HK", a.personal.name_en),
+                    // The address goes in only once the mailbox is proven,
+                    // which is not built yet.
+                    emails: Vec::new(),
+                    dns_names: Vec::new(),
+                    validity_days: None,
+                    key: KeySource::GenerateUnderPin(KeyAlgorithm::EcP256, pin.clone()),
+                    actor: format!("ra:{reference}"),
+                },
+                now,
+            )
+            .await;
+        let issued = match issued {
+            Ok(i) => i,
+            Err(e) => {
+                // Give the PIN back: nothing was issued.
+                let mut tx = self.store().begin().await?;
+                reg::transition(
+                    &mut tx,
+                    &reference,
+                    "activating",
+                    "approved",
+                    Change {
+                        pin_mac: Some(Some(&mac)),
+                        ..Change::default()
+                    },
+                    now_i,
+                )
+                .await?;
+                hallmark_store::commit(tx).await?;
+                return Err(e.into());
+            }
+        };
+        let pkcs12 = issued
+            .pkcs12
+            .map(|(p, _)| p)
+            .ok_or_else(|| RaError::Internal("central key generation gave no PKCS#12".into()))?;
+        let mut tx = self.store().begin().await?;
+        reg::transition(
+            &mut tx,
+            &reference,
+            "activating",
+            "activated",
+            Change {
+                issuer: Some(&issued.issuer),
+                serial: Some(&issued.serial_hex),
+                ..Change::default()
+            },
+            now_i,
+        )
+        .await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now_i,
+            "holder",
+            "ra.certificate.collect",
+            json!({"reference": reference, "issuer": issued.issuer, "serial": issued.serial_hex}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(Collected {
+            pkcs12,
+            issuer: issued.issuer,
+            serial_hex: issued.serial_hex,
+        })
+    }
+}
+
+/// Whether `role` may see the officers' pages at all.
+pub fn sees_queue(role: Role) -> bool {
+    role.handles_applications() || role == Role::Auditor
+}

@@ -1,0 +1,198 @@
+//! Printable letters: the sealed PIN mailer an officer prints on approval.
+//! A4 PDFs in Chinese and English with a CJK font embedded (subset to the
+//! glyphs used, so a letter is tens of kilobytes, not the font's 19 MB).
+
+use std::sync::OnceLock;
+
+use krilla::Document;
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::page::PageSettings;
+use krilla::paint::{Stroke, StrokeDash};
+use krilla::text::{Font, TextDirection};
+
+use crate::{RaError, Result};
+
+/// Where the CJK font is looked for (Debian's `fonts-noto-cjk`; Noto Sans
+/// CJK TC is face 3 of the collection). `HALLMARK_CJK_FONT=FILE[#FACE]`
+/// names another.
+const FONT_CANDIDATES: &[(&str, u32)] = &[
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 3),
+    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 3),
+];
+
+fn font() -> Result<Font> {
+    static FONT: OnceLock<std::result::Result<Font, String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut tried = Vec::new();
+        let env = std::env::var("HALLMARK_CJK_FONT").ok().map(|v| match v.rsplit_once('#') {
+            Some((f, i)) => (f.to_string(), i.parse().unwrap_or(0)),
+            None => (v, 0),
+        });
+        let candidates = env
+            .into_iter()
+            .chain(FONT_CANDIDATES.iter().map(|(f, i)| (f.to_string(), *i)));
+        for (file, face) in candidates {
+            match std::fs::read(&file) {
+                Ok(data) => {
+                    return Font::new(data.into(), face)
+                        .ok_or_else(|| format!("{file} face {face} is not a usable font"));
+                }
+                Err(_) => tried.push(file),
+            }
+        }
+        Err(format!(
+            "no CJK font for letters: install Debian's fonts-noto-cjk or set HALLMARK_CJK_FONT (looked in {})",
+            tried.join(", ")
+        ))
+    })
+    .clone()
+    .map_err(RaError::Internal)
+}
+
+/// What a PIN mailer says.
+pub struct PinMailer<'a> {
+    pub reference: &'a str,
+    pub name_zh: &'a str,
+    pub name_en: &'a str,
+    pub masked_id: &'a str,
+    pub address: Option<&'a str>,
+    pub pin: &'a str,
+    pub activate_url: &'a str,
+    pub printed_on: &'a str,
+    pub mailer_number: i64,
+}
+
+struct Page<'s, 'p> {
+    s: &'s mut krilla::surface::Surface<'p>,
+    font: Font,
+}
+
+impl Page<'_, '_> {
+    fn text(&mut self, x: f32, y: f32, size: f32, t: &str) {
+        self.s.draw_text(
+            Point::from_xy(x, y),
+            self.font.clone(),
+            size,
+            t,
+            false,
+            TextDirection::Auto,
+        );
+    }
+
+    fn rect(&mut self, x: f32, y: f32, w: f32, h: f32, dashed: bool) {
+        let mut pb = PathBuilder::new();
+        if let Some(r) = Rect::from_xywh(x, y, w, h) {
+            pb.push_rect(r);
+        }
+        if let Some(path) = pb.finish() {
+            self.s.set_fill(None);
+            self.s.set_stroke(Some(Stroke {
+                width: 0.8,
+                dash: dashed.then(|| StrokeDash {
+                    array: vec![4.0, 3.0],
+                    offset: 0.0,
+                }),
+                ..Stroke::default()
+            }));
+            self.s.draw_path(&path);
+            self.s.set_stroke(None);
+            self.s.set_fill(Some(krilla::paint::Fill::default()));
+        }
+    }
+}
+
+impl PinMailer<'_> {
+    /// The mailer as an A4 PDF.
+    pub fn pdf(&self) -> Result<Vec<u8>> {
+        let font = font()?;
+        let mut doc = Document::new();
+        let settings = PageSettings::from_wh(595.0, 842.0)
+            .ok_or_else(|| RaError::Internal("page size".into()))?;
+        let mut page = doc.start_page_with(settings);
+        let mut surface = page.surface();
+        let mut p = Page {
+            s: &mut surface,
+            font,
+        };
+        p.text(56.0, 70.0, 18.0, "Hallmark 電子證書 · e-Cert");
+        p.text(
+            56.0,
+            94.0,
+            12.0,
+            "個人密碼信封 PIN Mailer — 機密 CONFIDENTIAL",
+        );
+        // The address window of a C5 envelope.
+        p.rect(50.0, 120.0, 300.0, 100.0, false);
+        p.text(62.0, 145.0, 14.0, self.name_zh);
+        p.text(62.0, 166.0, 12.0, self.name_en);
+        let addr = self.address.unwrap_or("");
+        for (i, line) in wrap(addr, 30).iter().take(2).enumerate() {
+            p.text(62.0, 188.0 + 16.0 * i as f32, 10.0, line);
+        }
+        p.text(380.0, 145.0, 10.0, "申請編號 Reference");
+        p.text(380.0, 162.0, 12.0, self.reference);
+        p.text(380.0, 186.0, 10.0, "身份證號碼 ID card");
+        p.text(380.0, 203.0, 12.0, self.masked_id);
+        let lines_zh = [
+            "你的電子證書申請已獲批准。請於以下網址輸入申請編號及下方的個人密碼，",
+            "下載你的電子證書檔案（PKCS#12）。該檔案以同一個人密碼保護。",
+            "個人密碼只可使用一次；請勿告訴任何人。如密碼信封已被拆開，請聯絡登記處。",
+        ];
+        let lines_en = [
+            "Your e-Cert application is approved. At the address below, enter the reference",
+            "and the PIN beneath to download your certificate file (PKCS#12), which the",
+            "same PIN protects. The PIN works once; tell it to no one. If this mailer was",
+            "opened before it reached you, contact the registration office.",
+        ];
+        let mut y = 262.0;
+        for l in lines_zh {
+            p.text(56.0, y, 11.0, l);
+            y += 18.0;
+        }
+        y += 8.0;
+        for l in lines_en {
+            p.text(56.0, y, 10.5, l);
+            y += 16.0;
+        }
+        y += 10.0;
+        p.text(56.0, y, 11.0, self.activate_url);
+        // The PIN sits in the tear-off part, behind the security tint.
+        let top = 560.0;
+        p.rect(40.0, top, 515.0, 180.0, true);
+        p.text(
+            56.0,
+            top + 30.0,
+            10.0,
+            "沿虛線撕開 Tear along the dotted line",
+        );
+        p.text(56.0, top + 70.0, 12.0, "個人密碼 PIN");
+        p.text(56.0, top + 110.0, 26.0, &group(self.pin));
+        p.text(
+            56.0,
+            top + 150.0,
+            9.0,
+            &format!(
+                "申請編號 Reference {} · 第 {} 封 Mailer no. {} · 列印日期 Printed {}",
+                self.reference, self.mailer_number, self.mailer_number, self.printed_on
+            ),
+        );
+        surface.finish();
+        page.finish();
+        doc.finish()
+            .map_err(|e| RaError::Internal(format!("PDF: {e:?}")))
+    }
+}
+
+/// A PIN in groups of four, easier to read and type.
+pub fn group(pin: &str) -> String {
+    pin.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn wrap(s: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
+}

@@ -1,0 +1,430 @@
+//! The registration authority's tables: the imported population registry
+//! (`ra_residents`), applications (`ra_applications`), staff accounts
+//! (`ra_staff`) and their browser sessions (`ra_sessions`). Personal data
+//! arrives here already sealed; this module never sees it in the clear.
+//!
+//! State changes of an application are conditional updates (`WHERE status
+//! = …`), so two officers or two browser tabs acting at once cannot both
+//! move it: the loser gets [`StoreError::Conflict`].
+
+use sqlx::Row;
+use sqlx::any::{AnyArguments, AnyRow};
+
+use crate::{AnyConnection, Result, Store, StoreError};
+
+// ---------------------------------------------------------------- registry
+
+/// One sealed registry record, keyed by the keyed hash of its ID number.
+pub struct ResidentRow {
+    pub id_hash: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub key_version: i64,
+}
+
+/// Imports (or replaces) registry records, many per statement.
+pub async fn upsert_residents(
+    conn: &mut AnyConnection,
+    rows: &[ResidentRow],
+    now: i64,
+) -> Result<()> {
+    for chunk in crate::pow2_chunks(rows) {
+        let mut sql = String::from(
+            "INSERT INTO ra_residents (id_hash, sealed, key_version, imported_at) VALUES ",
+        );
+        sql.push_str(&crate::values_list(chunk.len(), 4));
+        sql.push_str(" ON CONFLICT (id_hash) DO UPDATE SET sealed = excluded.sealed, key_version = excluded.key_version, imported_at = excluded.imported_at");
+        let mut args = AnyArguments::default();
+        for r in chunk {
+            crate::bind(&mut args, r.id_hash.clone())?;
+            crate::bind(&mut args, r.sealed.clone())?;
+            crate::bind(&mut args, r.key_version)?;
+            crate::bind(&mut args, now)?;
+        }
+        // Placeholders only; every value is bound.
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn resident(&self, id_hash: &[u8]) -> Result<Option<ResidentRow>> {
+        let row =
+            sqlx::query("SELECT id_hash, sealed, key_version FROM ra_residents WHERE id_hash = $1")
+                .bind(id_hash.to_vec())
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| {
+            Ok(ResidentRow {
+                id_hash: r.try_get(0)?,
+                sealed: r.try_get(1)?,
+                key_version: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn resident_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ra_residents")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+}
+
+// ------------------------------------------------------------ applications
+
+#[derive(Clone, Debug)]
+pub struct ApplicationRow {
+    pub reference: String,
+    pub channel: String,
+    pub centre: Option<String>,
+    pub profile: String,
+    pub id_hash: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub key_version: i64,
+    pub status: String,
+    pub registry: String,
+    pub entered_by: String,
+    pub approved_by: Option<String>,
+    pub pin_mac: Option<Vec<u8>>,
+    pub pin_failures: i64,
+    pub mailers: i64,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at";
+
+fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
+    Ok(ApplicationRow {
+        reference: r.try_get(0)?,
+        channel: r.try_get(1)?,
+        centre: r.try_get(2)?,
+        profile: r.try_get(3)?,
+        id_hash: r.try_get(4)?,
+        sealed: r.try_get(5)?,
+        key_version: r.try_get(6)?,
+        status: r.try_get(7)?,
+        registry: r.try_get(8)?,
+        entered_by: r.try_get(9)?,
+        approved_by: r.try_get(10)?,
+        pin_mac: r.try_get(11)?,
+        pin_failures: r.try_get(12)?,
+        mailers: r.try_get(13)?,
+        issuer: r.try_get(14)?,
+        serial: r.try_get(15)?,
+        created_at: r.try_get(16)?,
+        updated_at: r.try_get(17)?,
+    })
+}
+
+pub async fn insert_application(conn: &mut AnyConnection, a: &ApplicationRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ra_applications (reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&a.reference)
+    .bind(&a.channel)
+    .bind(&a.centre)
+    .bind(&a.profile)
+    .bind(a.id_hash.clone())
+    .bind(a.sealed.clone())
+    .bind(a.key_version)
+    .bind(&a.status)
+    .bind(&a.registry)
+    .bind(&a.entered_by)
+    .bind(a.created_at)
+    .bind(a.updated_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| crate::conflict_or(e, || format!("application {} exists", a.reference)))?;
+    Ok(())
+}
+
+/// Reads an application inside a transaction.
+pub async fn application(conn: &mut AnyConnection, reference: &str) -> Result<ApplicationRow> {
+    let sql = format!("SELECT {APP_COLUMNS} FROM ra_applications WHERE reference = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no application {reference}")))?;
+    app_row(&r)
+}
+
+/// Moves an application from `from` to `to` with the given column changes;
+/// [`StoreError::Conflict`] if it was no longer in `from`.
+pub async fn transition(
+    conn: &mut AnyConnection,
+    reference: &str,
+    from: &str,
+    to: &str,
+    change: Change<'_>,
+    now: i64,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE ra_applications SET status = $1, updated_at = $2,
+            registry = COALESCE($3, registry),
+            approved_by = COALESCE($4, approved_by),
+            pin_mac = CASE WHEN $5 = 1 THEN $6 ELSE pin_mac END,
+            pin_failures = CASE WHEN $5 = 1 THEN 0 ELSE pin_failures END,
+            mailers = mailers + $7,
+            issuer = COALESCE($8, issuer),
+            serial = COALESCE($9, serial)
+         WHERE reference = $10 AND status = $11",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(change.registry)
+    .bind(change.approved_by)
+    .bind(i64::from(change.pin_mac.is_some()))
+    .bind(change.pin_mac.flatten().map(<[u8]>::to_vec))
+    .bind(i64::from(change.new_mailer))
+    .bind(change.issuer)
+    .bind(change.serial)
+    .bind(reference)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "application {reference} is no longer {from}"
+        )));
+    }
+    Ok(())
+}
+
+/// Column changes of a [`transition`]; `None` keeps a column.
+#[derive(Default)]
+pub struct Change<'a> {
+    pub registry: Option<&'a str>,
+    pub approved_by: Option<&'a str>,
+    /// `Some(Some(mac))` sets a new PIN (and clears its failures),
+    /// `Some(None)` spends it.
+    pub pin_mac: Option<Option<&'a [u8]>>,
+    pub new_mailer: bool,
+    pub issuer: Option<&'a str>,
+    pub serial: Option<&'a str>,
+}
+
+/// Counts a wrong PIN; returns the failures so far.
+pub async fn pin_failure(conn: &mut AnyConnection, reference: &str) -> Result<i64> {
+    sqlx::query("UPDATE ra_applications SET pin_failures = pin_failures + 1 WHERE reference = $1")
+        .bind(reference)
+        .execute(&mut *conn)
+        .await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT pin_failures FROM ra_applications WHERE reference = $1")
+            .bind(reference)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(n)
+}
+
+impl Store {
+    pub async fn application(&self, reference: &str) -> Result<Option<ApplicationRow>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM ra_applications WHERE reference = $1");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference)
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(app_row).transpose()
+    }
+
+    /// Applications in `status`, oldest first, after `(created_at,
+    /// reference)` (keyset paging: the queue stays fast however long).
+    pub async fn applications_in(
+        &self,
+        status: &str,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ApplicationRow>> {
+        let (t, r) = after.unwrap_or((i64::MIN, ""));
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM ra_applications WHERE status = $1 AND (created_at > $2 OR (created_at = $2 AND reference > $3)) ORDER BY created_at, reference LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(t)
+            .bind(r)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(app_row).collect()
+    }
+
+    /// Applications of one person (by the keyed hash of the ID number).
+    pub async fn applications_of(&self, id_hash: &[u8]) -> Result<Vec<ApplicationRow>> {
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM ra_applications WHERE id_hash = $1 ORDER BY created_at"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id_hash.to_vec())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(app_row).collect()
+    }
+}
+
+// ------------------------------------------------------------ staff, sessions
+
+#[derive(Clone, Debug)]
+pub struct StaffRow {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub centre: Option<String>,
+    /// Argon2id: salt ‖ hash.
+    pub password: Vec<u8>,
+    pub totp_sealed: Vec<u8>,
+    pub totp_last_step: i64,
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
+const STAFF_COLUMNS: &str = "username, display_name, role, centre, password, totp_sealed, totp_last_step, failures, locked_until";
+
+fn staff_row(r: &AnyRow) -> Result<StaffRow> {
+    Ok(StaffRow {
+        username: r.try_get(0)?,
+        display_name: r.try_get(1)?,
+        role: r.try_get(2)?,
+        centre: r.try_get(3)?,
+        password: r.try_get(4)?,
+        totp_sealed: r.try_get(5)?,
+        totp_last_step: r.try_get(6)?,
+        failures: r.try_get(7)?,
+        locked_until: r.try_get(8)?,
+    })
+}
+
+pub async fn insert_staff(conn: &mut AnyConnection, s: &StaffRow, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ra_staff (username, display_name, role, centre, password, totp_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&s.username)
+    .bind(&s.display_name)
+    .bind(&s.role)
+    .bind(&s.centre)
+    .bind(s.password.clone())
+    .bind(s.totp_sealed.clone())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| crate::conflict_or(e, || format!("staff account {} exists", s.username)))?;
+    Ok(())
+}
+
+/// Records a failed sign-in; locks the account until `lock_until` when
+/// `lock_until` is given.
+pub async fn login_failure(
+    conn: &mut AnyConnection,
+    username: &str,
+    lock_until: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE ra_staff SET failures = failures + 1, locked_until = COALESCE($1, locked_until) WHERE username = $2",
+    )
+    .bind(lock_until)
+    .bind(username)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a successful sign-in with TOTP time step `step`; a step used
+/// before (a replayed code) is a [`StoreError::Conflict`].
+pub async fn login_success(conn: &mut AnyConnection, username: &str, step: i64) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE ra_staff SET failures = 0, locked_until = 0, totp_last_step = $1 WHERE username = $2 AND totp_last_step < $1",
+    )
+    .bind(step)
+    .bind(username)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(
+            "this one-time code was used already".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub struct SessionRow {
+    pub username: String,
+    pub csrf: String,
+    pub agent_hash: Vec<u8>,
+    pub expires_at: i64,
+}
+
+pub async fn insert_session(
+    conn: &mut AnyConnection,
+    token_hash: &[u8],
+    s: &SessionRow,
+    now: i64,
+) -> Result<()> {
+    // Expired sessions go as new ones come.
+    sqlx::query("DELETE FROM ra_sessions WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO ra_sessions (token_hash, username, csrf, agent_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token_hash.to_vec())
+    .bind(&s.username)
+    .bind(&s.csrf)
+    .bind(s.agent_hash.clone())
+    .bind(s.expires_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn staff(&self, username: &str) -> Result<Option<StaffRow>> {
+        let sql = format!("SELECT {STAFF_COLUMNS} FROM ra_staff WHERE username = $1");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(username)
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(staff_row).transpose()
+    }
+
+    pub async fn staff_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM ra_staff")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let r = sqlx::query(
+            "SELECT username, csrf, agent_hash, expires_at FROM ra_sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .fetch_optional(self.pool())
+        .await?;
+        r.map(|r| {
+            Ok(SessionRow {
+                username: r.try_get(0)?,
+                csrf: r.try_get(1)?,
+                agent_hash: r.try_get(2)?,
+                expires_at: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn end_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query("DELETE FROM ra_sessions WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The pages' words in Traditional Chinese (the default) and English.
+//! Templates read them as `t.KEY`; a key missing here is a missing word on
+//! the page, so the test of this module checks both languages have each.
+
+use std::collections::BTreeMap;
+
+/// (key, English, 繁體中文)
+const WORDS: &[(&str, &str, &str)] = &[
+    ("site", "Hallmark e-Cert", "Hallmark 電子證書"),
+    ("lang_other", "中文", "English"),
+    ("lang_other_code", "zh", "en"),
+    ("skip", "Skip to content", "跳至內容"),
+    ("home_title", "e-Cert services", "電子證書服務"),
+    (
+        "home_intro",
+        "Apply for a personal e-Cert, follow your application, or collect your certificate with the PIN from your PIN mailer.",
+        "申請個人電子證書、查詢申請進度，或以密碼信封內的個人密碼下載證書。",
+    ),
+    ("apply", "Apply", "申請"),
+    ("track", "Track an application", "查詢申請進度"),
+    ("collect", "Collect your certificate", "下載證書"),
+    ("staff", "Staff sign-in", "職員登入"),
+    (
+        "apply_title",
+        "Apply for a personal e-Cert",
+        "申請個人電子證書",
+    ),
+    (
+        "apply_intro",
+        "Fill in your particulars exactly as on your Hong Kong identity card. We check them against the population registry before an officer approves your application.",
+        "請按香港身份證所載填寫個人資料。登記主任批核前，我們會與人口登記資料核對。",
+    ),
+    ("id_number", "Identity card number", "身份證號碼"),
+    ("id_number_hint", "e.g. A123456(3)", "例如 A123456(3)"),
+    ("name_zh", "Name in Chinese", "中文姓名"),
+    (
+        "name_en",
+        "Name in English (surname first)",
+        "英文姓名（姓氏先行）",
+    ),
+    ("date_of_birth", "Date of birth", "出生日期"),
+    ("date_hint", "YYYY-MM-DD", "年-月-日（YYYY-MM-DD）"),
+    ("phone", "Contact phone", "聯絡電話"),
+    ("email", "E-mail address", "電郵地址"),
+    ("address", "Postal address", "郵寄地址"),
+    (
+        "contact_hint",
+        "Give an e-mail address, a postal address, or both.",
+        "請提供電郵地址或郵寄地址（或兩者）。",
+    ),
+    (
+        "email_in_certificate",
+        "Put my e-mail address in the certificate (after it is verified)",
+        "在證書內載入我的電郵地址（經核實後）",
+    ),
+    ("profile", "Certificate type", "證書類別"),
+    ("profile_personal", "Personal e-Cert", "個人電子證書"),
+    ("submit", "Submit application", "遞交申請"),
+    ("applied_title", "Application received", "已收到申請"),
+    ("reference", "Application reference", "申請編號"),
+    (
+        "keep_reference",
+        "Keep this reference: you need it, with your date of birth, to follow your application, and with your PIN to collect the certificate.",
+        "請保存此編號：查詢進度時須連同出生日期輸入，下載證書時須連同個人密碼輸入。",
+    ),
+    ("status", "Status", "狀態"),
+    ("track_title", "Track an application", "查詢申請進度"),
+    ("show_status", "Show status", "顯示狀態"),
+    (
+        "collect_title",
+        "Collect your certificate",
+        "下載你的電子證書",
+    ),
+    (
+        "collect_intro",
+        "Enter the reference and the PIN from your PIN mailer. Your certificate and its key are delivered once, as a PKCS#12 file protected by the same PIN.",
+        "請輸入申請編號及密碼信封內的個人密碼。證書及其密碼匙只會交付一次，以 PKCS#12 檔案形式提供，並以同一個人密碼保護。",
+    ),
+    ("pin", "PIN", "個人密碼"),
+    ("download", "Download certificate", "下載證書"),
+    ("error_title", "Please check", "請檢查"),
+    ("sign_in_title", "Staff sign-in", "職員登入"),
+    ("username", "Username", "用戶名稱"),
+    ("password", "Password", "密碼"),
+    (
+        "code",
+        "One-time code from your authenticator",
+        "驗證程式的一次性驗證碼",
+    ),
+    ("sign_in", "Sign in", "登入"),
+    ("sign_out", "Sign out", "登出"),
+    ("signed_in_as", "Signed in as", "已登入："),
+    (
+        "queue_title",
+        "Applications awaiting approval",
+        "待批核申請",
+    ),
+    (
+        "queue_empty",
+        "No application is waiting.",
+        "沒有待批核的申請。",
+    ),
+    ("next_page", "Next page", "下一頁"),
+    ("channel", "Channel", "途徑"),
+    ("received", "Received", "收到日期"),
+    ("entered_by", "Entered by", "輸入人員"),
+    ("approved_by", "Approved by", "批核人員"),
+    ("registry", "Registry check", "人口登記核對"),
+    ("open", "Open", "開啟"),
+    (
+        "approve",
+        "Approve (I have seen the original identity document)",
+        "批核（本人已核對身份證明文件正本）",
+    ),
+    (
+        "print_mailer",
+        "Print PIN mailer (a new PIN; any earlier one stops working)",
+        "列印密碼信封（新密碼；之前的密碼即告失效）",
+    ),
+    ("mailers", "PIN mailers printed", "已列印密碼信封"),
+    (
+        "counter_title",
+        "Enter an application at the counter",
+        "於櫃位輸入申請",
+    ),
+    ("counter_link", "New counter application", "新櫃位申請"),
+    ("queue_link", "Approval queue", "批核隊列"),
+    ("certificate", "Certificate", "證書"),
+    ("back_to_queue", "Back to the queue", "返回隊列"),
+    (
+        "approved_note",
+        "Approved. Print the PIN mailer and send it to the applicant in a sealed envelope.",
+        "已批核。請列印密碼信封，並以密封信封寄交申請人。",
+    ),
+];
+
+/// The words of one language as a template value.
+pub fn words(lang: &str) -> BTreeMap<&'static str, &'static str> {
+    WORDS
+        .iter()
+        .map(|(k, en, zh)| (*k, if lang == "en" { *en } else { *zh }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_has_both_languages_and_keys_are_unique() {
+        let mut keys = std::collections::HashSet::new();
+        for (k, en, zh) in WORDS {
+            assert!(keys.insert(*k), "duplicate key {k}");
+            assert!(!en.is_empty() && !zh.is_empty(), "{k}");
+        }
+        // Every `t.KEY` a template uses exists.
+        let mut used = 0;
+        for (name, src) in crate::TEMPLATES {
+            let b = src.as_bytes();
+            for i in 0..b.len().saturating_sub(2) {
+                let starts = b[i] == b't' && b[i + 1] == b'.';
+                let alone = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+                if starts && alone {
+                    let key: String = src[i + 2..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(keys.contains(key.as_str()), "{name} uses t.{key}");
+                    used += 1;
+                }
+            }
+        }
+        assert!(used > 50, "the check found the templates' words ({used})");
+    }
+}

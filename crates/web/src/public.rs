@@ -1,0 +1,338 @@
+//! Pages for applicants and holders: no account, a CSRF cookie per browser.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hallmark_authority::system_now;
+use hallmark_ra::person::Form as PersonForm;
+use hallmark_ra::{Application, Channel};
+use serde::{Deserialize, Serialize};
+
+use crate::{Web, cookies, csrf_refused, field_of, lang, see_other, status_of};
+
+const CSRF_COOKIE: &str = "hm_csrf";
+
+/// The browser's CSRF token, and the cookie to set if it had none.
+fn csrf(web: &Web, headers: &HeaderMap) -> (String, Option<String>) {
+    match cookies(headers).get(CSRF_COOKIE) {
+        Some(v) if v.len() == 32 => (v.clone(), None),
+        _ => {
+            let v = crate::random_hex(16);
+            let c = web.cookie(CSRF_COOKIE, &v, None);
+            (v, Some(c))
+        }
+    }
+}
+
+fn csrf_ok(headers: &HeaderMap, given: &str) -> bool {
+    cookies(headers).get(CSRF_COOKIE).is_some_and(|c| {
+        !c.is_empty() && hallmark_crypto::constant_time_eq(c.as_bytes(), given.as_bytes())
+    })
+}
+
+fn with_cookie(mut r: Response, cookie: Option<String>) -> Response {
+    if let Some(c) = cookie
+        && let Ok(v) = c.parse()
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub(crate) async fn home(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    web.page(StatusCode::OK, "home.html", lang(&headers), "/ra", ())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LangQuery {
+    to: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Switches the language and goes back to the page (a local path only).
+pub(crate) async fn switch_lang(
+    State(web): State<Arc<Web>>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let to = if q.to == "en" { "en" } else { "zh" };
+    let local = q.back.starts_with("/ra") && !q.back.contains("//") && !q.back.contains('\\');
+    let back = if local { q.back.as_str() } else { "/ra" };
+    let mut r = see_other(back);
+    if let Ok(v) = web.cookie("hm_lang", to, Some(365 * 86_400)).parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The application form as typed, for re-showing it after an error.
+#[derive(Clone, Default, Deserialize, Serialize)]
+pub(crate) struct ApplyBody {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub id_number: String,
+    #[serde(default)]
+    pub name_zh: String,
+    #[serde(default)]
+    pub name_en: String,
+    #[serde(default)]
+    pub date_of_birth: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub email_in_certificate: Option<String>,
+}
+
+impl ApplyBody {
+    pub(crate) fn person(&self) -> PersonForm {
+        PersonForm {
+            id_number: self.id_number.clone(),
+            name_zh: self.name_zh.clone(),
+            name_en: self.name_en.clone(),
+            date_of_birth: self.date_of_birth.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            email_in_certificate: self.email_in_certificate.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct AppView {
+    reference: String,
+    name_en: String,
+    status: &'static str,
+    status_text: String,
+}
+
+pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
+    AppView {
+        reference: a.reference.clone(),
+        name_en: a.personal.name_en.clone(),
+        status: a.status.as_str(),
+        status_text: a.status.describe().get(lang).to_string(),
+    }
+}
+
+pub(crate) async fn apply_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    let heading = if l == "en" {
+        "Apply for a personal e-Cert"
+    } else {
+        "申請個人電子證書"
+    };
+    with_cookie(
+        web.page(StatusCode::OK, "apply.html", l, "/ra/apply", minijinja::context! {
+            csrf => token, form => crate::v(ApplyBody::default()), heading => heading, action => "/ra/apply",
+        }),
+        set,
+    )
+}
+
+pub(crate) async fn apply(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<ApplyBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let profile = if body.profile.is_empty() {
+        "personal"
+    } else {
+        body.profile.as_str()
+    };
+    match web
+        .ra
+        .submit(
+            &body.person(),
+            profile,
+            Channel::Online,
+            None,
+            "applicant",
+            system_now(),
+        )
+        .await
+    {
+        Ok(a) => {
+            let heading = if l == "en" {
+                "Application received"
+            } else {
+                "已收到申請"
+            };
+            web.page(
+                StatusCode::OK,
+                "status.html",
+                l,
+                "/ra/apply",
+                minijinja::context! {
+                    app => crate::v(app_view(&a, l)), fresh => true, heading => heading,
+                },
+            )
+        }
+        Err(e) => {
+            let heading = if l == "en" {
+                "Apply for a personal e-Cert"
+            } else {
+                "申請個人電子證書"
+            };
+            web.page(
+                status_of(&e),
+                "apply.html",
+                l,
+                "/ra/apply",
+                minijinja::context! {
+                    csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
+                    error_field => field_of(&e), heading => heading, action => "/ra/apply",
+                },
+            )
+        }
+    }
+}
+
+#[derive(Default, Deserialize, Serialize)]
+pub(crate) struct TrackBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    date_of_birth: String,
+}
+
+pub(crate) async fn track_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            "track.html",
+            l,
+            "/ra/track",
+            minijinja::context! {
+                csrf => token, form => crate::v(TrackBody::default()),
+            },
+        ),
+        set,
+    )
+}
+
+pub(crate) async fn track(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<TrackBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web.ra.track(&body.reference, &body.date_of_birth).await {
+        Ok(a) => {
+            let heading = if l == "en" {
+                "Application status"
+            } else {
+                "申請狀態"
+            };
+            web.page(
+                StatusCode::OK,
+                "status.html",
+                l,
+                "/ra/track",
+                minijinja::context! {
+                    app => crate::v(app_view(&a, l)), heading => heading,
+                },
+            )
+        }
+        Err(e) => web.page(
+            status_of(&e),
+            "track.html",
+            l,
+            "/ra/track",
+            minijinja::context! {
+                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
+            },
+        ),
+    }
+}
+
+#[derive(Default, Deserialize, Serialize)]
+pub(crate) struct CollectBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default, skip_serializing)]
+    pin: String,
+}
+
+pub(crate) async fn collect_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            "collect.html",
+            l,
+            "/ra/collect",
+            minijinja::context! {
+                csrf => token, form => crate::v(CollectBody::default()),
+            },
+        ),
+        set,
+    )
+}
+
+/// The PKCS#12 as a download, once.
+pub(crate) async fn collect(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<CollectBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web
+        .ra
+        .collect(&body.reference, &body.pin, system_now())
+        .await
+    {
+        Ok(c) => {
+            let name = hallmark_ra::applications::normalise_reference(&body.reference);
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}.p12\""),
+                    ),
+                ],
+                c.pkcs12,
+            )
+                .into_response()
+        }
+        Err(e) => web.page(
+            status_of(&e),
+            "collect.html",
+            l,
+            "/ra/collect",
+            minijinja::context! {
+                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
+            },
+        ),
+    }
+}
