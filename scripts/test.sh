@@ -14,10 +14,10 @@ command -v softhsm2-util >/dev/null || { echo "SoftHSM2 is needed for the PKCS#1
 # pkilint and openapi-core (the API's contract) in a virtual environment of
 # their own.
 VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}
-if ! [ -x "$VENV/bin/lint_pkix_cert" ] || ! "$VENV/bin/python" -c 'import openapi_core' 2>/dev/null; then
+if ! [ -x "$VENV/bin/lint_pkix_cert" ] || ! "$VENV/bin/python" -c 'import openapi_core, pyotp' 2>/dev/null; then
     echo "installing pkilint and openapi-core into $VENV" >&2
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14' 'openapi-core>=0.19,<0.20'
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14' 'openapi-core>=0.19,<0.20' 'pyotp>=2.9,<3'
 fi
 export PATH="$VENV/bin:$PATH"
 

@@ -75,3 +75,7 @@ mod audit;
 /// Backup and restore.
 #[path = "interop/backup.rs"]
 mod backup;
+
+/// The registration authority's pages: applications, officers, PIN mailers.
+#[path = "interop/registration.rs"]
+mod registration;

@@ -56,3 +56,48 @@ pub fn pkilint_clean(tool: &str, args: &[&str], file: &Path) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The text of a PDF as poppler's `pdftotext` reads it (layout kept).
+pub fn pdftotext(file: &Path) -> String {
+    let o = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(file)
+        .arg("-")
+        .output()
+        .expect("pdftotext is needed (Debian: apt-get install poppler-utils)");
+    assert!(
+        o.status.success(),
+        "pdftotext {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The fonts a PDF embeds, as poppler's `pdffonts` lists them.
+pub fn pdffonts(file: &Path) -> String {
+    let o = Command::new("pdffonts")
+        .arg(file)
+        .output()
+        .expect("pdffonts is needed (Debian: apt-get install poppler-utils)");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The current RFC 6238 code for a base32 secret, computed by PyOTP (the
+/// library many authenticator back ends use), not by Hallmark.
+pub fn totp_now(secret_base32: &str) -> String {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, pyotp; print(pyotp.TOTP(sys.argv[1]).now())",
+            secret_base32,
+        ])
+        .output()
+        .expect("python3 is needed");
+    assert!(
+        o.status.success(),
+        "pyotp: {} (scripts/test.sh installs it)",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}

@@ -17,6 +17,9 @@ pub use hallmark_testkit::postgres::server_url as postgres_base;
 use hallmark_testkit::temp::unique_tag;
 pub use hallmark_testkit::wait::eventually;
 
+pub mod ra;
+pub use ra::{Client, Page, Resident};
+
 pub const PASSPHRASE: &str = "integration test passphrase";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
