@@ -79,3 +79,7 @@ mod backup;
 /// The registration authority's pages: applications, officers, PIN mailers.
 #[path = "interop/registration.rs"]
 mod registration;
+
+/// The registration pages in headless Chromium over WebDriver.
+#[path = "interop/browser.rs"]
+mod browser;

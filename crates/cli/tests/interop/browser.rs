@@ -1,0 +1,281 @@
+//! The registration pages in a real browser: headless Chromium driven over
+//! WebDriver (chromedriver), typing into the forms and clicking the buttons
+//! as a person would.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+on_both!(a_person_applies_and_officers_approve_in_chromium);
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    port: u16,
+    session: String,
+}
+
+fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    // chromedriver may keep the connection open: read the head, then
+    // exactly Content-Length bytes.
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        resp.extend_from_slice(&buf[..n]);
+        if let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if resp.len() >= split + 4 + len || n == 0 {
+                return serde_json::from_slice(
+                    &resp[split + 4..split + 4 + len.min(resp.len() - split - 4)],
+                )
+                .unwrap_or(Value::Null);
+            }
+        }
+        if n == 0 {
+            return Value::Null;
+        }
+    }
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is needed (Debian: apt-get install chromium chromium-driver)");
+        eventually("chromedriver listens", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--window-size=1100,900"]
+        }}}});
+        let v = http_json(port, "POST", "/session", Some(&caps));
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Driver {
+            child,
+            port,
+            session,
+        }
+    }
+
+    #[track_caller]
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = (method == "POST").then_some(body);
+        let v = http_json(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        );
+        assert!(
+            v["value"]["error"].is_null(),
+            "WebDriver {method} {path}: {v}"
+        );
+        v["value"].clone()
+    }
+
+    #[track_caller]
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url }));
+    }
+
+    /// Waits until the element `css` exists and its text contains `needle`
+    /// (a click's navigation finishes after the click returns).
+    #[track_caller]
+    fn wait_for(&self, css: &str, needle: &str) -> String {
+        let mut last = String::new();
+        eventually(&format!("{css} contains {needle:?}"), || {
+            let v = http_json(
+                self.port,
+                "POST",
+                &format!("/session/{}/element", self.session),
+                Some(&json!({"using": "css selector", "value": css})),
+            );
+            let Some(e) = v["value"][ELEMENT].as_str() else {
+                return false;
+            };
+            let t = http_json(
+                self.port,
+                "GET",
+                &format!("/session/{}/element/{e}/text", self.session),
+                None,
+            );
+            last = t["value"].as_str().unwrap_or("").to_string();
+            last.contains(needle)
+        });
+        last
+    }
+
+    #[track_caller]
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    #[track_caller]
+    fn type_in(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/clear"), json!({}));
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    #[track_caller]
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/click"), json!({}));
+    }
+
+    #[track_caller]
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.call("GET", &format!("/element/{e}/text"), Value::Null)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn screenshot(&self, file: &std::path::Path) {
+        use base64ct::Encoding;
+        let b64 = self.call("GET", "/screenshot", Value::Null);
+        let png = base64ct::Base64::decode_vec(b64.as_str().unwrap()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(file, png).unwrap();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http_json(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
+    let hm = setup!(b);
+    let people = hm.registry(5);
+    let amy = hm.staff("amy", "officer", "Central");
+    let ben = hm.staff("ben", "supervisor", "Central");
+    let srv = hm.serve();
+    let r = &people[4];
+    let d = Driver::start();
+
+    // The applicant, in Chinese: a wrong check digit is named, then fixed.
+    d.go(&srv.url("/ra/lang?to=zh&back=/ra/apply"));
+    let (head, check) = r.id_number.split_at(r.id_number.len() - 1);
+    let wrong_check = format!("{head}{}", if check == "0" { "1" } else { "0" });
+    d.type_in("#id_number", &wrong_check);
+    d.type_in("#name_zh", &r.name_zh);
+    d.type_in("#name_en", &r.name_en);
+    d.type_in("#date_of_birth", &r.date_of_birth);
+    d.type_in("#phone", "9123 4567");
+    d.type_in("#email", "browser@example.hk");
+    d.click("#submit");
+    d.wait_for("#error", "身份證");
+    // What was typed is still there.
+    let kept = d.find("#name_zh");
+    assert_eq!(
+        d.call(
+            "GET",
+            &format!("/element/{kept}/property/value"),
+            Value::Null
+        ),
+        json!(r.name_zh)
+    );
+    d.type_in("#id_number", &r.id_number);
+    d.click("#submit");
+    d.wait_for("#status", "等待登記主任批核");
+    let reference = d.text("#reference");
+    d.screenshot(&hm.path("applied.png"));
+    // The switch goes to the same page in English.
+    d.click("#lang");
+    d.wait_for("h1", "Apply for a personal e-Cert");
+
+    // An officer at the counter enters a second person; she may not approve it.
+    let sign_in = |user: &str, secret: &str| {
+        d.go(&srv.url("/ra/staff/sign-in"));
+        d.type_in("#username", user);
+        d.type_in("#password", ra::STAFF_PASSWORD);
+        d.type_in("#code", &hallmark_testkit::judges::totp_now(secret));
+        d.click("#submit");
+        d.wait_for("h1", "awaiting approval");
+    };
+    sign_in("amy", &amy);
+    d.wait_for("#queue", &reference);
+    d.go(&srv.url("/ra/staff/counter"));
+    let other = &people[0];
+    d.type_in("#id_number", &other.id_number);
+    d.type_in("#name_zh", &other.name_zh);
+    d.type_in("#name_en", &other.name_en);
+    d.type_in("#date_of_birth", &other.date_of_birth);
+    d.type_in("#phone", "61234567");
+    d.type_in("#email", "counter@example.hk");
+    d.click("#submit");
+    let counter_ref = d.wait_for("h1", "HM-");
+    assert!(counter_ref.starts_with("HM-"), "{counter_ref}");
+    d.click("#approve");
+    d.wait_for("#error", "Dual control");
+    // She approves the online application.
+    d.go(&srv.url(&format!("/ra/staff/applications/{reference}")));
+    d.click("#approve");
+    d.wait_for("#notice", "Approved");
+    d.wait_for("#status", "Approved; your PIN mailer is on its way.");
+    d.screenshot(&hm.path("approved.png"));
+
+    // A supervisor signs in (after Amy signs out) and approves the counter one.
+    d.click("button.link");
+    sign_in("ben", &ben);
+    d.go(&srv.url(&format!("/ra/staff/applications/{counter_ref}")));
+    d.wait_for("#entered_by", "staff:amy");
+    d.click("#approve");
+    d.wait_for("#notice", "Approved");
+    drop(d);
+    drop(srv);
+    let rows = hm.sql_ok("SELECT approved_by FROM ra_applications ORDER BY approved_by");
+    assert_eq!(
+        rows.split_whitespace().collect::<Vec<_>>(),
+        ["staff:amy", "staff:ben"]
+    );
+}
