@@ -22,6 +22,7 @@
 //! time as an argument.
 
 mod admin;
+pub mod anchor;
 mod datakeys;
 mod hierarchy;
 pub mod ledger;
@@ -50,8 +51,9 @@ use hallmark_store::{Backend, Store, StoreError};
 
 pub use admin::AdminAccess;
 pub use datakeys::DataKey;
-/// The request and result types of [`Authority::issue`], for its callers.
 pub use hallmark_ca::{IssueRequest, Issued, KeySource, one_time_pin};
+/// The request and result types of [`Authority::issue`], for its callers.
+pub use hallmark_install::config::AdminApi;
 pub use hallmark_status::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 pub use revocation::normalise_serial;
@@ -223,11 +225,10 @@ impl Authority {
             Arc::new(KeyStoreSealer(keys.clone())),
         );
         ca.danger_abort_after_sign = danger_abort_after_sign;
-        let ocsp = Arc::new(OcspService::new(
-            store.clone(),
-            Vec::new(),
-            settings.ocsp_validity_secs,
-        ));
+        let ocsp = Arc::new(
+            OcspService::new(store.clone(), Vec::new(), settings.ocsp_validity_secs)
+                .with_live_budget(config.ca.ocsp_live_signatures_per_second),
+        );
         let crls = Arc::new(CrlPublisher::new(
             store.clone(),
             ca.issuers().cloned(),
@@ -294,7 +295,19 @@ impl Authority {
                 "issuing CA {issuer:?} is revoked and issues nothing more; make a new one with `hallmark ca rollover`"
             )));
         }
-        Ok(self.ca.issue(req, now).await?)
+        let issued = self.ca.issue(req, now).await?;
+        // The certificate's CRL distribution point answers from now on. A
+        // failure here leaves the certificate issued (it is stored and
+        // signed); its partition CRL then comes with the next scheduled
+        // generation.
+        if let Err(e) = self
+            .crls
+            .ensure_partition(&issued.issuer, issued.not_after, now)
+            .await
+        {
+            tracing::error!(error = %e, issuer = %issued.issuer, "cannot publish the new certificate's partition CRL");
+        }
+        Ok(issued)
     }
 
     /// Pre-signs the OCSP responses of every live certificate (in the
@@ -304,12 +317,15 @@ impl Authority {
         Ok(self.ocsp.presign_all(now, PRESIGN_PAGE).await?)
     }
 
-    /// Signs the head of the audit chain if it moved.
+    /// Signs the head of the audit chain if it moved, and anchors the
+    /// latest checkpoint in the data directory (see [`anchor`]).
     pub async fn checkpoint(&self, now: u64) -> Result<Option<i64>> {
-        Ok(self
+        let made = self
             .store
             .checkpoint(now as i64, self.audit_signer.as_ref())
-            .await?)
+            .await?;
+        self.anchor_audit_head().await?;
+        Ok(made)
     }
 
     pub fn audit_spki(&self) -> Vec<u8> {
@@ -421,9 +437,27 @@ impl Authority {
         Ok(self.store.issuers().await?)
     }
 
-    /// A certificate by its serial (stored form: see [`normalise_serial`]).
-    pub async fn certificate(&self, serial: &str) -> Result<CertRow> {
-        Ok(self.store.get_cert(None, serial).await?)
+    /// A certificate by its serial (stored form: see [`normalise_serial`]),
+    /// under `issuer` if named (needed when several CAs used the serial).
+    pub async fn certificate(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
+        Ok(self.store.get_cert(issuer, serial).await?)
+    }
+
+    /// The stored row of exactly this certificate (DER), whichever of this
+    /// installation's CAs issued it; None if none did.
+    pub async fn stored_certificate(&self, der: &[u8]) -> Result<Option<CertRow>> {
+        let Ok(cert) = hallmark_pki::cert::parse(der) else {
+            return Ok(None);
+        };
+        let serial = hallmark_pki::hex(cert.tbs_certificate().serial_number().as_bytes());
+        for ca in self.store.issuers().await? {
+            match self.store.get_cert(Some(&ca.id), &serial).await {
+                Ok(row) if row.cert.as_deref() == Some(der) => return Ok(Some(row)),
+                Ok(_) | Err(hallmark_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
     }
 
     /// A page of certificates, newest first, before a (created_at, serial)
@@ -488,10 +522,14 @@ impl Authority {
     /// Re-computes the audit chain and checks its signed checkpoints;
     /// `progress` hears how many entries are verified.
     pub async fn verify_audit(&self, progress: impl FnMut(i64)) -> Result<AuditReport> {
-        Ok(self
+        let mut report = self
             .store
             .verify_audit(&self.audit_spki(), progress)
-            .await?)
+            .await?;
+        let (anchor, finding) = self.check_anchor().await?;
+        report.findings.extend(finding);
+        report.anchor = anchor.map(|a| (a.seq, a.hash));
+        Ok(report)
     }
 
     /// Which database the installation runs on.

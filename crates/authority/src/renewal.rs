@@ -12,9 +12,6 @@ use hallmark_store::audit;
 
 use crate::{Authority, AuthorityError, Result};
 
-/// Validity of the server's own TLS certificate.
-const TLS_CERT_DAYS: u32 = 90;
-
 /// Keys made by automatic renewals.
 #[derive(Debug, PartialEq)]
 enum RenewedKey {
@@ -204,7 +201,9 @@ impl Authority {
             .filter(|label| !current.contains(label))
             .filter(|label| match retired_key_made_at(label) {
                 Some((RenewedKey::Ocsp, t)) => expired(t, self.ca.settings.ocsp_signer_secs),
-                Some((RenewedKey::Tls, t)) => expired(t, TLS_CERT_DAYS as u64 * 86_400),
+                Some((RenewedKey::Tls, t)) => {
+                    expired(t, self.config.server.https_cert_minutes * 60)
+                }
                 None => false,
             })
             .collect();
@@ -281,7 +280,8 @@ impl Authority {
                     subject: format!("CN={}", names[0]),
                     emails: Vec::new(),
                     dns_names: names,
-                    validity_days: Some(TLS_CERT_DAYS),
+                    validity_days: None,
+                    validity_secs: Some(self.config.server.https_cert_minutes * 60),
                     key: hallmark_ca::KeySource::Custody(signer.spki_der().to_vec()),
                     actor: "system".into(),
                 },

@@ -14,12 +14,14 @@ impl Authority {
     /// that list it.
     pub async fn revoke(
         &self,
-        serial_hex: &str,
+        (issuer, serial_hex): (Option<&str>, &str),
         reason: Reason,
         actor: &str,
         now: u64,
     ) -> Result<CertRow> {
-        let row = self.revoke_stored(serial_hex, reason, actor, now).await?;
+        let row = self
+            .revoke_stored((issuer, serial_hex), reason, actor, now)
+            .await?;
         // Publish promptly: the revoked certificate's partition, then the
         // full CRL. The revocation is already stored; a CRL failure is
         // retried and must not make the caller think it was not.
@@ -39,13 +41,15 @@ impl Authority {
     /// partition CRL was out within `wait`.
     pub async fn revoke_waiting_at_most(
         self: &Arc<Self>,
-        serial_hex: &str,
+        (issuer, serial_hex): (Option<&str>, &str),
         reason: Reason,
         actor: &str,
         now: u64,
         wait: std::time::Duration,
     ) -> Result<(CertRow, bool)> {
-        let row = self.revoke_stored(serial_hex, reason, actor, now).await?;
+        let row = self
+            .revoke_stored((issuer, serial_hex), reason, actor, now)
+            .await?;
         let published = self
             .crls
             .publish_waiting_at_most(&row.issuer, row.shard, now, wait)
@@ -54,17 +58,18 @@ impl Authority {
     }
 
     /// Stores a revocation (with its audit entry and the CRLs it makes
-    /// due) and has OCSP answer it at once.
+    /// due) and has OCSP answer it at once. The issuer may be left out
+    /// unless the serial is one of several CAs' (a conflict naming them).
     pub(crate) async fn revoke_stored(
         &self,
-        serial_hex: &str,
+        (issuer, serial_hex): (Option<&str>, &str),
         reason: Reason,
         actor: &str,
         now: u64,
     ) -> Result<CertRow> {
         let serial_hex = normalise_serial(serial_hex)?;
         offered(reason)?;
-        let found = self.store.get_cert(None, &serial_hex).await?;
+        let found = self.store.get_cert(issuer, &serial_hex).await?;
         let mut tx = self.store.begin().await?;
         let row = self
             .revoke_audited(

@@ -33,6 +33,7 @@ pub(crate) async fn installation(tag: &str) -> Installation {
     opts.issuing_days = 1825;
     opts.base_url = "http://127.0.0.1".into();
     opts.kdf = hallmark_keys::KdfParams::danger_insecure_for_tests();
+    hallmark_keys::danger_allow_weak_kdf();
     ceremony::init(&dir, &opts, &pass, t0).await.unwrap();
     Installation {
         _tmp: tmp,

@@ -125,10 +125,15 @@ pub fn ocsp_signer_certificate(
         .find(|(k, _)| k == "CN")
         .map(|(_, v)| v.as_str())
         .unwrap_or(&issuer.id);
-    let mut dn = format!("CN={} OCSP Responder", cn.replace(',', "\\,"));
+    // Built from the values themselves (no RFC 4514 round trip to
+    // mis-escape them), within the upper bound of a CN.
+    let mut dn = vec![(
+        "CN".to_string(),
+        subject::with_suffix_within_bound("CN", cn, " OCSP Responder"),
+    )];
     for (k, v) in attrs.iter().rev() {
         if k == "O" || k == "C" {
-            dn.push_str(&format!(",{k}={}", v.replace(',', "\\,")));
+            dn.push((k.clone(), v.clone()));
         }
     }
     let not_after = (now + secs).min(issuer.not_after);
@@ -139,7 +144,7 @@ pub fn ocsp_signer_certificate(
         // A little slack for relying parties whose clocks run behind.
         not_before: now.saturating_sub(3600).max(issuer.not_before),
         not_after,
-        subject: subject::parse(&dn)?,
+        subject: subject::build(&dn)?,
         spki_der: spki_der.to_vec(),
         extensions: vec![
             ext::key_usage(KeyUsages::DigitalSignature.into())?,

@@ -34,6 +34,9 @@ pub struct IssueRequest {
     pub emails: Vec<String>,
     pub dns_names: Vec<String>,
     pub validity_days: Option<u32>,
+    /// A validity in seconds instead (Hallmark's own short-lived
+    /// certificates); within the profile's maximum too.
+    pub validity_secs: Option<u64>,
     pub key: KeySource,
     pub actor: String,
 }
@@ -117,8 +120,18 @@ impl<L: Ledger> Ca<L> {
                 profile.max_validity_days, req.profile
             )));
         }
+        let secs = match req.validity_secs {
+            Some(s) if s == 0 || s > profile.max_validity_days as u64 * 86_400 => {
+                return Err(CaError::BadRequest(format!(
+                    "validity of {s} seconds is outside 1..={} days for profile {:?}",
+                    profile.max_validity_days, req.profile
+                )));
+            }
+            Some(s) => s,
+            None => days as u64 * 86_400,
+        };
         let not_before = now;
-        let not_after = (now + days as u64 * 86_400 - 1).min(issuer.not_after);
+        let not_after = (now + secs - 1).min(issuer.not_after);
         // Domains are case-insensitive; a mailbox's local part may not be
         // (RFC 5321 §2.4), so it is kept as given.
         let emails: Vec<String> = req

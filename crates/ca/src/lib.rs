@@ -198,20 +198,40 @@ impl IssuerKey {
     /// Signs a linted TBS and checks that the result is what was linted and
     /// that it verifies under this CA's public key.
     pub fn sign_linted(&self, linted: &hallmark_pki::lint::LintedTbs) -> Result<Vec<u8>> {
-        let sig = self.signer.sign(linted.der())?;
+        let sig = self.sign_checked(linted.der())?;
         let cert_der = cert::assemble(linted.der(), &self.sig_alg, &sig)?;
         if cert::tbs_bytes(&cert_der)? != linted.der() {
             return Err(CaError::SignedMismatch);
         }
-        // A faulty RSA-CRT signature leaks the private key (Boneh–DeMillo–
-        // Lipton), so RSA signatures are verified before they leave; RSA
-        // verification is cheap. ECDSA faults are not caught by verifying.
-        if self.signer.key_algorithm().is_rsa() {
-            cert::verify_signed_by(&cert_der, &self.spki_der)
-                .map_err(|_| CaError::SignedMismatch)?;
-        }
         Ok(cert_der)
     }
+
+    /// Every signature of this CA's key (certificates, CRLs) is made here.
+    /// A faulty RSA-CRT signature leaks the private key (Boneh–DeMillo–
+    /// Lipton), so RSA signatures are verified before they leave; RSA
+    /// verification is cheap. ECDSA faults are not caught by verifying.
+    pub fn sign_checked(&self, tbs: &[u8]) -> Result<Vec<u8>> {
+        sign_checked(self.signer.as_ref(), tbs)
+    }
+}
+
+/// Signs `msg` with `signer`, verifying an RSA signature before it is used
+/// (see [`IssuerKey::sign_checked`]); for every key Hallmark signs with on
+/// relying parties' behalf (CA keys, OCSP responders).
+pub(crate) fn sign_checked(signer: &dyn Signer, msg: &[u8]) -> Result<Vec<u8>> {
+    let sig = signer.sign(msg)?;
+    if signer.key_algorithm().is_rsa() {
+        let alg = signer.signature_algorithm();
+        hallmark_crypto::verify_signature(
+            signer.spki_der(),
+            alg.oid,
+            alg.parameters.as_ref().map(|p| p.into()),
+            msg,
+            &sig,
+        )
+        .map_err(|_| CaError::SignedMismatch)?;
+    }
+    Ok(sig)
 }
 
 /// The CA: issuers by id, profiles by name, settings.

@@ -72,7 +72,7 @@ impl Responder {
         produced_at: u64,
     ) -> Result<Vec<u8>> {
         let data = ocsp::response_data(&self.key_hash, produced_at, responses, nonce)?;
-        let sig = self.signer.sign(&data)?;
+        let sig = crate::sign_checked(self.signer.as_ref(), &data)?;
         Ok(ocsp::successful_response(
             &data,
             &self.signer.signature_algorithm(),

@@ -27,7 +27,7 @@ pub fn sign_crl(
     };
     lint::lint_crl_params(&params)?;
     let tbs = hallmark_pki::crl::tbs(&params, entries)?;
-    let sig = issuer.signer.sign(&tbs)?;
+    let sig = issuer.sign_checked(&tbs)?;
     Ok(cert::signed_sequence(&tbs, &alg, &sig)?)
 }
 
@@ -35,7 +35,7 @@ pub fn sign_crl(
 mod tests {
     use std::sync::Arc;
 
-    use hallmark_crypto::{KeyAlgorithm, SoftwareSigner};
+    use hallmark_crypto::{KeyAlgorithm, Signer, SoftwareSigner};
     use hallmark_pki::crl::{EntryWriter, Reason, check_received};
 
     use super::sign_crl;
@@ -48,6 +48,68 @@ mod tests {
         let key = Arc::new(SoftwareSigner::from_pkcs8(KeyAlgorithm::EcP256, &pkcs8).unwrap());
         let cert = hierarchy::root_certificate(key.as_ref(), name, NOW - 86_400, 3650).unwrap();
         IssuerKey::new("root", cert, key, true).unwrap()
+    }
+
+    /// An RSA key whose signatures come out wrong (a fault in the signing
+    /// hardware: with RSA-CRT such a signature gives the key away).
+    struct Faulty(SoftwareSigner);
+
+    impl Signer for Faulty {
+        fn key_algorithm(&self) -> KeyAlgorithm {
+            self.0.key_algorithm()
+        }
+        fn spki_der(&self) -> &[u8] {
+            self.0.spki_der()
+        }
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, hallmark_crypto::CryptoError> {
+            let mut sig = self.0.sign(msg)?;
+            sig[7] ^= 0x20;
+            Ok(sig)
+        }
+    }
+
+    /// No faulty RSA signature leaves the CA: CRLs, certificates and OCSP
+    /// responses are each verified after signing.
+    #[test]
+    fn faulty_rsa_signatures_never_leave() {
+        let pkcs8 = hallmark_crypto::generate_pkcs8(KeyAlgorithm::Rsa2048).unwrap();
+        let good = Arc::new(SoftwareSigner::from_pkcs8(KeyAlgorithm::Rsa2048, &pkcs8).unwrap());
+        let cert =
+            hierarchy::root_certificate(good.as_ref(), "CN=RSA Root,C=HK", NOW - 86_400, 3650)
+                .unwrap();
+        let faulty = Arc::new(Faulty(
+            SoftwareSigner::from_pkcs8(KeyAlgorithm::Rsa2048, &pkcs8).unwrap(),
+        ));
+        let sound = IssuerKey::new("root", cert.clone(), good.clone(), true).unwrap();
+        let broken = IssuerKey::new("root", cert, faulty.clone(), true).unwrap();
+        let entries = EntryWriter::default();
+        assert!(sign_crl(&sound, &entries, 1, NOW, NOW + 86_400, None).is_ok());
+        let e = sign_crl(&broken, &entries, 1, NOW, NOW + 86_400, None).unwrap_err();
+        assert!(matches!(e, crate::CaError::SignedMismatch), "{e}");
+        // A certificate (the OCSP signer's) and an OCSP response.
+        let settings = crate::Settings::example("http://127.0.0.1");
+        let e =
+            hierarchy::ocsp_signer_certificate(&broken, good.spki_der(), NOW, 86_400, &settings)
+                .unwrap_err();
+        assert!(matches!(e, crate::CaError::SignedMismatch), "{e}");
+        let responder_cert =
+            hierarchy::ocsp_signer_certificate(&sound, good.spki_der(), NOW, 86_400, &settings)
+                .unwrap();
+        let responder = crate::ocsp::Responder::new("root", responder_cert, faulty).unwrap();
+        let id = hallmark_pki::ocsp::CertId {
+            hash: hallmark_pki::ocsp::HashAlg::Sha1,
+            issuer_name_hash: vec![0; 20],
+            issuer_key_hash: vec![0; 20],
+            serial: vec![1; 16],
+        };
+        let single = hallmark_pki::ocsp::SingleResponse {
+            cert_id: &id,
+            status: hallmark_pki::ocsp::CertStatus::Good,
+            this_update: NOW,
+            next_update: NOW + 3600,
+        };
+        let e = responder.sign(&[single], None, NOW).unwrap_err();
+        assert!(matches!(e, crate::CaError::SignedMismatch), "{e}");
     }
 
     /// A CRL brought from elsewhere (an offline root's) is accepted only

@@ -128,11 +128,9 @@ pub async fn admin_cert(g: &Global, c: AdminCertCmd) -> Res {
             }
             let serial = hallmark_pki::hex(parsed.tbs_certificate().serial_number().as_bytes());
             let auth = open(g).await?;
-            let row = match auth.certificate(&serial).await {
-                Ok(row) => row,
-                Err(hallmark_authority::AuthorityError::Store(
-                    hallmark_store::StoreError::NotFound(_),
-                )) => {
+            let row = match auth.stored_certificate(&der).await {
+                Ok(Some(row)) => row,
+                Ok(None) => {
                     return Err(format!(
                         "{} was not issued by this installation; admin client certificates must be issued here \
                          (e.g. `hallmark cert issue --profile personal --generate-key …`)",

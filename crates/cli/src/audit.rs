@@ -35,6 +35,11 @@ async fn verify(g: &Global) -> Res {
         report.checkpoints,
         report.last_checkpoint
     );
+    if let Some((seq, hash)) = &report.anchor {
+        outln!(
+            "anchored head: checkpoint at entry {seq}, chain hash {hash} (keep this line in a record outside this machine)"
+        );
+    }
     if report.findings.is_empty() {
         outln!("audit log OK");
         Ok(())

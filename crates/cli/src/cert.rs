@@ -25,10 +25,16 @@ pub enum CertCmd {
         /// keyCompromise, affiliationChanged, superseded, cessationOfOperation, …
         #[arg(long)]
         reason: String,
+        /// The issuing CA's id: needed when several CAs issued the serial.
+        #[arg(long)]
+        issuer: Option<String>,
     },
     /// Show a certificate.
     Show {
         serial: String,
+        /// The issuing CA's id: needed when several CAs issued the serial.
+        #[arg(long)]
+        issuer: Option<String>,
         /// Print the certificate as PEM.
         #[arg(long)]
         pem: bool,
@@ -118,6 +124,7 @@ pub async fn run(g: &Global, c: CertCmd) -> Res {
                         emails: a.emails,
                         dns_names: a.dns,
                         validity_days: a.days,
+                        validity_secs: None,
                         key,
                         actor: actor(),
                     },
@@ -157,21 +164,32 @@ pub async fn run(g: &Global, c: CertCmd) -> Res {
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
-        CertCmd::Revoke { serial, reason } => {
+        CertCmd::Revoke {
+            serial,
+            reason,
+            issuer,
+        } => {
             let r = parse_reason(&reason)?;
             let auth = open(g).await?;
             let row = auth
-                .revoke(&serial, r, &actor(), system_now())
+                .revoke((issuer.as_deref(), &serial), r, &actor(), system_now())
                 .await
                 .map_err(s)?;
             outln!("revoked {} ({})", row.serial, r.name());
             auth.checkpoint(system_now()).await.map_err(s)?;
             Ok(())
         }
-        CertCmd::Show { serial, pem } => {
+        CertCmd::Show {
+            serial,
+            pem,
+            issuer,
+        } => {
             let auth = open(g).await?;
             let serial = hallmark_authority::normalise_serial(&serial).map_err(s)?;
-            let r = auth.certificate(&serial).await.map_err(s)?;
+            let r = auth
+                .certificate(issuer.as_deref(), &serial)
+                .await
+                .map_err(s)?;
             if pem {
                 let c = r.cert.ok_or("this certificate was never issued")?;
                 out!("{}", hallmark_pki::pem::encode("CERTIFICATE", &c));

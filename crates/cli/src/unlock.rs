@@ -73,7 +73,7 @@ fn quorum(g: &Global) -> Res<(Passphrase, Vec<String>)> {
 
 pub async fn open(g: &Global) -> Res<Arc<Authority>> {
     let p = pass(g, false)?;
-    let abort = std::env::var("HALLMARK_DANGER_ABORT_AFTER_SIGN").is_ok_and(|v| v == "1");
+    let abort = hallmark_keys::danger_switch("HALLMARK_DANGER_ABORT_AFTER_SIGN");
     let auth = Authority::open_with(&g.data_dir, &p, g.database_url.as_deref(), abort)
         .await
         .map_err(s)?;
@@ -97,7 +97,7 @@ pub async fn open(g: &Global) -> Res<Arc<Authority>> {
 }
 
 pub fn kdf() -> KdfParams {
-    if std::env::var("HALLMARK_DANGER_INSECURE_KDF").is_ok_and(|v| v == "1") {
+    if hallmark_keys::danger_switch("HALLMARK_DANGER_INSECURE_KDF") {
         KdfParams::danger_insecure_for_tests()
     } else {
         KdfParams::default()

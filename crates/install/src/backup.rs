@@ -152,6 +152,13 @@ pub fn open(input: &Path, pass: &Passphrase) -> Result<Archive> {
         t: n(1),
         p: n(2),
     };
+    // From the file's unauthenticated header: bounded before Argon2 sees
+    // them (a crafted file could ask for terabytes), and at least the
+    // minimum (a weakened header gains nothing: the seal would not open,
+    // but it is refused before any work).
+    let what = format!("the backup {}", input.display());
+    kdf.check_bounds(&what)?;
+    kdf.check_minimum(&what)?;
     let payload = Zeroizing::new(derive(pass, salt, kdf)?.open(header, sealed).map_err(|_| {
         InstallError::Invalid("wrong passphrase, or the backup was altered".into())
     })?);

@@ -123,6 +123,12 @@ pub async fn init(
             dir.display()
         )));
     }
+    check_id(&opts.issuing_id)?;
+    if opts.issuing_id == ROOT_ID {
+        return Err(InstallError::Invalid(format!(
+            "the CA id {ROOT_ID:?} is the root's; choose another --issuing-id"
+        )));
+    }
     const_oid::ObjectIdentifier::new(&opts.policy_arc)
         .map_err(|e| InstallError::Config(format!("--policy-arc {:?}: {e}", opts.policy_arc)))?;
     std::fs::create_dir_all(dir)
@@ -147,12 +153,15 @@ pub async fn init(
             https_names: vec!["hallmark.localhost".into()],
             admin_https_listen: None,
             admin_client_certs: Vec::new(),
+            admin_api: config::AdminApi::default(),
+            https_cert_minutes: 90 * 24 * 60,
         },
         database: DatabaseConfig {
             url: opts
                 .database_url
                 .clone()
                 .unwrap_or_else(|| "sqlite://hallmark.db".into()),
+            password_file: None,
         },
         ca: CaConfig {
             default_issuer: if opts.root_only {
@@ -165,6 +174,7 @@ pub async fn init(
             crl_shard_days: 90,
             ocsp_validity_hours: 96,
             ocsp_signer_days: 30,
+            ocsp_live_signatures_per_second: 500,
         },
         keys: opts.keys.clone(),
         ra: config::RaConfig::default(),
@@ -179,7 +189,7 @@ pub async fn init(
         cfg.keys.token()?.as_ref(),
         cfg.keys.rsa_padding()?,
     )?;
-    let store = Store::connect(&cfg.database_url(dir)).await?;
+    let store = Store::connect(&cfg.with_password(dir, &cfg.database_url(dir))?).await?;
     if !store.issuers().await?.is_empty() {
         return Err(InstallError::Config(
             "the database already holds CAs; use an empty database for a new installation".into(),
@@ -541,6 +551,11 @@ pub async fn import_issuer(
     hallmark_pki::cert::verify_signed_by(cert, &root_spki).map_err(|_| {
         InstallError::Invalid("the certificate is not signed by this installation's root".into())
     })?;
+    hallmark_pki::lint::check_ca_certificate(cert, &inst.root.cert, now).map_err(|e| {
+        InstallError::Invalid(format!(
+            "the certificate cannot serve as an issuing CA: {e}"
+        ))
+    })?;
     let label = ca_key_label(id);
     let signer = inst.ks.signer(&label).map_err(|_| {
         InstallError::Invalid(format!(
@@ -638,9 +653,10 @@ pub async fn rekey_root(
 fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        return Err(InstallError::Invalid(
-            "a CA id uses 1 to 64 letters, digits and '-'".into(),
-        ));
+        return Err(InstallError::Invalid(format!(
+            "CA id {id:?}: a CA id uses 1 to 64 ASCII letters, digits and '-' \
+             (it goes into URLs, key labels and settings)"
+        )));
     }
     Ok(())
 }

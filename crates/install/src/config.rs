@@ -173,7 +173,37 @@ pub struct ServerConfig {
     /// expired, not revoked, from a CA that is not revoked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_client_certs: Vec<String>,
+    /// Where the admin API (`/api/v1`) is served besides the admin
+    /// mutual-TLS listener (which always serves it): `loopback` (the
+    /// default) to clients connecting from a loopback address only,
+    /// `admin-tls` nowhere else, `everywhere` on every listener (the bearer
+    /// token then crosses the network, on plain HTTP too).
+    #[serde(default)]
+    pub admin_api: AdminApi,
+    /// Validity of the server's own TLS certificate, in minutes; a running
+    /// server renews it when a third is left and presents the new one
+    /// without a restart.
+    #[serde(default = "d_https_cert_minutes")]
+    pub https_cert_minutes: u64,
 }
+
+/// See [`ServerConfig::admin_api`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminApi {
+    #[default]
+    Loopback,
+    AdminTls,
+    Everywhere,
+}
+
+fn d_https_cert_minutes() -> u64 {
+    90 * 24 * 60
+}
+
+/// The shortest TLS certificate validity accepted: the maintenance loop
+/// looks every few seconds, so it must have time to renew.
+pub const MIN_HTTPS_CERT_MINUTES: u64 = 1;
 
 fn d_https_names() -> Vec<String> {
     vec!["hallmark.localhost".into()]
@@ -183,7 +213,13 @@ fn d_https_names() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (relative to the data directory) or `postgres://…`.
+    /// Better without a password: see `password_file`.
     pub url: String,
+    /// A file (relative to the data directory) holding the PostgreSQL
+    /// password, put into the URL when it has none; else
+    /// `$HALLMARK_DATABASE_PASSWORD_FILE`, else `$HALLMARK_DATABASE_PASSWORD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -200,6 +236,15 @@ pub struct CaConfig {
     pub ocsp_validity_hours: u64,
     #[serde(default = "d_signer_days")]
     pub ocsp_signer_days: u64,
+    /// OCSP signatures made live (for requests with a nonce, several
+    /// CertIDs, or a serial not pre-signed), at most, per second; requests
+    /// beyond get the answer that costs no signature (see SECURITY.md).
+    #[serde(default = "d_live_signatures")]
+    pub ocsp_live_signatures_per_second: u32,
+}
+
+fn d_live_signatures() -> u32 {
+    500
 }
 
 fn d_crl_hours() -> u64 {
@@ -240,6 +285,7 @@ impl Config {
         let url = database_url
             .map(str::to_string)
             .unwrap_or_else(|| self.database_url(dir));
+        let url = self.with_password(dir, &url)?;
         Ok(hallmark_store::Store::connect(&url).await?)
     }
 
@@ -322,6 +368,11 @@ impl Config {
                  add certificates with `hallmark admin-cert add --cert FILE`"
             )));
         }
+        if self.server.https_cert_minutes < MIN_HTTPS_CERT_MINUTES {
+            return Err(InstallError::Config(format!(
+                "server.https_cert_minutes must be at least {MIN_HTTPS_CERT_MINUTES}"
+            )));
+        }
         if self.server.https_names.is_empty() {
             return Err(InstallError::Config(
                 "server.https_names must name at least one DNS name".into(),
@@ -339,6 +390,72 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// A PostgreSQL URL without a password gets the one from
+    /// `database.password_file`, `$HALLMARK_DATABASE_PASSWORD_FILE` or
+    /// `$HALLMARK_DATABASE_PASSWORD` (so that it need not be on a command
+    /// line or in hallmark.toml); other URLs are returned as they are.
+    pub fn with_password(&self, dir: &Path, url: &str) -> Result<String, InstallError> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Ok(url.to_string());
+        };
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Ok(url.to_string());
+        }
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (userinfo, host) = match rest[..authority_end].rsplit_once('@') {
+            Some((u, _)) if u.contains(':') => return Ok(url.to_string()),
+            Some((u, h)) => (Some(u), h),
+            None => (None, &rest[..authority_end]),
+        };
+        let file = self
+            .database
+            .password_file
+            .as_ref()
+            .map(|f| dir.join(f))
+            .or_else(|| std::env::var_os("HALLMARK_DATABASE_PASSWORD_FILE").map(Into::into));
+        let password = match file {
+            Some(f) => zeroize::Zeroizing::new(
+                std::fs::read_to_string(&f)
+                    .map_err(|e| {
+                        InstallError::Config(format!(
+                            "cannot read the database password file {}: {e}",
+                            f.display()
+                        ))
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            None => match std::env::var("HALLMARK_DATABASE_PASSWORD") {
+                Ok(p) => zeroize::Zeroizing::new(p),
+                Err(_) => return Ok(url.to_string()),
+            },
+        };
+        let user = match userinfo {
+            Some(u) => u.to_string(),
+            None => {
+                return Err(InstallError::Config(
+                    "a database password was given, but the PostgreSQL URL names no user \
+                     (postgres://USER@HOST/DB)"
+                        .into(),
+                ));
+            }
+        };
+        let encoded: String = password
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        Ok(format!(
+            "{scheme}://{user}:{encoded}@{host}{}",
+            &rest[authority_end..]
+        ))
     }
 
     /// The database URL with a relative SQLite path resolved against `dir`.
@@ -388,7 +505,7 @@ impl Config {
     pub fn save(&self, dir: &Path) -> Result<(), InstallError> {
         let text = toml::to_string_pretty(self).map_err(|e| InstallError::Config(e.to_string()))?;
         let path = dir.join(CONFIG_FILE);
-        hallmark_keys::write_file_atomic(&path, text.as_bytes(), 0o644)
+        hallmark_keys::write_file_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| InstallError::Config(format!("cannot write {}: {e}", path.display())))
     }
 }
@@ -417,6 +534,7 @@ mod tests {
         );
         opts.root_algorithm = hallmark_crypto::KeyAlgorithm::EcP256;
         opts.kdf = hallmark_keys::KdfParams::danger_insecure_for_tests();
+        hallmark_keys::danger_allow_weak_kdf();
         let pass = hallmark_keys::Passphrase::new("config test passphrase".into()).unwrap();
         ceremony::init(dir, &opts, &pass, 1_800_000_000)
             .await

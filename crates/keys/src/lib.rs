@@ -90,7 +90,76 @@ impl Default for KdfParams {
     }
 }
 
+/// Whether this build has the test switches (`HALLMARK_DANGER_*`): only
+/// Hallmark's own test suite builds them (the `danger-test-switches`
+/// feature, which the CLI's tests enable); a release build ignores them.
+pub const TEST_SWITCHES: bool = cfg!(feature = "danger-test-switches");
+
+/// A test switch: `$NAME=1` in a build with [`TEST_SWITCHES`]. Set in a
+/// build without them, it is ignored, with a warning on stderr.
+pub fn danger_switch(name: &str) -> bool {
+    let set = std::env::var(name).is_ok_and(|v| v == "1");
+    if set && !TEST_SWITCHES {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "warning: {name} is a switch of Hallmark's test builds; this build ignores it"
+            );
+        });
+    }
+    set && TEST_SWITCHES
+}
+
+static WEAK_KDF_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets this process open stores sealed with the tests' cheap KDF (unit
+/// tests' fixtures; the CLI's tests use `HALLMARK_DANGER_INSECURE_KDF`).
+/// Only in test builds.
+#[cfg(feature = "danger-test-switches")]
+pub fn danger_allow_weak_kdf() {
+    WEAK_KDF_ALLOWED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 impl KdfParams {
+    /// The weakest Argon2id accepted for a key store, backup or share:
+    /// 19 MiB and 2 passes (OWASP's minimum for Argon2id; RFC 9106 §4
+    /// recommends more, which is the default).
+    pub const MINIMUM: KdfParams = KdfParams {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+    };
+
+    /// Refuses parameters a file could carry to exhaust memory or time:
+    /// at most 1 GiB, 64 passes, 8 lanes (files may come from anywhere).
+    pub fn check_bounds(&self, what: &str) -> Result<()> {
+        if self.m_kib > 1024 * 1024 || self.t > 64 || self.p > 8 || self.t == 0 || self.p == 0 {
+            return Err(KeyError::Passphrase(format!(
+                "{what}: Argon2id parameters out of range (m={} KiB, t={}, p={}; at most 1 GiB, 64 passes, 8 lanes)",
+                self.m_kib, self.t, self.p
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses parameters below [`Self::MINIMUM`] (what a tampered or
+    /// test-made file would carry), unless the test switch
+    /// `HALLMARK_DANGER_INSECURE_KDF` is on in a test build.
+    pub fn check_minimum(&self, what: &str) -> Result<()> {
+        let m = Self::MINIMUM;
+        let allowed = cfg!(test)
+            || WEAK_KDF_ALLOWED.load(std::sync::atomic::Ordering::SeqCst)
+            || danger_switch("HALLMARK_DANGER_INSECURE_KDF");
+        if (self.m_kib < m.m_kib || self.t < m.t) && !allowed {
+            return Err(KeyError::Passphrase(format!(
+                "{what} is sealed with Argon2id parameters below the minimum (m={} KiB, t={}; at least m={} KiB, t={}): \
+                 it may have been made by a test build or altered; restore the installation from a backup made by a release build",
+                self.m_kib, self.t, m.m_kib, m.t
+            )));
+        }
+        Ok(())
+    }
+
     /// A cheap setting for tests only: it offers no protection to a stolen store.
     pub fn danger_insecure_for_tests() -> Self {
         Self {
@@ -218,6 +287,9 @@ impl KeyStore {
             detail: d,
         };
         let file = Self::read_file(path)?;
+        let what = format!("the key store {}", path.display());
+        file.kdf.params.check_bounds(&what)?;
+        file.kdf.params.check_minimum(&what)?;
         let salt = Base64::decode_vec(&file.kdf.salt).map_err(|e| corrupt(e.to_string()))?;
         let master = derive_sealing_key(pass, &salt, file.kdf.params)?;
         let check = Base64::decode_vec(&file.check).map_err(|e| corrupt(e.to_string()))?;

@@ -284,9 +284,7 @@ pub fn open(text: &str, pass: &Passphrase) -> Result<(String, Share)> {
     // come from anywhere). Lowered parameters gain an attacker nothing: the
     // share was sealed under the custodian's own, so others derive a key
     // that does not open it.
-    if kdf.m_kib > 1024 * 1024 || kdf.t > 64 || kdf.p > 8 {
-        return Err(bad("KDF parameters out of range"));
-    }
+    kdf.check_bounds(&format!("custodian {name}'s share"))?;
     let salt = Base64::decode_vec(salt).map_err(|_| bad("bad salt"))?;
     let sealed = Base64::decode_vec(sealed).map_err(|_| bad("bad ciphertext"))?;
     let key = crate::derive_sealing_key(pass, &salt, kdf)?;

@@ -451,3 +451,80 @@ pub fn lint_crl_params(p: &crate::crl::CrlParams<'_>) -> Result<()> {
         Err(PkiError::Lint(f))
     }
 }
+
+/// Checks a CA certificate made elsewhere (e.g. by an offline root) before
+/// it is installed, as relying parties will judge it (RFC 5280 §4.2.1.3,
+/// §4.2.1.9, §6.1): v3; a critical basicConstraints with cA=TRUE and a path
+/// length the issuer allows; a critical keyUsage with keyCertSign and
+/// cRLSign; the issuer's subject as its issuer; valid at `now`, and not
+/// outliving the issuer.
+pub fn check_ca_certificate(cert_der: &[u8], issuer_der: &[u8], now: u64) -> Result<()> {
+    let cert = crate::cert::parse(cert_der)?;
+    let issuer = crate::cert::parse(issuer_der)?;
+    let (tbs, itbs) = (cert.tbs_certificate(), issuer.tbs_certificate());
+    let mut f: Vec<String> = Vec::new();
+    if tbs.version() != x509_cert::certificate::Version::V3 {
+        f.push("it is not a version 3 certificate".into());
+    }
+    if tbs.issuer().to_der()? != itbs.subject().to_der()? {
+        f.push("its issuer name is not the root's subject".into());
+    }
+    let ext_of = |t: &x509_cert::TbsCertificate, oid| {
+        t.extensions()
+            .and_then(|e| e.iter().find(|e| e.extn_id == oid).cloned())
+    };
+    let bc = |t: &x509_cert::TbsCertificate| {
+        ext_of(t, BasicConstraints::OID).map(|e| {
+            (
+                e.critical,
+                BasicConstraints::from_der(e.extn_value.as_bytes()).ok(),
+            )
+        })
+    };
+    match bc(tbs) {
+        Some((true, Some(b))) if b.ca => {
+            if let Some((_, Some(ib))) = bc(itbs)
+                && let Some(limit) = ib.path_len_constraint
+            {
+                if limit == 0 {
+                    f.push("the root's pathLenConstraint of 0 allows no CA under it".into());
+                } else if b.path_len_constraint.is_none_or(|p| p >= limit) {
+                    f.push(format!(
+                        "its pathLenConstraint must be below the root's ({limit})"
+                    ));
+                }
+            }
+        }
+        _ => f.push("it needs a critical basicConstraints with cA=TRUE".into()),
+    }
+    match ext_of(tbs, KeyUsage::OID) {
+        Some(e) if e.critical => match KeyUsage::from_der(e.extn_value.as_bytes()) {
+            Ok(k) if k.0.contains(KeyUsages::KeyCertSign) && k.0.contains(KeyUsages::CRLSign) => {}
+            _ => f.push("its keyUsage must include keyCertSign and cRLSign".into()),
+        },
+        _ => f.push("it needs a critical keyUsage with keyCertSign and cRLSign".into()),
+    }
+    let (nb, na) = (
+        time::unix(&tbs.validity().not_before),
+        time::unix(&tbs.validity().not_after),
+    );
+    let root_na = time::unix(&itbs.validity().not_after);
+    if na <= nb {
+        f.push("its notAfter is not after its notBefore".into());
+    }
+    if now < nb || now > na {
+        f.push("it is not valid now".into());
+    }
+    if na > root_na {
+        f.push(format!(
+            "it outlives the root (notAfter {} after the root's {})",
+            time::rfc3339(na),
+            time::rfc3339(root_na)
+        ));
+    }
+    if f.is_empty() {
+        Ok(())
+    } else {
+        Err(PkiError::Lint(f))
+    }
+}

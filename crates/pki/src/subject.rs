@@ -31,7 +31,7 @@ pub fn parse(s: &str) -> Result<Name> {
         return Ok(Name::default());
     }
     let s = s.trim_start();
-    let mut rdns = Vec::new();
+    let mut pairs = Vec::new();
     for part in split_unescaped(s, ',') {
         let (k, v) = part
             .split_once('=')
@@ -43,7 +43,19 @@ pub fn parse(s: &str) -> Result<Name> {
                  write \\+ if the '+' is part of the value"
             )));
         }
-        let v = unescape(trim_unescaped(v))?;
+        pairs.push((k.to_string(), unescape(trim_unescaped(v))?));
+    }
+    build(&pairs)
+}
+
+/// A name from (attribute, value) pairs, most specific first as in
+/// [`parse`], with the same checks (known attributes, upper bounds, string
+/// types) but no escaping: for names made from other names' values, which
+/// may hold any character.
+pub fn build<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Result<Name> {
+    let mut rdns = Vec::new();
+    for (k, v) in pairs {
+        let (k, v) = (k.as_ref(), v.as_ref());
         if v.chars().any(char::is_control) {
             return Err(PkiError::Subject(format!(
                 "{k} holds a control character; names must be printable text"
@@ -75,7 +87,7 @@ pub fn parse(s: &str) -> Result<Name> {
                 upper_bound(name)
             )));
         }
-        let value = encode_value(name, &v)?;
+        let value = encode_value(name, v)?;
         let atv = AttributeTypeAndValue {
             oid: ObjectIdentifier::new_unwrap(oid),
             value,
@@ -84,6 +96,14 @@ pub fn parse(s: &str) -> Result<Name> {
     }
     rdns.reverse();
     Ok(Name::from_der(&RdnSequence::from(rdns).to_der()?)?)
+}
+
+/// The longest prefix of `s` that, with `suffix`, fits in the upper bound
+/// of `attribute`, followed by `suffix`.
+pub fn with_suffix_within_bound(attribute: &str, s: &str, suffix: &str) -> String {
+    let room = upper_bound(attribute).saturating_sub(suffix.chars().count());
+    let head: String = s.chars().take(room).collect();
+    format!("{}{suffix}", head.trim_end())
 }
 
 fn encode_value(name: &str, v: &str) -> Result<Any> {

@@ -551,6 +551,7 @@ impl Ra {
                     emails: Vec::new(),
                     dns_names: Vec::new(),
                     validity_days: None,
+                    validity_secs: None,
                     key: KeySource::GenerateUnderPin(KeyAlgorithm::EcP256, pin.clone()),
                     actor: format!("ra:{reference}"),
                 },

@@ -95,15 +95,11 @@ impl FromRequestParts<AppState> for Admin {
         if !s.auth.admin_access().client_certs.contains(&fp) {
             return Err(unauthorized());
         }
-        let Ok(cert) = hallmark_pki::cert::parse(der) else {
-            return Err(unauthorized());
-        };
-        let serial = hallmark_pki::hex(cert.tbs_certificate().serial_number().as_bytes());
-        match s.auth.certificate(&serial).await {
+        match s.auth.stored_certificate(der).await {
             // TLS checked expiry at the full handshake only (not on
             // resumption or a long-lived connection): checked again here,
             // with the revocation of the certificate and of its CA.
-            Ok(row)
+            Ok(Some(row))
                 if row.status == "issued"
                     && row.revoked_at.is_none()
                     && row.not_after >= system_now() as i64
@@ -193,6 +189,7 @@ async fn issue(
                 emails: b.emails,
                 dns_names: b.dns_names,
                 validity_days: b.validity_days,
+                validity_secs: None,
                 key: KeySource::Csr(b.csr.into_bytes()),
                 actor: admin.actor,
             },
@@ -222,13 +219,22 @@ async fn issue(
         .into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    #[serde(default)]
+    issuer: Option<String>,
+}
+
 async fn show(
     _: Admin,
     State(s): State<AppState>,
     Path(serial): Path<String>,
+    q: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(q) = q.map_err(|e| Problem::bad_request("invalid", e.body_text()))?;
     let serial = hallmark_authority::normalise_serial(&serial)?;
-    let row = s.auth.certificate(&serial).await?;
+    let row = s.auth.certificate(q.issuer.as_deref(), &serial).await?;
     Ok(Json(cert_json(&row)))
 }
 
@@ -308,6 +314,9 @@ async fn list(
 #[serde(deny_unknown_fields)]
 struct RevokeBody {
     reason: String,
+    /// Needed when several CAs issued the serial.
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 async fn revoke(
@@ -333,7 +342,7 @@ async fn revoke(
     let (row, _) = s
         .auth
         .revoke_waiting_at_most(
-            &serial,
+            (b.issuer.as_deref(), &serial),
             reason,
             &admin.actor,
             system_now(),

@@ -21,9 +21,9 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use base64ct::{Base64, Encoding};
-use hallmark_authority::{Authority, AuthorityError, system_now};
+use hallmark_authority::{AdminApi, Authority, AuthorityError, system_now};
 use hallmark_pki::ocsp::MAX_REQUEST_BYTES;
 use hallmark_store::crls::FULL_CRL;
 
@@ -34,8 +34,28 @@ pub struct AppState {
     pub auth: Arc<Authority>,
 }
 
-pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>) -> Router {
+/// Which listener a router is for: the admin mutual-TLS listener always
+/// serves the admin API, the others as `server.admin_api` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// HTTP and HTTPS, which face relying parties.
+    Public,
+    /// The admin mutual-TLS listener.
+    AdminTls,
+}
+
+pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>, listener: Listener) -> Router {
+    let mode = auth.server_config().admin_api;
     let state = AppState { auth };
+    let api = match (listener, mode) {
+        (Listener::AdminTls, _) | (_, AdminApi::Everywhere) => api::router(),
+        (Listener::Public, AdminApi::Loopback) => {
+            api::router().layer(axum::middleware::from_fn(loopback_only))
+        }
+        (Listener::Public, AdminApi::AdminTls) => Router::new()
+            .route("/", any(api_elsewhere))
+            .route("/{*rest}", any(api_elsewhere)),
+    };
     let ocsp = Router::new()
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/", post(ocsp_post))
@@ -50,7 +70,7 @@ pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>) -> Router {
         .route("/ca/{file}", get(ca_cert))
         .route("/ca/{subject}/cross/{file}", get(cross_cert))
         .merge(ocsp)
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api)
         .nest("/ra", hallmark_web::router(ra))
         .route(
             "/ra/",
@@ -59,6 +79,45 @@ pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { Problem::not_found("no such resource; see /api/v1/openapi.json") })
         .with_state(state)
+}
+
+/// The admin API on a public listener with `admin_api = "loopback"`: only
+/// for connections from this machine (the bearer token must not cross the
+/// network in the clear). The peer address comes from the listener, never
+/// from a header a client could set.
+async fn loopback_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let local = peer.is_some_and(|ip| match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    });
+    if local {
+        next.run(req).await
+    } else {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "admin-api-elsewhere",
+            "Not found",
+            "the admin API is served on this listener only to clients on the server's own machine \
+             (server.admin_api = \"loopback\"); use the admin mutual-TLS listener",
+        )
+        .into_response()
+    }
+}
+
+async fn api_elsewhere() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "admin-api-elsewhere",
+        "Not found",
+        "the admin API is not served on this listener: it is on the admin mutual-TLS listener \
+         (server.admin_api = \"admin-tls\")",
+    )
 }
 
 /// 405 as a problem; the router adds the `Allow` header.
@@ -204,43 +263,31 @@ async fn serve_crl(s: &AppState, issuer: &str, shard: i64) -> Result<Response, P
     match s.auth.crl(issuer, shard).await {
         Ok(c) => Ok(der_response("application/pkix-crl", c.der)),
         Err(AuthorityError::Store(hallmark_store::StoreError::NotFound(_))) => {
-            // A shard not generated yet: only for a CA we sign for, and only
-            // a shard a live certificate can name (else anyone could make the
-            // CA sign and store CRLs without end).
+            // Only what is published is served: a GET never makes the CA
+            // sign (CRLs are made at start, on schedule, after revocations,
+            // and for a new partition at its first certificate's issuance).
             let crls = s.auth.crls();
-            let Some(live) = crls.live_partitions(issuer, system_now()) else {
+            let known = s
+                .auth
+                .ca_records()
+                .await
+                .is_ok_and(|all| all.iter().any(|i| i.id == issuer));
+            Err(Problem::not_found(if !known {
+                format!("no CA named {issuer:?}")
+            } else if crls.live_partitions(issuer, system_now()).is_none() {
                 // A CA whose key is elsewhere (an offline root) publishes
                 // the CRLs its operator imports.
-                let known = s
-                    .auth
-                    .ca_records()
-                    .await
-                    .is_ok_and(|all| all.iter().any(|i| i.id == issuer));
-                return Err(Problem::not_found(if known {
-                    format!(
-                        "no CRL of {issuer:?} has been published here yet: its key is elsewhere; \
-                         its operator publishes one with `hallmark crl import --issuer {issuer}`"
-                    )
-                } else {
-                    format!("no CA named {issuer:?}")
-                }));
-            };
-            if shard != FULL_CRL && !live.contains(&shard) {
-                return Err(Problem::not_found(format!(
-                    "no CRL partition {shard} for {issuer:?}: live partitions are {}..={}",
-                    live.start(),
-                    live.end()
-                )));
-            }
-            crls.generate_crls(
-                Some(issuer),
-                (shard != FULL_CRL).then_some(shard),
-                system_now(),
-            )
-            .await
-            .map_err(AuthorityError::from)?;
-            let c = s.auth.crl(issuer, shard).await?;
-            Ok(der_response("application/pkix-crl", c.der))
+                format!(
+                    "no CRL of {issuer:?} has been published here yet: its key is elsewhere; \
+                     its operator publishes one with `hallmark crl import --issuer {issuer}`"
+                )
+            } else if shard == FULL_CRL {
+                format!("the CRL of {issuer:?} is not published yet")
+            } else {
+                format!(
+                    "no CRL partition {shard} of {issuer:?} is published: no certificate names it"
+                )
+            }))
         }
         Err(e) => Err(e.into()),
     }

@@ -71,12 +71,13 @@ pub async fn serve(
     let ra = hallmark_ra::Ra::open(auth.clone())
         .await
         .map_err(|e| ServeError::Refused(format!("registration authority: {e}")))?;
-    let app = crate::router(auth.clone(), ra);
+    let app = crate::router(auth.clone(), ra.clone(), crate::Listener::Public);
     if listen.https.is_some() || listen.admin_https.is_some() {
         let (chain, signer) = auth.tls_identity(system_now()).await?;
+        let identity = crate::tls::Identity::new(chain, signer).map_err(ServeError::Tls)?;
+        tokio::spawn(renew_tls(auth.clone(), identity.clone()));
         if let Some(addr) = &listen.https {
-            let cfg = crate::tls::server_config(chain.clone(), signer.clone(), None)
-                .map_err(ServeError::Tls)?;
+            let cfg = crate::tls::server_config(identity.clone(), None).map_err(ServeError::Tls)?;
             let l = bind(addr, "HTTPS ").await?;
             let at = l
                 .local_addr()
@@ -95,8 +96,8 @@ pub async fn serve(
                 .filter(|i| !auth.is_revoked_ca(&i.id))
                 .map(|i| i.cert)
                 .collect();
-            let cfg = crate::tls::server_config(chain, signer, Some(&anchors))
-                .map_err(ServeError::Tls)?;
+            let cfg =
+                crate::tls::server_config(identity, Some(&anchors)).map_err(ServeError::Tls)?;
             let l = bind(addr, "admin HTTPS ").await?;
             let at = l
                 .local_addr()
@@ -104,15 +105,52 @@ pub async fn serve(
             announce(&format!(
                 "listening on https://{at} (admin API, mutual TLS)"
             ));
-            tokio::spawn(crate::tls::serve_https(l, app.clone(), cfg));
+            let admin = crate::router(auth.clone(), ra, crate::Listener::AdminTls);
+            tokio::spawn(crate::tls::serve_https(l, admin, cfg));
         }
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| ServeError::Listen(e.to_string()))?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| ServeError::Listen(e.to_string()))?;
     auth.checkpoint(system_now()).await?;
     Ok(())
+}
+
+/// Renews the server's TLS certificate when a third of its validity is
+/// left (or takes the one another process renewed) and swaps it into the
+/// listeners; on failure it tries again in a minute, while the current one
+/// is still valid.
+async fn renew_tls(auth: Arc<Authority>, identity: Arc<crate::tls::Identity>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut retry_at = 0;
+    loop {
+        tick.tick().await;
+        let now = system_now();
+        if now < identity.renew_at() || now < retry_at {
+            continue;
+        }
+        match auth.tls_identity(now).await {
+            Ok((chain, signer)) => {
+                let changed = chain.first().is_some_and(|c| *c != identity.leaf());
+                match identity.replace(chain, signer) {
+                    Ok(()) if changed => tracing::info!("renewed the server's TLS certificate"),
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot use the renewed TLS certificate");
+                        retry_at = now + 60;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "renewing the server's TLS certificate failed; retrying in a minute");
+                retry_at = now + 60;
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

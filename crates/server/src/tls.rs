@@ -1,7 +1,7 @@
 //! HTTPS with rustls. The private key stays in Hallmark's key custody: rustls
 //! signs handshakes through our `Signer`, so no key bytes are ever loaded.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer};
 use rustls::pki_types::CertificateDer;
@@ -70,21 +70,84 @@ impl rustls::sign::SigningKey for CustodyKey {
 #[derive(Clone)]
 pub struct ClientCert(pub Arc<Vec<u8>>);
 
+/// The server's own certificate chain and key, shared by its TLS listeners
+/// and replaced in place when renewed: handshakes after a
+/// [`replace`](Self::replace) present the new certificate, without a
+/// restart.
+#[derive(Debug)]
+pub struct Identity {
+    current: RwLock<(Arc<CertifiedKey>, u64)>,
+}
+
+impl Identity {
+    pub fn new(chain: Vec<Vec<u8>>, signer: Arc<dyn Signer>) -> Result<Arc<Self>, String> {
+        let cur = certified(chain, signer)?;
+        Ok(Arc::new(Self {
+            current: RwLock::new(cur),
+        }))
+    }
+
+    /// When the certificate presented now is due for renewal (unix time):
+    /// when a third of its validity is left.
+    pub fn renew_at(&self) -> u64 {
+        self.current.read().map(|g| g.1).unwrap_or(0)
+    }
+
+    /// The leaf certificate presented now (DER).
+    pub fn leaf(&self) -> Vec<u8> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|g| g.0.cert.first().map(|c| c.to_vec()))
+            .unwrap_or_default()
+    }
+
+    pub fn replace(&self, chain: Vec<Vec<u8>>, signer: Arc<dyn Signer>) -> Result<(), String> {
+        let cur = certified(chain, signer)?;
+        if let Ok(mut g) = self.current.write() {
+            *g = cur;
+        }
+        Ok(())
+    }
+}
+
+fn certified(
+    chain: Vec<Vec<u8>>,
+    signer: Arc<dyn Signer>,
+) -> Result<(Arc<CertifiedKey>, u64), String> {
+    let leaf = chain
+        .first()
+        .ok_or("an empty certificate chain")
+        .and_then(|c| hallmark_pki::cert::parse(c).map_err(|_| "a leaf that does not parse"))?;
+    let v = leaf.tbs_certificate().validity();
+    let (nb, na) = (
+        hallmark_pki::time::unix(&v.not_before),
+        hallmark_pki::time::unix(&v.not_after),
+    );
+    let renew_at = na.saturating_sub(na.saturating_sub(nb) / 3);
+    let key = CertifiedKey::new(
+        chain.into_iter().map(CertificateDer::from).collect(),
+        Arc::new(CustodyKey(Arc::new(SignerBox(signer)))),
+    );
+    Ok((Arc::new(key), renew_at))
+}
+
+impl rustls::server::ResolvesServerCert for Identity {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|g| g.0.clone())
+    }
+}
+
 /// A TLS server configuration. With `client_anchors` (the installation's
 /// CA certificates) every client must present a certificate chaining to one
 /// of them: the admin listener (mutual TLS). Without, no client certificate
 /// is asked for, so browsers and OCSP clients never see a certificate
 /// request on the public listener.
 pub fn server_config(
-    chain: Vec<Vec<u8>>,
-    signer: Arc<dyn Signer>,
+    identity: Arc<Identity>,
     client_anchors: Option<&[Vec<u8>]>,
 ) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let key = CertifiedKey::new(
-        chain.into_iter().map(CertificateDer::from).collect(),
-        Arc::new(CustodyKey(Arc::new(SignerBox(signer)))),
-    );
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -103,7 +166,7 @@ pub fn server_config(
     } else {
         builder.with_no_client_auth()
     };
-    let mut cfg = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+    let mut cfg = builder.with_cert_resolver(identity);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -144,7 +207,8 @@ pub async fn serve_https(listener: TcpListener, app: axum::Router, cfg: rustls::
             let app = match peer_cert {
                 Some(c) => app.layer(axum::Extension(c)),
                 None => app,
-            };
+            }
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let svc = hyper_util::service::TowerToHyperService::new(app);
             let _ =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())

@@ -205,6 +205,29 @@ impl Store {
         Ok(Some(seq))
     }
 
+    /// The latest signed checkpoint: (entry, chain hash there).
+    pub async fn latest_checkpoint(&self) -> Result<Option<(i64, Vec<u8>)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// The chain hash a checkpoint at entry `seq` signed, if there is one.
+    pub async fn checkpoint_hash(&self, seq: i64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT hash FROM audit_checkpoints WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// Re-computes the whole chain and checks every checkpoint signature
     /// against the audit key `audit_spki`.
     pub async fn verify_audit(
@@ -315,4 +338,7 @@ pub struct AuditReport {
     pub checkpoints: i64,
     pub last_checkpoint: i64,
     pub findings: Vec<String>,
+    /// The head anchored outside the database (entry, chain hash in hex),
+    /// filled in by the CA service.
+    pub anchor: Option<(i64, String)>,
 }

@@ -270,7 +270,9 @@ pub async fn record_ca_certificate(
 
 impl Store {
     /// Finds a certificate by serial (hex), optionally under one issuer.
-    /// Serials are unique per issuer; across issuers the oldest wins.
+    /// Serials are unique per issuer; a serial found under several issuers
+    /// without one named is a [`StoreError::Conflict`] naming them (acting
+    /// on "the oldest" could revoke the wrong holder's certificate).
     ///
     /// Looked up in the (issuer, serial) key once per issuer (there are a
     /// few): by serial alone the query read the whole table (0.2 s at a
@@ -307,8 +309,15 @@ impl Store {
             .iter()
             .map(cert_row)
             .collect::<Result<Vec<CertRow>>>()?;
+        if rows.len() > 1 {
+            let issuers: Vec<&str> = rows.iter().map(|r| r.issuer.as_str()).collect();
+            return Err(StoreError::Conflict(format!(
+                "serial {serial} was issued by several CAs ({}): name the issuer",
+                issuers.join(", ")
+            )));
+        }
         rows.into_iter()
-            .min_by(|a, b| (a.created_at, &a.issuer).cmp(&(b.created_at, &b.issuer)))
+            .next()
             .ok_or_else(|| StoreError::NotFound(format!("no certificate with serial {serial}")))
     }
 
@@ -555,8 +564,12 @@ mod tests {
         });
         issue_all(&mut tx, &rows).await;
         crate::commit(tx).await.unwrap();
-        // The oldest of two with one serial, unless the issuer is named.
-        assert_eq!(store.get_cert(None, "07").await.unwrap().issuer, "ca");
+        // Two with one serial: the issuer must be named.
+        match store.get_cert(None, "07").await {
+            Err(StoreError::Conflict(m)) => assert!(m.contains("ca, cb"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.get_cert(Some("ca"), "07").await.unwrap().issuer, "ca");
         assert_eq!(store.get_cert(Some("cb"), "07").await.unwrap().issuer, "cb");
         assert!(matches!(
             store.get_cert(Some("cb"), "08").await,

@@ -145,7 +145,12 @@ impl Hm {
         let mut child = self
             .command()
             .env("HALLMARK_DATA_DIR", dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -298,6 +303,39 @@ impl Hm {
         }
     }
 
+    /// Sets `line` (e.g. `admin_api = "admin-tls"`) in the `[section]` of
+    /// hallmark.toml: in place of the key's line if there is one.
+    pub fn set_config(&self, section: &str, line: &str) {
+        let path = self.path("hallmark.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let key = line.split('=').next().unwrap().trim();
+        let (mut out, mut current, mut done) = (Vec::new(), String::new(), false);
+        for l in text.lines() {
+            if l.starts_with('[') {
+                if current == section && !done {
+                    out.push(line.to_string());
+                    done = true;
+                }
+                current = l.trim_matches(['[', ']']).to_string();
+                out.push(l.to_string());
+                continue;
+            }
+            if current == section && l.split('=').next().is_some_and(|k| k.trim() == key) {
+                if !done {
+                    out.push(line.to_string());
+                    done = true;
+                }
+                continue;
+            }
+            out.push(l.to_string());
+        }
+        if !done {
+            assert_eq!(current, section, "no [{section}] in {text}");
+            out.push(line.to_string());
+        }
+        std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    }
+
     pub fn sql_ok(&self, sql: &str) -> String {
         let o = self.sql(sql);
         assert!(
@@ -350,7 +388,20 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String, Vec<u8>) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        self.request_via("127.0.0.1", method, path, headers, body)
+    }
+
+    /// [`Self::request_full`] to the HTTP port at another address of this
+    /// machine (the server listening on it).
+    pub fn request_via(
+        &self,
+        ip: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect((ip, self.port)).unwrap();
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -408,6 +459,20 @@ pub fn issued_serial(stderr: &str) -> String {
         .find_map(|l| l.strip_prefix("issued serial "))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no serial in {stderr}"))
+        .to_string()
+}
+
+/// An address of this machine that is not a loopback address (where a
+/// client on the network would connect).
+pub fn non_loopback_ip() -> String {
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("this machine has no non-loopback IPv4 address (hostname -I)")
         .to_string()
 }
 

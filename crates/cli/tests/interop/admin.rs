@@ -7,7 +7,202 @@ on_both!(
     https_with_own_certificate,
     admin_api_over_mutual_tls,
     admin_token_rotation,
+    admin_api_only_where_configured,
+    tls_certificate_renewed_while_serving,
+    configuration_kept_private,
 );
+
+/// hallmark.toml (which may name the database) is readable by its owner
+/// only, from `init` on and after every rewrite (a looser file is
+/// tightened); the PostgreSQL password can come from a file instead of
+/// the URL, and a missing file is named.
+fn configuration_kept_private(b: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let hm = setup!(b);
+    let mode = |f: &str| std::fs::metadata(hm.path(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("hallmark.toml"), 0o600);
+    assert_eq!(mode("keystore.json"), 0o600);
+    std::fs::set_permissions(
+        hm.path("hallmark.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    hm.ok(&["admin-token", "rotate"]);
+    assert_eq!(mode("hallmark.toml"), 0o600);
+    if b == Backend::Postgres {
+        let out = hm
+            .command()
+            .env(
+                "HALLMARK_DATABASE_PASSWORD_FILE",
+                hm.path("no-such-password"),
+            )
+            .args(["cert", "list"])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && e.contains("no-such-password"),
+            "{e}"
+        );
+        std::fs::write(hm.path("db-password"), "s3cret:/@?\n").unwrap();
+        let out = hm
+            .command()
+            .env("HALLMARK_DATABASE_PASSWORD_FILE", hm.path("db-password"))
+            .args(["cert", "list"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(hm.path("hallmark.toml")).unwrap();
+    assert!(!text.contains("s3cret"));
+}
+
+/// The admin API (bearer token and all) is not served to the network on
+/// plain HTTP: by default only to loopback clients on the public
+/// listeners, and with `admin_api = "admin-tls"` not at all there, while
+/// OCSP, CRLs and CA certificates are served to everyone.
+fn admin_api_only_where_configured(b: Backend) {
+    let hm = setup!(b);
+    let auth = format!("Bearer {}", hm.token);
+    let ip = non_loopback_ip();
+    let srv = hm.serve_with(&["--listen", "0.0.0.0:0"]);
+    let api = |via: &str, method: &str, path: &str| {
+        let (st, _, body) = srv.request_via(
+            via,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"reason":"keyCompromise"}"#,
+        );
+        (st, String::from_utf8_lossy(&body).to_string())
+    };
+    let (st, body) = api("127.0.0.1", "GET", "/api/v1/certificates");
+    assert_eq!(st, 200, "{body}");
+    for (method, path) in [
+        ("GET", "/api/v1/certificates"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/certificates/01/revoke"),
+        ("POST", "/api/v1/crls"),
+    ] {
+        let (st, body) = api(&ip, method, path);
+        assert_eq!(st, 404, "{method} {path} from {ip}: {body}");
+        assert!(
+            body.contains("admin-api-elsewhere") && body.contains("loopback"),
+            "{body}"
+        );
+    }
+    // What relying parties need is served to the network.
+    let (st, _, pem) = srv.request_via(&ip, "GET", "/ca/root.pem", &[], b"");
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE"));
+    let (st, _, _) = srv.request_via(&ip, "GET", "/crl/issuing.crl", &[], b"");
+    assert_eq!(st, 200);
+    drop(srv);
+
+    hm.set_config("server", r#"admin_api = "admin-tls""#);
+    let srv = hm.serve();
+    for (method, path) in [
+        ("GET", "/api/v1/certificates"),
+        ("GET", "/api/v1"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/crls"),
+    ] {
+        let (st, _, body) = srv.request_full(method, path, &[("Authorization", &auth)], b"");
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(st, 404, "{method} {path}: {body}");
+        assert!(body.contains("admin-tls"), "{body}");
+    }
+    let (st, _) = srv.get("/ca/issuing.pem");
+    assert_eq!(st, 200);
+    // An unknown value is refused with what to write.
+    hm.set_config("server", r#"admin_api = "public""#);
+    let e = hm.fails(&["serve"]);
+    assert!(e.contains("admin_api") || e.contains("loopback"), "{e}");
+}
+
+/// The server's TLS certificate (here valid one minute) is renewed by the
+/// running server and the new one presented on its HTTPS listener without
+/// a restart, before the old one expires; OpenSSL verifies each.
+fn tls_certificate_renewed_while_serving(b: Backend) {
+    let hm = setup!(b);
+    hm.set_config("server", "https_cert_minutes = 1");
+    let srv = hm.serve_with(&["--https-listen", "127.0.0.1:0"]);
+    hm.fetch_ca_files(&srv);
+    let port = srv.https_port.unwrap();
+    let served = || {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-servername",
+                "hallmark.localhost",
+                "-verify_hostname",
+                "hallmark.localhost",
+                "-CAfile",
+                &hm.p("root.pem"),
+                "-verify_return_error",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
+        let end = text
+            .find("-----END CERTIFICATE-----")
+            .map_or(0, |e| e + "-----END CERTIFICATE-----".len());
+        let pem = format!("{}\n", &text[start..end]);
+        (text.contains("Verify return code: 0 (ok)"), pem, text)
+    };
+    let field = |pem: &str, what: &str| {
+        let f = hm.p("served.pem");
+        std::fs::write(&f, pem).unwrap();
+        openssl_ok(&["x509", "-in", &f, "-noout", what])
+            .trim()
+            .to_string()
+    };
+    let (ok, first, text) = served();
+    assert!(ok, "{text}");
+    let first_serial = field(&first, "-serial");
+    let first_end = field(&first, "-enddate");
+    hallmark_testkit::wait::eventually_within(
+        std::time::Duration::from_secs(75),
+        "a renewed TLS certificate",
+        || {
+            let (ok, pem, _) = served();
+            ok && field(&pem, "-serial") != first_serial
+        },
+    );
+    // Past the first certificate's notAfter the handshake still verifies.
+    let first_end_unix: u64 = {
+        let d = first_end.trim_start_matches("notAfter=");
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", d, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    while unix_now() <= first_end_unix + 1 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (ok, pem, text) = served();
+    assert!(ok, "an expired TLS certificate after {first_end}: {text}");
+    assert_ne!(field(&pem, "-serial"), first_serial);
+    // The renewal is a certificate of this CA like any other.
+    let listed = hm.ok(&["cert", "list"]);
+    assert!(
+        listed.matches("hallmark.localhost").count() >= 2,
+        "{listed}"
+    );
+}
 
 fn https_with_own_certificate(b: Backend) {
     let hm = setup!(b);
@@ -79,6 +274,8 @@ fn admin_api_over_mutual_tls(b: Backend) {
         listed.contains(fp.trim()) && listed.contains("CN=Admin One") && listed.contains("valid"),
         "{listed}"
     );
+    // The API only on the mutual-TLS listener.
+    hm.set_config("server", r#"admin_api = "admin-tls""#);
     let srv = hm.serve_with(&[
         "--https-listen",
         "127.0.0.1:0",
@@ -163,8 +360,9 @@ fn admin_api_over_mutual_tls(b: Backend) {
     // The admin listener serves nobody without a certificate.
     let r = over_tls(None, "GET", "/healthz", "");
     assert!(!r.contains("HTTP/1.1"), "{r}");
-    // The public listener asks for none: a client certificate counts for
-    // nothing there, and clients without one are served.
+    // The public listener asks for none, and (admin_api = "admin-tls")
+    // has no admin API: a client certificate opens nothing there, and
+    // clients without one are served the rest.
     let r = on(
         public_port,
         Some("admin"),
@@ -173,7 +371,8 @@ fn admin_api_over_mutual_tls(b: Backend) {
         "",
         "",
     );
-    assert_eq!(status(&r), "401", "{r}");
+    assert_eq!(status(&r), "404", "{r}");
+    assert!(r.contains("admin-api-elsewhere"), "{r}");
     let r = on(public_port, None, "GET", "/healthz", "", "");
     assert_eq!(status(&r), "200", "{r}");
     // An action over mutual TLS is audited under the certificate's name.

@@ -5,7 +5,69 @@
 
 use super::*;
 
-on_both!(backup_and_restore);
+on_both!(backup_and_restore, crafted_backups_refused);
+
+/// A backup whose unauthenticated header asks Argon2 for terabytes, or for
+/// almost nothing, or that is cut short, is refused at once with what is
+/// wrong, and nothing is restored.
+fn crafted_backups_refused(b: Backend) {
+    let hm = setup!(b);
+    let archive = hm.p("b.hmbk");
+    hm.ok(&["backup", "--out", &archive]);
+    let bytes = std::fs::read(&archive).unwrap();
+    // MAGIC (6) ‖ salt (16) ‖ m_kib, t, p (big-endian u32) ‖ sealed.
+    let m_at = 6 + 16;
+    let restore = |name: &str, data: &[u8], expect: &str| {
+        let f = hm.p(&format!("{name}.hmbk"));
+        std::fs::write(&f, data).unwrap();
+        let fresh = hm.path(&format!("restored-{name}"));
+        let started = std::time::Instant::now();
+        let o = hm
+            .command()
+            .env("HALLMARK_DATA_DIR", &fresh)
+            .args(["restore", "--in", &f])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && e.contains(expect), "{name}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !fresh.join("keystore.json").exists(),
+            "{name}: something was restored"
+        );
+    };
+    let mut huge = bytes.clone();
+    huge[m_at..m_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    restore("huge-memory", &huge, "out of range");
+    let mut passes = bytes.clone();
+    passes[m_at + 4..m_at + 8].copy_from_slice(&1_000_000u32.to_be_bytes());
+    restore("many-passes", &passes, "out of range");
+    let mut lanes = bytes.clone();
+    lanes[m_at + 8..m_at + 12].copy_from_slice(&0u32.to_be_bytes());
+    restore("no-lanes", &lanes, "out of range");
+    restore("truncated", &bytes[..bytes.len() / 2], "altered");
+    restore("header-only", &bytes[..m_at + 12], "altered");
+    restore("cut-in-header", &bytes[..m_at + 3], "not a Hallmark backup");
+    // Without the test switch, the tests' own weak KDF is refused too.
+    let f = hm.p("weak.hmbk");
+    std::fs::write(&f, &bytes).unwrap();
+    let o = hm
+        .command()
+        .env_remove("HALLMARK_DANGER_INSECURE_KDF")
+        .env("HALLMARK_DATA_DIR", hm.path("restored-weak"))
+        .args(["restore", "--in", &f])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("below the minimum"),
+        "{e}"
+    );
+}
 
 fn backup_and_restore(b: Backend) {
     let hm = setup!(b);

@@ -9,7 +9,167 @@ on_both!(
     issuing_ca_rollover,
     root_rekey_with_cross_certificates,
     issuing_ca_revocation,
+    long_chinese_common_name,
+    ca_ids_and_imports_checked,
 );
+
+/// An issuing CA whose CN is 64 Chinese characters with a `+` in it: the
+/// installation starts, its OCSP responder's name is built within the
+/// 64-character bound (not by pasting strings into RFC 4514), and OpenSSL
+/// verifies the responder's answers.
+fn long_chinese_common_name(b: Backend) {
+    let cn = format!("{}甲\\+乙丙", "電子核證".repeat(15));
+    let subject = format!("CN={cn},O=香港郵政\\\\署,C=HK");
+    let Some(hm) = Hm::with_args(b, &["--issuing-subject", &subject]) else {
+        return;
+    };
+    let (_, leaf) = hm.issue("a", "personal", "CN=Long Name Holder,C=HK", &[]);
+    let srv = hm.serve();
+    hm.fetch_ca_files(&srv);
+    let issuing = openssl_ok(&[
+        "x509",
+        "-in",
+        &hm.p("issuing.pem"),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "utf8,sep_multiline",
+    ]);
+    assert!(issuing.contains("甲+乙丙"), "{issuing}");
+    let resp = hm.p("resp.der");
+    let o = ocsp_ask(
+        &hm,
+        &srv,
+        "issuing.pem",
+        &["-cert", &leaf],
+        &["-respout", &resp],
+    );
+    assert!(
+        o.contains("Response verify OK") && o.contains(": good"),
+        "{o}"
+    );
+    std::fs::write(hm.path("responder.pem"), responder_cert(&resp)).unwrap();
+    let name = openssl_ok(&[
+        "x509",
+        "-in",
+        &hm.p("responder.pem"),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "utf8,sep_multiline",
+    ]);
+    let cn_line = name
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CN="))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(cn_line.ends_with(" OCSP Responder"), "{name}");
+    assert!(
+        cn_line.chars().count() <= 64,
+        "{} characters: {cn_line}",
+        cn_line.chars().count()
+    );
+    assert!(cn_line.starts_with(&"電子核證".repeat(12)), "{cn_line}");
+    assert!(name.contains("O=香港郵政\\署"), "{name}");
+    pkilint_clean("lint_pkix_cert", &[], hm.path("responder.pem").as_ref());
+}
+
+/// `init` refuses CA ids that would make bad URLs, key labels or settings
+/// keys; `ca import` refuses a certificate signed by the root for our key
+/// that is not fit to be a CA (not a CA, or outliving the root).
+fn ca_ids_and_imports_checked(b: Backend) {
+    for bad in ["../x", "a/b", "root", "", "x y"] {
+        let tag = hallmark_testkit::temp::unique_tag();
+        let dir = std::env::temp_dir().join(format!("hallmark-test-{tag}"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hallmark"))
+            .env("HALLMARK_DATA_DIR", &dir)
+            .env("HALLMARK_PASSPHRASE", PASSPHRASE)
+            .env("HALLMARK_DANGER_INSECURE_KDF", "1")
+            .env_remove("HALLMARK_DATABASE_URL")
+            .args(["init", "--issuing-id", bad])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "init --issuing-id {bad:?} succeeded");
+        assert!(e.contains("CA id"), "{bad:?}: {e}");
+        assert!(!dir.join("keystore.json").exists() && !dir.join("hallmark.toml").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // A root made by OpenSSL signs what it is given.
+    let scratch = setup!(b);
+    let (rk, rc) = (scratch.p("ossl-root.key"), scratch.p("ossl-root.pem"));
+    openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &rk,
+        "-out",
+        &rc,
+        "-subj",
+        "/CN=OpenSSL Root/C=HK",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    let csr = scratch.p("online.csr");
+    let Some(online) = Hm::with_args(b, &["--root-cert", &rc, "--issuing-csr-out", &csr]) else {
+        return;
+    };
+    let sign = |name: &str, days: &str, ext: &str| {
+        let extfile = scratch.p(&format!("{name}.ext"));
+        std::fs::write(&extfile, ext).unwrap();
+        let out = scratch.p(&format!("{name}.pem"));
+        openssl_ok(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &rc,
+            "-CAkey",
+            &rk,
+            "-days",
+            days,
+            "-set_serial",
+            "0x4a1b2c3d4e5f60718293a4b5c6d7e8f9",
+            "-extfile",
+            &extfile,
+            "-out",
+            &out,
+        ]);
+        out
+    };
+    let ca_ext = "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+    let not_ca = sign(
+        "not-ca",
+        "365",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
+    );
+    let e = online.fails(&["ca", "import", "--id", "issuing", "--cert", &not_ca]);
+    assert!(e.contains("cA"), "{e}");
+    let no_sign = sign(
+        "no-sign",
+        "365",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n",
+    );
+    let e = online.fails(&["ca", "import", "--id", "issuing", "--cert", &no_sign]);
+    assert!(e.contains("keyCertSign"), "{e}");
+    let too_long = sign("too-long", "9000", ca_ext);
+    let e = online.fails(&["ca", "import", "--id", "issuing", "--cert", &too_long]);
+    assert!(e.contains("root"), "{e}");
+    let good = sign("good", "365", ca_ext);
+    online.ok(&["ca", "import", "--id", "issuing", "--cert", &good]);
+    let (_, leaf) = online.issue("leaf", "personal", "CN=Under OpenSSL Root,C=HK", &[]);
+    let o = openssl_text(&["verify", "-CAfile", &rc, "-untrusted", &good, &leaf]);
+    assert!(o.contains(": OK"), "{o}");
+}
 
 fn offline_root_signs_issuing_ca(b: Backend) {
     // The offline root machine.

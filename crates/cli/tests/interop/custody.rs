@@ -4,7 +4,42 @@
 
 use super::*;
 
-on_both!(keys_on_a_pkcs11_token, m_of_n_custodians, pkcs11_pin_quorum);
+on_both!(
+    keys_on_a_pkcs11_token,
+    m_of_n_custodians,
+    pkcs11_pin_quorum,
+    weak_or_crafted_key_stores_refused,
+);
+
+/// A key store sealed with a KDF below the minimum (the tests' own, or a
+/// tampered file's) opens only with the test switch, which only test builds
+/// have; one whose parameters would exhaust the machine is refused at once.
+fn weak_or_crafted_key_stores_refused(b: Backend) {
+    let hm = setup!(b);
+    let out = hm
+        .command()
+        .env_remove("HALLMARK_DANGER_INSECURE_KDF")
+        .args(["cert", "list"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && e.contains("below the minimum"),
+        "{e}"
+    );
+    hm.ok(&["cert", "list"]);
+    let path = hm.path("keystore.json");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    v["kdf"]["m_kib"] = serde_json::json!(u32::MAX);
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let e = hm.fails(&["cert", "list"]);
+    assert!(e.contains("out of range"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    std::fs::write(&path, original).unwrap();
+    hm.ok(&["cert", "list"]);
+}
 
 fn keys_on_a_pkcs11_token(b: Backend) {
     if b == Backend::Postgres && postgres_base().is_none() {

@@ -57,6 +57,9 @@ pub struct CrlPublisher {
     lanes: Lanes,
     /// The wall clock, read again after waiting for a lane.
     clock: fn() -> u64,
+    /// Partition CRLs known to be published (see
+    /// [`ensure_partition`](Self::ensure_partition)).
+    published: std::sync::Mutex<BTreeSet<(String, i64)>>,
 }
 
 impl CrlPublisher {
@@ -72,6 +75,7 @@ impl CrlPublisher {
             settings,
             lanes: Lanes::default(),
             clock,
+            published: std::sync::Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -340,6 +344,46 @@ impl CrlPublisher {
                 Ok(made)
             }
         }
+    }
+
+    /// Makes sure the partition CRL that a certificate of `issuer` expiring
+    /// at `not_after` names in its distribution point is published: made
+    /// here at the first certificate of a partition (under the partition
+    /// lane's lock, checked again once held, so concurrent issuances make
+    /// it once), remembered after. The CA calls it at issuance, so every
+    /// CDP URL answers from the certificate's first moment and a GET never
+    /// has to make a CRL.
+    pub async fn ensure_partition(&self, issuer: &str, not_after: u64, now: u64) -> Result<()> {
+        let Ok(key) = self.issuer(issuer) else {
+            return Ok(());
+        };
+        if key.is_root {
+            return Ok(());
+        }
+        let shard = self.settings.shard_of(not_after);
+        let known = |s: &Self| {
+            s.published
+                .lock()
+                .is_ok_and(|p| p.contains(&(issuer.to_string(), shard)))
+        };
+        if known(self) {
+            return Ok(());
+        }
+        let exists = |r: std::result::Result<_, StoreError>| match r {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        };
+        if !exists(self.store.get_crl(issuer, shard).await)? {
+            let _held = self.lanes.partitions.lock.lock().await;
+            if !exists(self.store.get_crl(issuer, shard).await)? {
+                self.generate_crl_unlocked(issuer, shard, now).await?;
+            }
+        }
+        if let Ok(mut p) = self.published.lock() {
+            p.insert((issuer.to_string(), shard));
+        }
+        Ok(())
     }
 
     /// Generates and stores CRLs: for each issuer (or one), the full CRL and

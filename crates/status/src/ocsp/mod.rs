@@ -1,7 +1,8 @@
 //! The OCSP responder service: answers from a cache of pre-signed responses,
 //! so a query for a known certificate costs a hash-map lookup and no
-//! signature. Misses are signed once and cached; requests with a nonce or
-//! several CertIDs are signed live.
+//! signature. Misses are signed once and cached; what only a live signature
+//! answers (a nonce, several CertIDs, an unknown serial) is signed within a
+//! budget (see [`OcspService::answer`]).
 
 mod cache;
 #[cfg(test)]
@@ -47,6 +48,7 @@ pub struct OcspService {
     /// tombstones: a response signed from a status read before its serial's
     /// invalidation is not cached (it might predate the revocation).
     generation: AtomicU64,
+    live: LiveBudget,
 }
 
 impl OcspService {
@@ -57,7 +59,15 @@ impl OcspService {
             store,
             validity_secs,
             generation: AtomicU64::new(0),
+            live: LiveBudget::new(DEFAULT_LIVE_SIGNATURES),
         }
+    }
+
+    /// Sets the live-signing budget: signatures a second that clients can
+    /// ask for beyond cached answers (see [`Self::answer`]).
+    pub fn with_live_budget(mut self, per_second: u32) -> Self {
+        self.live = LiveBudget::new(per_second);
+        self
     }
 
     /// Caches `bytes` unless its serial was invalidated since `generation`
@@ -162,15 +172,32 @@ impl OcspService {
 
     /// Answers a DER OCSP request. Never fails: errors become OCSP error
     /// statuses, as RFC 6960 §2.3 requires.
+    ///
+    /// Unauthenticated clients choose what is asked, so what they can make
+    /// the CA sign is bounded (the policy of large responders; SECURITY.md):
+    ///
+    /// - a known certificate's answer is signed once, cached, and served
+    ///   from the cache until it is refreshed;
+    /// - what only a live signature can answer (a nonce, several CertIDs, a
+    ///   serial this CA never issued) is signed within the live budget
+    ///   ([`LiveBudget`]: a rate per second and at most half the cores at
+    ///   once); beyond it, a nonce is ignored (RFC 8954 §2.1, RFC 5019 §4)
+    ///   and the cached answer served, an unknown serial gets an unsigned
+    ///   `unauthorized` (RFC 5019 §2.2.3, as Let's Encrypt answers), and a
+    ///   request of several CertIDs an unsigned `tryLater`;
+    /// - every signature is made on a blocking thread, never on the threads
+    ///   that serve requests (a PKCS#11 token's `C_Sign` can take
+    ///   milliseconds and is serialised).
     pub async fn answer(&self, req: &[u8], now: u64) -> (Bytes, Option<String>) {
+        let refuse = |status: ResponseStatus, why: &str| {
+            (
+                Bytes::copy_from_slice(&ocsp::error_response(status)),
+                Some(why.to_string()),
+            )
+        };
         let parsed = match ocsp::parse_request(req) {
             Ok(p) => p,
-            Err(e) => {
-                return (
-                    Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::MalformedRequest)),
-                    Some(e.to_string()),
-                );
-            }
+            Err(e) => return refuse(ResponseStatus::MalformedRequest, &e.to_string()),
         };
         let issuers = self.issuers();
         let mut slots = Vec::with_capacity(parsed.cert_ids.len());
@@ -178,58 +205,144 @@ impl OcspService {
             match issuers.iter().position(|i| i.hashes.matches(id)) {
                 Some(i) => slots.push(i),
                 None => {
-                    return (
-                        Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::Unauthorized)),
-                        Some("CertID names an issuer this responder does not serve".into()),
+                    return refuse(
+                        ResponseStatus::Unauthorized,
+                        "CertID names an issuer this responder does not serve",
                     );
                 }
             }
         }
         // All CertIDs must be for one issuer: one responder signs the answer.
         if slots.iter().any(|s| *s != slots[0]) {
-            return (
-                Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::MalformedRequest)),
-                Some("CertIDs for several issuers in one request".into()),
+            return refuse(
+                ResponseStatus::MalformedRequest,
+                "CertIDs for several issuers in one request",
             );
         }
-        let slot = &issuers[slots[0]];
-        let index = cache_index(slots[0]);
-        if let Some(index) = index
-            && parsed.nonce.is_none()
-            && parsed.cert_ids.len() == 1
-        {
-            let id = &parsed.cert_ids[0];
-            let key = (index, id.hash, id.serial.clone());
-            if let Ok(m) = self.cache[Self::shard(&id.serial)].read()
-                && let Some(e) = m.entries.get(&key)
-                && now < e.refresh_at
-            {
-                let tail = e.tail.as_deref().unwrap_or_default();
-                return (Bytes::from([&e.head[..], tail].concat()), None);
-            }
-            let generation = self.generation();
-            return match self.sign_fresh(slot, &parsed.cert_ids, None, now).await {
-                Ok((bytes, known)) => {
-                    if known {
-                        let refresh = self.refresh_at(slot, now);
-                        self.cache_put(slot, key, &bytes, generation, refresh);
-                    }
-                    (bytes, None)
-                }
-                Err(e) => (
-                    Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::InternalError)),
-                    Some(e),
-                ),
-            };
-        }
-        match self
-            .sign_fresh(slot, &parsed.cert_ids, parsed.nonce.as_ref(), now)
-            .await
-        {
-            Ok((bytes, _)) => (bytes, None),
-            Err(e) => (
+        let at = slots[0];
+        let slot = &issuers[at];
+        let internal = |e: String| {
+            (
                 Bytes::copy_from_slice(&ocsp::error_response(ResponseStatus::InternalError)),
                 Some(e),
+            )
+        };
+        if parsed.cert_ids.len() > 1 {
+            let Some(permit) = self.live.try_take(now) else {
+                return refuse(
+                    ResponseStatus::TryLater,
+                    "several CertIDs need a live signature, and the live-signing budget is spent",
+                );
+            };
+            let mut statuses = Vec::with_capacity(parsed.cert_ids.len());
+            for id in &parsed.cert_ids {
+                match self.status(&slot.id, id).await {
+                    Ok(s) => statuses.push(s),
+                    Err(e) => return internal(e),
+                }
+            }
+            return match self
+                .sign_off_thread(
+                    &issuers,
+                    at,
+                    parsed.cert_ids,
+                    statuses,
+                    parsed.nonce,
+                    now,
+                    permit,
+                )
+                .await
+            {
+                Ok(b) => (b, None),
+                Err(e) => internal(e),
+            };
+        }
+        let id = &parsed.cert_ids[0];
+        let index = cache_index(at);
+        let cached = index.and_then(|index| {
+            let key = (index, id.hash, id.serial.clone());
+            let m = self.cache[Self::shard(&id.serial)].read().ok()?;
+            let e = m.entries.get(&key).filter(|e| now < e.refresh_at)?;
+            let tail = e.tail.as_deref().unwrap_or_default();
+            Some(Bytes::from([&e.head[..], tail].concat()))
+        });
+        let generation = self.generation();
+        let (plain, known) = match cached {
+            Some(b) => (Some(b), true),
+            None => {
+                let status = match self.status(&slot.id, id).await {
+                    Ok(s) => s,
+                    Err(e) => return internal(e),
+                };
+                if status == CertStatus::Unknown {
+                    (None, false)
+                } else {
+                    // A known certificate: signed once and cached (what a
+                    // client can ask for this way is bounded by what was
+                    // issued), waiting for a signing slot if need be.
+                    let permit = self.live.wait_slot().await;
+                    match self
+                        .sign_off_thread(
+                            &issuers,
+                            at,
+                            vec![id.clone()],
+                            vec![status],
+                            None,
+                            now,
+                            permit,
+                        )
+                        .await
+                    {
+                        Ok(bytes) => {
+                            if let Some(index) = index {
+                                let refresh = self.refresh_at(slot, now);
+                                let key = (index, id.hash, id.serial.clone());
+                                self.cache_put(slot, key, &bytes, generation, refresh);
+                            }
+                            (Some(bytes), true)
+                        }
+                        Err(e) => return internal(e),
+                    }
+                }
+            }
+        };
+        if parsed.nonce.is_none()
+            && let Some(b) = plain
+        {
+            return (b, None);
+        }
+        // A nonce, or a serial never issued here: a live signature, if the
+        // budget allows.
+        match (self.live.try_take(now), plain) {
+            (Some(permit), _) => {
+                let status = if known {
+                    match self.status(&slot.id, id).await {
+                        Ok(s) => s,
+                        Err(e) => return internal(e),
+                    }
+                } else {
+                    CertStatus::Unknown
+                };
+                match self
+                    .sign_off_thread(
+                        &issuers,
+                        at,
+                        vec![id.clone()],
+                        vec![status],
+                        parsed.nonce,
+                        now,
+                        permit,
+                    )
+                    .await
+                {
+                    Ok(b) => (b, None),
+                    Err(e) => internal(e),
+                }
+            }
+            (None, Some(b)) => (b, None),
+            (None, None) => refuse(
+                ResponseStatus::Unauthorized,
+                "a serial this CA never issued, and the live-signing budget is spent",
             ),
         }
     }
@@ -249,20 +362,27 @@ impl OcspService {
         }
     }
 
-    /// Signs a response; the flag says whether every status was known.
-    async fn sign_fresh(
+    /// Signs a response on a blocking thread, holding `permit` (a signing
+    /// slot) until it is made.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_off_thread(
         &self,
-        slot: &IssuerSlot,
-        ids: &[CertId],
-        nonce: Option<&x509_cert::ext::Extension>,
+        issuers: &Arc<Vec<IssuerSlot>>,
+        at: usize,
+        ids: Vec<CertId>,
+        statuses: Vec<CertStatus>,
+        nonce: Option<x509_cert::ext::Extension>,
         now: u64,
-    ) -> Result<(Bytes, bool), String> {
-        let mut statuses = Vec::with_capacity(ids.len());
-        for id in ids {
-            statuses.push(self.status(&slot.id, id).await?);
-        }
-        let known = statuses.iter().all(|s| *s != CertStatus::Unknown);
-        Ok((self.sign_with(slot, ids, &statuses, nonce, now)?, known))
+        permit: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<Bytes, String> {
+        let (issuers, validity) = (issuers.clone(), self.validity_secs);
+        let signed = tokio::task::spawn_blocking(move || {
+            sign_with(validity, &issuers[at], &ids, &statuses, nonce.as_ref(), now)
+        })
+        .await
+        .map_err(|e| format!("OCSP signing stopped: {e}"))?;
+        drop(permit);
+        signed
     }
 
     fn sign_with(
@@ -273,22 +393,7 @@ impl OcspService {
         nonce: Option<&x509_cert::ext::Extension>,
         now: u64,
     ) -> Result<Bytes, String> {
-        let next_update = (now + self.validity_secs).min(slot.responder.not_after);
-        let singles: Vec<SingleResponse<'_>> = ids
-            .iter()
-            .zip(statuses)
-            .map(|(id, s)| SingleResponse {
-                cert_id: id,
-                status: *s,
-                this_update: now,
-                next_update,
-            })
-            .collect();
-        let der = slot
-            .responder
-            .sign(&singles, nonce, now)
-            .map_err(|e| e.to_string())?;
-        Ok(Bytes::from(der))
+        sign_with(self.validity_secs, slot, ids, statuses, nonce, now)
     }
 
     /// Pre-signs the responses of every live certificate, `page` at a time
@@ -408,6 +513,83 @@ impl OcspService {
         done
     }
 }
+
+fn sign_with(
+    validity_secs: u64,
+    slot: &IssuerSlot,
+    ids: &[CertId],
+    statuses: &[CertStatus],
+    nonce: Option<&x509_cert::ext::Extension>,
+    now: u64,
+) -> Result<Bytes, String> {
+    let next_update = (now + validity_secs).min(slot.responder.not_after);
+    let singles: Vec<SingleResponse<'_>> = ids
+        .iter()
+        .zip(statuses)
+        .map(|(id, s)| SingleResponse {
+            cert_id: id,
+            status: *s,
+            this_update: now,
+            next_update,
+        })
+        .collect();
+    let der = slot
+        .responder
+        .sign(&singles, nonce, now)
+        .map_err(|e| e.to_string())?;
+    Ok(Bytes::from(der))
+}
+
+/// What clients may make the responder sign live: at most `rate`
+/// signatures a second (a bucket that holds a second's worth), and at most
+/// half the cores signing at once (so that cached answers, CRLs and the API
+/// keep the other half whatever is asked).
+pub struct LiveBudget {
+    slots: tokio::sync::Semaphore,
+    rate: u32,
+    /// (tokens left, unix second they were counted at, in milliseconds).
+    bucket: std::sync::Mutex<(f64, u128)>,
+    clock: std::time::Instant,
+}
+
+impl LiveBudget {
+    pub fn new(per_second: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            slots: tokio::sync::Semaphore::new((cores / 2).max(1)),
+            rate: per_second,
+            bucket: std::sync::Mutex::new((f64::from(per_second), 0)),
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    /// A signing slot and a token, or None when either is spent.
+    fn try_take(&self, _now: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = self.slots.try_acquire().ok()?;
+        let ms = self.clock.elapsed().as_millis();
+        let mut b = self.bucket.lock().ok()?;
+        let refill = (ms.saturating_sub(b.1)) as f64 * f64::from(self.rate) / 1000.0;
+        b.0 = (b.0 + refill).min(f64::from(self.rate.max(1)));
+        b.1 = ms;
+        if b.0 < 1.0 {
+            return None;
+        }
+        b.0 -= 1.0;
+        Some(permit)
+    }
+
+    /// A signing slot, waited for (for answers that are cached once made).
+    async fn wait_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        loop {
+            if let Ok(p) = self.slots.acquire().await {
+                return p;
+            }
+        }
+    }
+}
+
+/// The live-signing budget when none is configured.
+pub const DEFAULT_LIVE_SIGNATURES: u32 = 500;
 
 /// An issuer's index in cache keys; responses of issuers beyond the first
 /// 65,536 are signed on demand and not cached.
