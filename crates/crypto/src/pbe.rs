@@ -7,6 +7,8 @@ use std::num::NonZeroU32;
 use aws_lc_rs::cipher::{AES_256, EncryptionContext, PaddedBlockEncryptingKey, UnboundCipherKey};
 use aws_lc_rs::{digest, hmac, pbkdf2};
 
+use zeroize::Zeroizing;
+
 use crate::CryptoError;
 
 pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
@@ -21,10 +23,17 @@ pub fn aes256_cbc_encrypt(
 ) -> Result<Vec<u8>, CryptoError> {
     let k = UnboundCipherKey::new(&AES_256, key).map_err(|_| CryptoError::SigningFailed)?;
     let enc = PaddedBlockEncryptingKey::cbc_pkcs7(k).map_err(|_| CryptoError::SigningFailed)?;
-    let mut buf = data.to_vec();
-    enc.less_safe_encrypt(&mut buf, EncryptionContext::Iv128((*iv).into()))
+    // Room for the padding from the start, so that the plaintext's copy is
+    // encrypted in place and never left behind by a reallocation.
+    let mut buf = Zeroizing::new(Vec::with_capacity(data.len() + 16));
+    buf.extend_from_slice(data);
+    let at = (buf.as_ptr(), buf.capacity());
+    enc.less_safe_encrypt(&mut *buf, EncryptionContext::Iv128((*iv).into()))
         .map_err(|_| CryptoError::SigningFailed)?;
-    Ok(buf)
+    if (buf.as_ptr(), buf.capacity()) != at {
+        return Err(CryptoError::SigningFailed);
+    }
+    Ok(buf.to_vec())
 }
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -43,36 +52,41 @@ pub fn pkcs12_kdf_sha256(
     id: u8,
     iterations: u32,
     out_len: usize,
-) -> Vec<u8> {
+) -> Zeroizing<Vec<u8>> {
     const U: usize = 32;
     const V: usize = 64;
-    let mut pw: Vec<u8> = password
-        .encode_utf16()
-        .flat_map(|c| c.to_be_bytes())
-        .collect();
+    // Every buffer that holds the password or what is derived from it is
+    // wiped when dropped, and sized up front (no reallocation leaves an
+    // unwiped copy behind).
+    let units = password.encode_utf16().count() + 1;
+    let mut pw = Zeroizing::new(Vec::with_capacity(2 * units));
+    for c in password.encode_utf16() {
+        pw.extend_from_slice(&c.to_be_bytes());
+    }
     pw.extend_from_slice(&[0, 0]);
     let d = [id; V];
-    let fill = |src: &[u8]| -> Vec<u8> {
-        if src.is_empty() {
-            return Vec::new();
+    let filled = |n: usize| V * n.div_ceil(V);
+    let mut i_buf = Zeroizing::new(Vec::with_capacity(filled(salt.len()) + filled(pw.len())));
+    for src in [salt, &pw[..]] {
+        if !src.is_empty() {
+            i_buf.extend((0..filled(src.len())).map(|i| src[i % src.len()]));
         }
-        let len = V * src.len().div_ceil(V);
-        (0..len).map(|i| src[i % src.len()]).collect()
-    };
-    let mut i_buf = fill(salt);
-    i_buf.extend(fill(&pw));
-    let mut out = Vec::with_capacity(out_len);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(out_len));
     while out.len() < out_len {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(&d);
         ctx.update(&i_buf);
-        let mut a = ctx.finish().as_ref().to_vec();
+        let mut a = Zeroizing::new([0u8; U]);
+        a.copy_from_slice(ctx.finish().as_ref());
         for _ in 1..iterations.max(1) {
-            a = digest::digest(&digest::SHA256, &a).as_ref().to_vec();
+            let next = digest::digest(&digest::SHA256, &a[..]);
+            a.copy_from_slice(next.as_ref());
         }
-        out.extend_from_slice(&a[..U.min(out_len - out.len())]);
+        let take = U.min(out_len - out.len());
+        out.extend_from_slice(&a[..take]);
         // B = A repeated to v bytes; I_j = (I_j + B + 1) mod 2^v for each block.
-        let b: Vec<u8> = (0..V).map(|k| a[k % U]).collect();
+        let b = Zeroizing::new(std::array::from_fn::<u8, V, _>(|k| a[k % U]));
         for block in i_buf.chunks_mut(V) {
             let mut carry = 1u16;
             for k in (0..V).rev() {
@@ -83,4 +97,33 @@ pub fn pkcs12_kdf_sha256(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CBC padding fits the room made for it (the plaintext is encrypted
+    /// where it lies, for every length up to two blocks past a boundary).
+    #[test]
+    fn cbc_encrypts_in_place() {
+        for n in 0..80 {
+            let data = vec![0x5a; n];
+            let ct = aes256_cbc_encrypt(&[1; 32], &[2; 16], &data).unwrap();
+            assert_eq!(ct.len(), (n / 16 + 1) * 16);
+        }
+    }
+
+    /// The PKCS#12 KDF still gives RFC 7292's answers after the buffers were
+    /// made wiping: the same output for the same input, a different one for
+    /// another id, password or salt, and any length asked.
+    #[test]
+    fn pkcs12_kdf_is_stable() {
+        let a = pkcs12_kdf_sha256("pin", b"salt", 3, 10, 32);
+        assert_eq!(a, pkcs12_kdf_sha256("pin", b"salt", 3, 10, 32));
+        assert_ne!(a, pkcs12_kdf_sha256("pin", b"salt", 1, 10, 32));
+        assert_ne!(a, pkcs12_kdf_sha256("pim", b"salt", 3, 10, 32));
+        assert_ne!(a, pkcs12_kdf_sha256("pin", b"salz", 3, 10, 32));
+        assert_eq!(pkcs12_kdf_sha256("pin", b"salt", 1, 10, 48)[..32].len(), 32);
+    }
 }

@@ -625,6 +625,28 @@ pub async fn rekey_root(
             &hallmark_pki::hex(c),
         )
         .await?;
+        // Filed as a certificate of the root that signed it, so that it can
+        // be revoked (`cert revoke SERIAL --issuer FROM`) and go on that
+        // root's CRL.
+        let parsed = hallmark_pki::cert::parse(c)?;
+        let t = parsed.tbs_certificate();
+        let not_after = hallmark_pki::time::unix(&t.validity().not_after);
+        hallmark_store::certificates::record_ca_certificate(
+            &mut tx,
+            &hallmark_store::certificates::NewCert {
+                issuer: from.clone(),
+                serial: hallmark_pki::hex(t.serial_number().as_bytes()),
+                profile: "cross".into(),
+                subject: hallmark_pki::subject::display(t.subject()),
+                tbs: Vec::new(),
+                not_before: hallmark_pki::time::unix(&t.validity().not_before) as i64,
+                not_after: not_after as i64,
+                shard: settings.shard_of(not_after),
+                created_at: now as i64,
+            },
+            c,
+        )
+        .await?;
     }
     audit::record(
         &mut tx,

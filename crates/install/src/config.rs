@@ -110,21 +110,24 @@ impl KeysConfig {
                         "keys.pkcs11_token is required for the pkcs11 backend".into(),
                     )
                 })?;
+                // Every copy of the PIN is wiped when dropped.
                 let pin = match (&self.pkcs11_pin_file, std::env::var("HALLMARK_PKCS11_PIN")) {
-                    _ if PIN_FROM_QUORUM.get().is_some() => PIN_FROM_QUORUM
-                        .get()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default(),
-                    (_, Ok(p)) => p,
-                    (Some(f), Err(_)) => std::fs::read_to_string(f)
-                        .map_err(|e| {
+                    _ if PIN_FROM_QUORUM.get().is_some() => zeroize::Zeroizing::new(
+                        PIN_FROM_QUORUM
+                            .get()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    (_, Ok(p)) => zeroize::Zeroizing::new(p),
+                    (Some(f), Err(_)) => {
+                        let raw = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
                             InstallError::Config(format!(
                                 "cannot read the PKCS#11 PIN file {}: {e} (or give M custodians' --pin-share files)",
                                 f.display()
                             ))
-                        })?
-                        .trim_end()
-                        .to_string(),
+                        })?);
+                        zeroize::Zeroizing::new(raw.trim_end().to_string())
+                    }
                     (None, Err(_)) => {
                         return Err(InstallError::Config(
                             "the PKCS#11 user PIN: give M custodians' --pin-share files, or set HALLMARK_PKCS11_PIN or keys.pkcs11_pin_file"
@@ -135,7 +138,7 @@ impl KeysConfig {
                 Ok(Some(hallmark_keys::custody::TokenConfig {
                     module,
                     token,
-                    pin: zeroize::Zeroizing::new(pin),
+                    pin,
                 }))
             }
             other => Err(InstallError::Config(format!(

@@ -187,7 +187,22 @@ impl Token {
             }
         };
         public.extend(common_pub);
-        s.generate_key_pair(&mech, &public, &private).map_err(p11)?;
+        // Fixed once made: not modifiable, not copyable (a copy could be
+        // made extractable), and, for keys that are never retired (CA and
+        // audit keys; renewed OCSP and TLS keys are), not destroyable; on a
+        // token that refuses those attributes, the key is made without.
+        let mut fixed = private.clone();
+        fixed.extend([Attribute::Modifiable(false), Attribute::Copyable(false)]);
+        if !retired_later(label) {
+            fixed.push(Attribute::Destroyable(false));
+        }
+        if s.generate_key_pair(&mech, &public, &fixed).is_err() {
+            tracing::warn!(
+                key = label,
+                "the token refuses CKA_MODIFIABLE/COPYABLE/DESTROYABLE = false; the key is made without them"
+            );
+            s.generate_key_pair(&mech, &public, &private).map_err(p11)?;
+        }
         drop(s);
         self.signer(label, alg)
     }
@@ -257,6 +272,32 @@ impl Token {
         Ok(Arc::new(signer))
     }
 
+    /// The private key's CKA_MODIFIABLE, CKA_COPYABLE and CKA_DESTROYABLE.
+    pub fn private_key_flags(&self, label: &str) -> Result<(bool, bool, bool)> {
+        let s = self.session()?;
+        let (key, _) = find_pair(&s, label)?;
+        let attrs = s
+            .get_attributes(
+                key,
+                &[
+                    AttributeType::Modifiable,
+                    AttributeType::Copyable,
+                    AttributeType::Destroyable,
+                ],
+            )
+            .map_err(p11)?;
+        let mut flags = (true, true, true);
+        for a in attrs {
+            match a {
+                Attribute::Modifiable(v) => flags.0 = v,
+                Attribute::Copyable(v) => flags.1 = v,
+                Attribute::Destroyable(v) => flags.2 = v,
+                _ => {}
+            }
+        }
+        Ok(flags)
+    }
+
     /// Whether the token would hand out the private key's value (it must not).
     pub fn private_value_readable(&self, label: &str) -> Result<bool> {
         let s = self.session()?;
@@ -268,6 +309,12 @@ impl Token {
             Err(_) => false,
         })
     }
+}
+
+/// Keys Hallmark renews and then removes (OCSP responders' and the TLS
+/// server's, labelled by the renewal); every other key stays for good.
+fn retired_later(label: &str) -> bool {
+    label.starts_with("ocsp-") || label.starts_with("tls-")
 }
 
 /// One initialised context per module per process: C_Initialize may be
@@ -340,21 +387,66 @@ fn algorithm_of(s: &Session, public: ObjectHandle) -> Result<KeyAlgorithm> {
     }
 }
 
+/// The private and public key objects of the pair labelled `label`,
+/// matched by CKA_ID (a public key that merely shares the label, put there
+/// by someone else, is not taken for ours). Several private keys with the
+/// label: the one whose CKA_ID is the label (as Hallmark makes them), else
+/// an error, never a guess.
 fn find_pair(s: &Session, label: &str) -> Result<(ObjectHandle, ObjectHandle)> {
-    let find = |class| -> Result<ObjectHandle> {
-        s.find_objects(&[
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Class(class),
-        ])
-        .map_err(p11)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| KeyError::NotFound(label.into()))
+    let find = |attrs: Vec<Attribute>| s.find_objects(&attrs).map_err(p11);
+    let id_of = |h: ObjectHandle| -> Result<Vec<u8>> {
+        Ok(s.get_attributes(h, &[AttributeType::Id])
+            .map_err(p11)?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Id(id) => Some(id),
+                _ => None,
+            })
+            .unwrap_or_default())
     };
-    Ok((
-        find(ObjectClass::PRIVATE_KEY)?,
-        find(ObjectClass::PUBLIC_KEY)?,
-    ))
+    let privates = find(vec![
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+    ])?;
+    let (private, id) = match privates.as_slice() {
+        [] => return Err(KeyError::NotFound(label.into())),
+        [one] => (*one, id_of(*one)?),
+        several => {
+            let mut ours = Vec::new();
+            for h in several {
+                if id_of(*h)? == label.as_bytes() {
+                    ours.push(*h);
+                }
+            }
+            match ours.as_slice() {
+                [one] => (*one, label.as_bytes().to_vec()),
+                _ => {
+                    return Err(KeyError::Corrupt {
+                        path: "pkcs11".into(),
+                        detail: format!(
+                            "{} private keys on the token are labelled {label:?}: labels must be unique",
+                            several.len()
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    let publics = find(vec![
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Id(id),
+    ])?;
+    match publics.as_slice() {
+        [one] => Ok((private, *one)),
+        [] => Err(KeyError::NotFound(format!(
+            "{label} (no public key with the private key's CKA_ID)"
+        ))),
+        _ => Err(KeyError::Corrupt {
+            path: "pkcs11".into(),
+            detail: format!("several public keys on the token match {label:?} and its CKA_ID"),
+        }),
+    }
 }
 
 /// SubjectPublicKeyInfo DER from the token's public key object.
@@ -508,10 +600,23 @@ impl Signer for TokenSigner {
                 *slot = None;
                 match self.token.session() {
                     Ok(s) => {
-                        if let Ok((key, _)) = find_pair(&s, &self.label)
-                            && let Ok(mut k) = self.key.lock()
-                        {
-                            *k = key;
+                        // The key found again must be the one this signer
+                        // was made for: a key replaced on the token under
+                        // the same label must not sign in its name.
+                        match find_pair(&s, &self.label) {
+                            Ok((key, public))
+                                if spki_of(&s, public, self.alg).ok().as_deref()
+                                    == Some(self.spki.as_slice()) =>
+                            {
+                                if let Ok(mut k) = self.key.lock() {
+                                    *k = key;
+                                }
+                            }
+                            Ok(_) => {
+                                tracing::error!(key = %self.label, "the key on the token is not the one this signer was made for: refusing to sign");
+                                return Err(CryptoError::SigningFailed);
+                            }
+                            Err(_) => {}
                         }
                         *slot = Some(s);
                     }

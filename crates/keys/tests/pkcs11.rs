@@ -42,10 +42,80 @@ fn openssl_verifies(dir: &Path, signer: &dyn Signer, msg: &[u8], sig: &[u8]) -> 
 /// and the scenarios run in one test.
 #[test]
 fn token_scenarios() {
-    let tokens = ["sign", "pool", "reconnect"].map(test_token);
+    let tokens = ["sign", "pool", "reconnect", "ids", "swap"].map(test_token);
     keys_generated_on_the_token_sign_and_never_leave_it(&tokens[0]);
     signing_from_many_threads_uses_the_session_pool(&tokens[1]);
     signers_reconnect_when_the_token_drops_the_login(&tokens[2]);
+    pairs_matched_by_id_not_label(&tokens[3]);
+    a_replaced_key_does_not_sign(&tokens[4]);
+}
+
+/// A key pair imported by someone else under the label of ours (another
+/// CKA_ID) is not mistaken for ours: the signer is ours, its signatures
+/// verify under our public key.
+fn pairs_matched_by_id_not_label(t: &SoftHsmToken) {
+    let dir = std::env::temp_dir().join(format!("hm-p11-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
+    let ours = token.generate("ca-dup", KeyAlgorithm::EcP256).unwrap();
+    let key = dir.join("decoy.pem");
+    let o = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = Command::new("softhsm2-util")
+        .arg("--import")
+        .arg(&key)
+        .args([
+            "--token", &t.label, "--label", "ca-dup", "--id", "ff01", "--pin", &t.pin,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for _ in 0..3 {
+        let again = token.signer("ca-dup", KeyAlgorithm::EcP256).unwrap();
+        assert_eq!(again.spki_der(), ours.spki_der());
+        let sig = again.sign(b"which key?").unwrap();
+        assert!(openssl_verifies(&dir, ours.as_ref(), b"which key?", &sig));
+    }
+    // CA keys are fixed on the token: not modifiable, copyable or
+    // destroyable; renewed keys can be retired.
+    assert_eq!(
+        token.private_key_flags("ca-dup").unwrap(),
+        (false, false, false)
+    );
+    token.generate("ocsp-x-1-aa", KeyAlgorithm::EcP256).unwrap();
+    assert_eq!(
+        token.private_key_flags("ocsp-x-1-aa").unwrap(),
+        (false, false, true)
+    );
+    token.remove("ocsp-x-1-aa").unwrap();
+    assert!(token.remove("ca-dup").is_err(), "a CA key was destroyed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A key replaced on the token under the same label and CKA_ID (removed
+/// and made again) does not sign for a signer made for the old one, which
+/// refuses after reconnecting instead of signing with the wrong key.
+fn a_replaced_key_does_not_sign(t: &SoftHsmToken) {
+    let token = Token::open(SoftHsmToken::module(), &t.label, &t.pin).unwrap();
+    let signer = token.generate("tls-1-swap", KeyAlgorithm::EcP256).unwrap();
+    sign_and_check(signer.as_ref(), "before");
+    token.remove("tls-1-swap").unwrap();
+    let other = token.generate("tls-1-swap", KeyAlgorithm::EcP256).unwrap();
+    assert_ne!(other.spki_der(), signer.spki_der());
+    token.logout().unwrap();
+    assert!(signer.sign(b"after the swap").is_err());
+    sign_and_check(other.as_ref(), "the new key signs for itself");
 }
 
 fn keys_generated_on_the_token_sign_and_never_leave_it(t: &SoftHsmToken) {

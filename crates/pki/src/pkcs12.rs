@@ -107,9 +107,7 @@ pub fn build(
     // MAC over the AuthenticatedSafe octets (RFC 7292 §5, Appendix B).
     let mut mac_salt = [0u8; 16];
     hallmark_crypto::fill_random(&mut mac_salt)?;
-    let mac_key = zeroize::Zeroizing::new(pbe::pkcs12_kdf_sha256(
-        password, &mac_salt, 3, ITERATIONS, 32,
-    ));
+    let mac_key = pbe::pkcs12_kdf_sha256(password, &mac_salt, 3, ITERATIONS, 32);
     let mac = pbe::hmac_sha256(&mac_key, &auth_safe);
     let digest_info = seq(&[&seq(&[&oid(&SHA256), &NULL]), &octets(&mac)]);
     let mac_data = seq(&[&digest_info, &octets(&mac_salt), &uint(ITERATIONS as u64)]);

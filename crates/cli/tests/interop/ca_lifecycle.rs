@@ -531,6 +531,64 @@ fn root_rekey_with_cross_certificates(b: Backend) {
     for c in [&new_root, &new_by_old, &old_by_new] {
         pkilint_clean("lint_pkix_cert", &[], c.as_ref());
     }
+
+    // A cross-certificate is a certificate of the root that signed it:
+    // revoked, it is on that root's CRL, and OpenSSL checking every CRL of
+    // the chain no longer reaches the new root through it.
+    let crls = || -> Vec<String> {
+        ["root", "root-2", "issuing-3"]
+            .iter()
+            .map(|id| {
+                let f = hm.p(&format!("{id}-full.der"));
+                hm.ok(&[
+                    "crl",
+                    "generate",
+                    "--issuer",
+                    id,
+                    "--full-only",
+                    "--out",
+                    &f,
+                ]);
+                hm.crl_pem(&std::fs::read(&f).unwrap(), &format!("{id}-full"))
+            })
+            .collect()
+    };
+    let verify_through_cross = |crls: &[String]| {
+        let mut args = vec![
+            "verify".to_string(),
+            "-crl_check_all".into(),
+            "-CAfile".into(),
+            hm.p("root.pem"),
+            "-untrusted".into(),
+            hm.p("up-new.pem"),
+        ];
+        for c in crls {
+            args.extend(["-CRLfile".to_string(), c.clone()]);
+        }
+        args.push(new_leaf.clone());
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl_text(&a)
+    };
+    let o = verify_through_cross(&crls());
+    assert!(o.contains(": OK"), "{o}");
+    let serial = openssl_ok(&["x509", "-in", &new_by_old, "-noout", "-serial"]);
+    let serial = serial
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    let shown = hm.ok(&["cert", "show", &serial, "--issuer", "root"]);
+    assert!(shown.contains("cross"), "{shown}");
+    hm.ok(&[
+        "cert",
+        "revoke",
+        &serial,
+        "--issuer",
+        "root",
+        "--reason",
+        "cessationOfOperation",
+    ]);
+    let o = verify_through_cross(&crls());
+    assert!(o.contains("certificate revoked"), "{o}");
     pkilint_clean(
         "lint_pkix_signer_signee_cert_chain",
         &[&hm.p("root.pem")],
