@@ -4,7 +4,7 @@
 #
 # SQLite always; PostgreSQL too when HALLMARK_TEST_DATABASE_URL is set, e.g.
 #   HALLMARK_TEST_DATABASE_URL=postgres://$USER@127.0.0.1:5432/test scripts/test.sh
-# Needs: cargo, openssl, softhsm2, poppler-utils, fonts-noto-cjk, chromium and
+# Needs: cargo, openssl, softhsm2, wrk, poppler-utils, fonts-noto-cjk, chromium and
 # chromium-driver, python3 (with
 # venv), psql and pg_dump for PostgreSQL runs.
 set -euo pipefail
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 command -v openssl >/dev/null || { echo "the openssl CLI is needed (Debian: apt-get install openssl)" >&2; exit 1; }
 command -v softhsm2-util >/dev/null || { echo "SoftHSM2 is needed for the PKCS#11 tests (Debian: apt-get install softhsm2)" >&2; exit 1; }
 command -v chromedriver >/dev/null || { echo "Chromium and chromedriver are needed for the browser tests (Debian: apt-get install chromium chromium-driver)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is needed for the hostile-clients test (Debian: apt-get install wrk)" >&2; exit 1; }
 command -v pdftotext >/dev/null || { echo "poppler's pdftotext is needed to read PIN mailers (Debian: apt-get install poppler-utils)" >&2; exit 1; }
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || [ -n "${HALLMARK_CJK_FONT:-}" ] || { echo "a CJK font is needed for PIN mailers (Debian: apt-get install fonts-noto-cjk)" >&2; exit 1; }
 

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use hallmark_ca::{Ca, CaError, IssuerKey, Settings};
 use hallmark_crypto::Signer;
-use hallmark_install::config::{Config, ServerConfig};
+use hallmark_install::config::Config;
 use hallmark_install::{InstallError, ceremony};
 use hallmark_keys::custody::{Custody, TokenConfig};
 use hallmark_keys::{KdfParams, KeyError, Passphrase};
@@ -53,7 +53,7 @@ pub use admin::AdminAccess;
 pub use datakeys::DataKey;
 pub use hallmark_ca::{IssueRequest, Issued, KeySource, one_time_pin};
 /// The request and result types of [`Authority::issue`], for its callers.
-pub use hallmark_install::config::AdminApi;
+pub use hallmark_install::config::{AdminApi, ServerConfig};
 pub use hallmark_status::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 pub use revocation::normalise_serial;

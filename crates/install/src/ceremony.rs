@@ -155,6 +155,10 @@ pub async fn init(
             admin_client_certs: Vec::new(),
             admin_api: config::AdminApi::default(),
             https_cert_minutes: 90 * 24 * 60,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            tls_handshake_timeout_secs: 10,
+            max_connections: 4096,
         },
         database: DatabaseConfig {
             url: opts

@@ -188,6 +188,36 @@ pub struct ServerConfig {
     /// without a restart.
     #[serde(default = "d_https_cert_minutes")]
     pub https_cert_minutes: u64,
+    /// Seconds a client has to send a request's header; also how long a
+    /// keep-alive connection may wait idle for its next request.
+    #[serde(default = "d_header_read")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request (its body included) has to be received and
+    /// answered; beyond, 408.
+    #[serde(default = "d_request")]
+    pub request_timeout_secs: u64,
+    /// Seconds a TLS handshake may take.
+    #[serde(default = "d_handshake")]
+    pub tls_handshake_timeout_secs: u64,
+    /// Connections open at once on each listener; at the limit the one idle
+    /// longest is closed to make room (see SECURITY.md). Each needs a
+    /// file descriptor: the open-files limit must allow this many on every
+    /// listener.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+}
+
+fn d_header_read() -> u64 {
+    10
+}
+fn d_request() -> u64 {
+    30
+}
+fn d_handshake() -> u64 {
+    10
+}
+fn d_max_connections() -> usize {
+    4096
 }
 
 /// See [`ServerConfig::admin_api`].
@@ -370,6 +400,17 @@ impl Config {
                 "server.admin_client_certs: {bad:?} is not a SHA-256 fingerprint (64 hex digits); \
                  add certificates with `hallmark admin-cert add --cert FILE`"
             )));
+        }
+        if self.server.header_read_timeout_secs == 0
+            || self.server.request_timeout_secs == 0
+            || self.server.tls_handshake_timeout_secs == 0
+            || self.server.max_connections == 0
+        {
+            return Err(InstallError::Config(
+                "server.header_read_timeout_secs, request_timeout_secs, tls_handshake_timeout_secs \
+                 and max_connections must be positive"
+                    .into(),
+            ));
         }
         if self.server.https_cert_minutes < MIN_HTTPS_CERT_MINUTES {
             return Err(InstallError::Config(format!(

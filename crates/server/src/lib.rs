@@ -10,6 +10,7 @@
 //! may be issued or revoked is the CA service's to say).
 
 mod api;
+pub mod conn;
 pub mod problem;
 pub mod serve;
 pub mod tls;

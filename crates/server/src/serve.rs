@@ -72,6 +72,22 @@ pub async fn serve(
         .await
         .map_err(|e| ServeError::Refused(format!("registration authority: {e}")))?;
     let app = crate::router(auth.clone(), ra.clone(), crate::Listener::Public);
+    let limits = limits(auth.server_config());
+    let listeners =
+        1 + usize::from(listen.https.is_some()) + usize::from(listen.admin_https.is_some());
+    if let Some(files) = crate::conn::open_files_limit()
+        && (limits.max_connections * listeners + 256) as u64 > files
+    {
+        tracing::warn!(
+            files,
+            max_connections = limits.max_connections,
+            listeners,
+            "the open-files limit is below what server.max_connections allows on every listener: \
+             raise it (ulimit -n, LimitNOFILE) or lower server.max_connections"
+        );
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
     if listen.https.is_some() || listen.admin_https.is_some() {
         let (chain, signer) = auth.tls_identity(system_now()).await?;
         let identity = crate::tls::Identity::new(chain, signer).map_err(ServeError::Tls)?;
@@ -83,7 +99,13 @@ pub async fn serve(
                 .local_addr()
                 .map_err(|e| ServeError::Listen(e.to_string()))?;
             announce(&format!("listening on https://{at}"));
-            tokio::spawn(crate::tls::serve_https(l, app.clone(), cfg));
+            tasks.push(tokio::spawn(crate::conn::serve(
+                l,
+                app.clone(),
+                Some(Arc::new(cfg)),
+                limits,
+                stopped.clone(),
+            )));
         }
         if let Some(addr) = &listen.admin_https {
             // Clients must present a certificate chaining to one of this
@@ -106,18 +128,35 @@ pub async fn serve(
                 "listening on https://{at} (admin API, mutual TLS)"
             ));
             let admin = crate::router(auth.clone(), ra, crate::Listener::AdminTls);
-            tokio::spawn(crate::tls::serve_https(l, admin, cfg));
+            tasks.push(tokio::spawn(crate::conn::serve(
+                l,
+                admin,
+                Some(Arc::new(cfg)),
+                limits,
+                stopped.clone(),
+            )));
         }
     }
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| ServeError::Listen(e.to_string()))?;
+    tasks.push(tokio::spawn(crate::conn::serve(
+        listener, app, None, limits, stopped,
+    )));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
     auth.checkpoint(system_now()).await?;
     Ok(())
+}
+
+/// The listeners' limits from the configuration.
+fn limits(cfg: &hallmark_authority::ServerConfig) -> crate::conn::Limits {
+    crate::conn::Limits {
+        header_read: std::time::Duration::from_secs(cfg.header_read_timeout_secs),
+        request: std::time::Duration::from_secs(cfg.request_timeout_secs),
+        tls_handshake: std::time::Duration::from_secs(cfg.tls_handshake_timeout_secs),
+        max_connections: cfg.max_connections,
+    }
 }
 
 /// Renews the server's TLS certificate when a third of its validity is

@@ -7,7 +7,6 @@ use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer};
 use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use rustls::{SignatureAlgorithm, SignatureScheme};
-use tokio::net::TcpListener;
 
 #[derive(Debug)]
 struct CustodyKey(Arc<SignerBox>);
@@ -169,51 +168,4 @@ pub fn server_config(
     let mut cfg = builder.with_cert_resolver(identity);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
-}
-
-/// Serves `app` over TLS on `listener` until the process ends.
-pub async fn serve_https(listener: TcpListener, app: axum::Router, cfg: rustls::ServerConfig) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(tcp),
-            )
-            .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let peer_cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| ClientCert(Arc::new(c.to_vec())));
-            let app = match peer_cert {
-                Some(c) => app.layer(axum::Extension(c)),
-                None => app,
-            }
-            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-            let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
-        });
-    }
 }

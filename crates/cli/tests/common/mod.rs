@@ -3,7 +3,12 @@
 //! to OpenSSL about what it serves. What is not about Hallmark (throwaway
 //! databases and tokens, the judges, waiting) comes from `hallmark-testkit`.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::disallowed_methods
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -363,6 +368,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
