@@ -119,6 +119,24 @@ fn i64_now() -> i64 {
     system_now() as i64
 }
 
+/// A CA id given by a caller (`--issuer`, the API's `issuer`): the shape
+/// `init` allows (1 to 64 ASCII letters, digits and '-'), checked before it
+/// reaches the database.
+pub(crate) fn check_issuer_id(issuer: Option<&str>) -> Result<()> {
+    match issuer {
+        Some(id)
+            if id.is_empty()
+                || id.len() > 64
+                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Err(AuthorityError::Invalid(format!(
+                "issuer {id:?} is not a CA id (1 to 64 ASCII letters, digits and '-')"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Everything a running Hallmark needs, assembled from a data directory.
 pub struct Authority {
     dir: PathBuf,
@@ -440,6 +458,7 @@ impl Authority {
     /// A certificate by its serial (stored form: see [`normalise_serial`]),
     /// under `issuer` if named (needed when several CAs used the serial).
     pub async fn certificate(&self, issuer: Option<&str>, serial: &str) -> Result<CertRow> {
+        check_issuer_id(issuer)?;
         Ok(self.store.get_cert(issuer, serial).await?)
     }
 

@@ -68,6 +68,7 @@ impl Authority {
         now: u64,
     ) -> Result<CertRow> {
         let serial_hex = normalise_serial(serial_hex)?;
+        crate::check_issuer_id(issuer)?;
         offered(reason)?;
         let found = self.store.get_cert(issuer, &serial_hex).await?;
         let mut tx = self.store.begin().await?;

@@ -63,13 +63,31 @@ impl IntoResponse for Problem {
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        let mut r = (self.status, body.to_string()).into_response();
+        let mut r = (self.status, ascii_json(&body.to_string())).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
         r
     }
+}
+
+/// JSON with every character outside ASCII written as a `\uXXXX` escape
+/// (RFC 8259 §7): a detail that quotes what a client sent (any Unicode) then
+/// reads the same whatever charset a client guesses for the body.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 fn from_pki(e: &PkiError) -> Option<Problem> {
@@ -127,5 +145,26 @@ impl From<AuthorityError> for Problem {
             tracing::error!(error = %e, "internal error");
             Problem::internal()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Non-ASCII in a detail (a client's Chinese or stray Unicode) is
+    /// escaped, and the body still parses to the same text.
+    #[test]
+    fn problem_bodies_are_ascii_json() {
+        for detail in [
+            "issuer \"A\u{a1}\u{f01}\" is not a CA id",
+            "陳大文 😀",
+            "plain",
+        ] {
+            let body = ascii_json(&serde_json::json!({"detail": detail}).to_string());
+            assert!(body.is_ascii(), "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["detail"], detail);
+        }
     }
 }

@@ -4,7 +4,75 @@
 
 use super::*;
 
-on_both!(api_issue_and_problems, api_matches_its_openapi_document);
+on_both!(
+    api_issue_and_problems,
+    api_matches_its_openapi_document,
+    api_fuzzed_by_schemathesis,
+);
+
+/// schemathesis (property-based fuzzing from the OpenAPI document) over
+/// every operation: with the admin token no answer is a 5xx and every one
+/// conforms to the document (status, content type, headers, schema); with
+/// no token, every answer is a 401 problem. Deterministic (derandomized),
+/// so a failure reproduces.
+fn api_fuzzed_by_schemathesis(b: Backend) {
+    let hm = setup!(b);
+    let srv = hm.serve();
+    let auth = format!("Authorization: Bearer {}", hm.token);
+    let run = |extra: &[&str], cassette: &str| {
+        let out = std::process::Command::new("schemathesis")
+            .args(["run", &srv.url("/api/v1/openapi.json")])
+            .args([
+                "--experimental=openapi-3.1",
+                "--checks",
+                "all",
+                "--hypothesis-max-examples",
+                "150",
+                "--hypothesis-derandomize",
+                "--cassette-path",
+                cassette,
+            ])
+            .args(extra)
+            .env("SCHEMATHESIS_HOOKS", "")
+            .current_dir(&hm.dir)
+            .output()
+            .expect("schemathesis is needed (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "schemathesis {extra:?}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("not_a_server_error") && text.contains("passed"),
+            "{text}"
+        );
+        std::fs::read_to_string(cassette).unwrap()
+    };
+    let with_token = run(&["-H", &auth], &hm.p("with-token.yaml"));
+    let codes = |c: &str| -> Vec<String> {
+        c.lines()
+            .filter_map(|l| l.trim().strip_prefix("code: "))
+            .map(|v| v.trim_matches('\'').to_string())
+            .collect()
+    };
+    let seen = codes(&with_token);
+    assert!(seen.len() > 100, "{} requests", seen.len());
+    assert!(seen.iter().all(|c| !c.starts_with('5')), "{seen:?}");
+    assert!(
+        seen.iter().any(|c| c == "200"),
+        "nothing succeeded with the token"
+    );
+    let without = run(
+        &["--generation-with-security-parameters=false"],
+        &hm.p("without-token.yaml"),
+    );
+    let seen = codes(&without);
+    assert!(
+        seen.len() > 50 && seen.iter().all(|c| c == "401"),
+        "{seen:?}"
+    );
+}
 
 fn api_issue_and_problems(b: Backend) {
     let hm = setup!(b);
