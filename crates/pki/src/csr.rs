@@ -48,7 +48,36 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
             limit: MAX_CSR_BYTES,
         });
     }
+    crate::budget::check_der_depth("CSR", &der)?;
     let req = CertReq::from_der(&der).map_err(|e| PkiError::malformed("CSR", e))?;
+    use crate::budget::{MAX_CSR_ATTRIBUTES, MAX_CSR_EXTENSIONS, MAX_SUBJECT_RDNS, check_count};
+    check_count(
+        "CSR",
+        "subject RDNs",
+        req.info.subject.len(),
+        MAX_SUBJECT_RDNS,
+    )?;
+    check_count(
+        "CSR",
+        "attributes",
+        req.info.attributes.len(),
+        MAX_CSR_ATTRIBUTES,
+    )?;
+    for attr in req.info.attributes.iter() {
+        for v in attr.values.iter() {
+            // An extensionRequest's Extensions (SEQUENCE OF Extension).
+            if attr.oid == const_oid::db::rfc5912::ID_EXTENSION_REQ
+                && let Ok(exts) = v.decode_as::<Vec<x509_cert::ext::Extension>>()
+            {
+                check_count(
+                    "CSR",
+                    "requested extensions",
+                    exts.len(),
+                    MAX_CSR_EXTENSIONS,
+                )?;
+            }
+        }
+    }
     let info_der = req.info.to_der()?;
     let spki_der = req.info.public_key.to_der()?;
     let sig = req

@@ -2,6 +2,7 @@
 //! pre-issuance linting. Pure functions: no I/O, no clock (times are passed
 //! in as Unix seconds), randomness only through `hallmark_crypto`.
 
+pub mod budget;
 pub mod cert;
 pub mod crl;
 pub mod csr;

@@ -160,6 +160,11 @@ pub enum RequestError {
     Der(der::Error),
     #[error("OCSP request is larger than {MAX_REQUEST_BYTES} bytes")]
     TooLarge,
+    #[error(
+        "OCSP request is nested deeper than {} levels",
+        crate::budget::MAX_DER_DEPTH
+    )]
+    TooDeep,
     #[error("OCSP request lists no certificates")]
     Empty,
     #[error("OCSP request lists more than {MAX_CERT_IDS} certificates")]
@@ -172,9 +177,37 @@ pub enum RequestError {
     Serial,
 }
 
+/// The DER request of an RFC 6960 Appendix A.1 GET: the path after
+/// `/ocsp/` is the URL encoding of the base64 of the DER. None if it is not
+/// base64 once percent-decoded.
+pub fn decode_get_path(path: &str) -> Option<Vec<u8>> {
+    use base64ct::{Base64, Encoding};
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    let text = String::from_utf8(out).ok()?;
+    Base64::decode_vec(text.trim()).ok()
+}
+
 pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
     if der.len() > MAX_REQUEST_BYTES {
         return Err(RequestError::TooLarge);
+    }
+    if crate::budget::check_der_depth("OCSP request", der).is_err() {
+        return Err(RequestError::TooDeep);
     }
     let req = OcspRequest::from_der(der).map_err(RequestError::Der)?;
     let list = req.tbs_request.request_list;

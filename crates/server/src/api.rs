@@ -154,6 +154,19 @@ fn cert_json(r: &CertRow) -> serde_json::Value {
     })
 }
 
+/// For the fuzz targets: reads `data` as each admin API operation reads
+/// its request body (and, as text, as a serial), with no HTTP and no store.
+#[doc(hidden)]
+pub fn fuzz_bodies(data: &[u8]) {
+    let body = || Ok(Bytes::copy_from_slice(data));
+    let _ = json_body::<IssueBody>(body());
+    let _ = json_body::<RevokeBody>(body());
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = hallmark_authority::normalise_serial(text);
+        let _: Result<ListQuery, _> = serde_json::from_str(text);
+    }
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, Problem> {

@@ -23,11 +23,11 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
-use base64ct::{Base64, Encoding};
 use hallmark_authority::{AdminApi, Authority, AuthorityError, system_now};
 use hallmark_pki::ocsp::MAX_REQUEST_BYTES;
 use hallmark_store::crls::FULL_CRL;
 
+pub use api::fuzz_bodies;
 pub use problem::Problem;
 
 #[derive(Clone)]
@@ -192,43 +192,18 @@ async fn ocsp_get(State(s): State<AppState>, Path(req): Path<String>) -> Respons
             false,
         );
     }
-    let decoded = percent_decode(&req);
-    let der = match Base64::decode_vec(decoded.trim()) {
-        Ok(d) => d,
-        Err(_) => {
-            return ocsp_reply(
-                Bytes::copy_from_slice(&hallmark_pki::ocsp::error_response(
-                    hallmark_pki::ocsp::ResponseStatus::MalformedRequest,
-                )),
-                Some("path is not base64".into()),
-                false,
-            );
-        }
+    let Some(der) = hallmark_pki::ocsp::decode_get_path(&req) else {
+        return ocsp_reply(
+            Bytes::copy_from_slice(&hallmark_pki::ocsp::error_response(
+                hallmark_pki::ocsp::ResponseStatus::MalformedRequest,
+            )),
+            Some("path is not base64".into()),
+            false,
+        );
     };
     let (bytes, note) = s.auth.ocsp().answer(&der, system_now()).await;
     let ok = note.is_none();
     ocsp_reply(bytes, note, ok)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn der_response(content_type: &'static str, der: Vec<u8>) -> Response {

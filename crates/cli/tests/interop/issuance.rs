@@ -8,8 +8,84 @@ on_both!(
     profiles_verify_and_lint,
     central_keygen_pkcs12,
     bad_input_changes_nothing,
-    crash_between_sign_and_store
+    crash_between_sign_and_store,
+    csr_budgets,
 );
+
+/// A CSR over a budget (RDNs in its subject, requested extensions, DER
+/// nesting) is refused naming what was over, and nothing is issued.
+fn csr_budgets(b: Backend) {
+    let hm = setup!(b);
+    let key = hm.p("k.key");
+    openssl_ok(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &key,
+    ]);
+    let csr = |name: &str, subj: &str, exts: &[String]| {
+        let out = hm.p(&format!("{name}.csr"));
+        let mut args = vec!["req", "-new", "-key", &key, "-subj", subj, "-out", &out];
+        for e in exts {
+            args.extend(["-addext", e.as_str()]);
+        }
+        openssl_ok(&args);
+        out
+    };
+    let many_rdns: String = (0..40).map(|i| format!("/OU=u{i}")).collect::<String>() + "/CN=x";
+    let many_exts: Vec<String> = (0..40)
+        .map(|i| format!("1.3.6.1.4.1.59999.9.{i}=ASN1:NULL"))
+        .collect();
+    let before = hm.ok(&["cert", "list"]);
+    for (name, file, expect) in [
+        (
+            "rdns",
+            csr("rdns", &many_rdns, &[]),
+            "41 subject RDNs, more than the 32 accepted",
+        ),
+        (
+            "exts",
+            csr("exts", "/CN=x", &many_exts),
+            "40 requested extensions, more than the 32 accepted",
+        ),
+    ] {
+        let e = hm.fails(&[
+            "cert",
+            "issue",
+            "--profile",
+            "personal",
+            "--subject",
+            "CN=Budget,C=HK",
+            "--csr",
+            &file,
+        ]);
+        assert!(e.contains(expect), "{name}: {e}");
+    }
+    // Nesting alone: a CSR-shaped SEQUENCE nested 40 deep.
+    let mut der = vec![0x05, 0x00];
+    for _ in 0..40 {
+        let mut outer = vec![0x30];
+        hallmark_pki::cert::push_len(&mut outer, der.len());
+        outer.extend_from_slice(&der);
+        der = outer;
+    }
+    std::fs::write(hm.path("deep.der"), &der).unwrap();
+    let e = hm.fails(&[
+        "cert",
+        "issue",
+        "--profile",
+        "personal",
+        "--subject",
+        "CN=Budget,C=HK",
+        "--csr",
+        &hm.p("deep.der"),
+    ]);
+    assert!(e.contains("deeper than 16"), "{e}");
+    assert_eq!(hm.ok(&["cert", "list"]), before);
+}
 
 fn profiles_verify_and_lint(b: Backend) {
     let hm = setup!(b);
