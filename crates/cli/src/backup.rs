@@ -65,6 +65,9 @@ pub async fn restore(g: &Global, a: RestoreArgs) -> Res {
     } else {
         let cfg = archive.config().map_err(s)?;
         let url = g.database_url.clone().unwrap_or(cfg.database.url.clone());
+        // The password from `database.password_file` or the environment, as
+        // every other command takes it.
+        let url = cfg.with_password(&g.data_dir, &url).map_err(s)?;
         let holds = hallmark_store::Store::holds_installation(&url)
             .await
             .map_err(|e| format!("cannot read the database {}: {e}", redact_url(&url)))?;
