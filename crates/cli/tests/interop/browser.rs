@@ -171,12 +171,22 @@ impl Driver {
             .to_string()
     }
 
-    fn screenshot(&self, file: &std::path::Path) {
+    /// A PNG of the page, into `dir` as NAME.png; with
+    /// `HALLMARK_SCREENSHOTS=DIR` (e.g. docs/screenshots) also there, to
+    /// refresh the documentation's screenshots from this test.
+    fn screenshot(&self, dir: &std::path::Path, name: &str) {
         use base64ct::Encoding;
         let b64 = self.call("GET", "/screenshot", Value::Null);
         let png = base64ct::Base64::decode_vec(b64.as_str().unwrap()).unwrap();
         assert!(png.starts_with(b"\x89PNG"));
-        std::fs::write(file, png).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+        if let Some(docs) = std::env::var_os("HALLMARK_SCREENSHOTS") {
+            std::fs::write(
+                std::path::Path::new(&docs).join(format!("{name}.png")),
+                &png,
+            )
+            .unwrap();
+        }
     }
 }
 
@@ -214,6 +224,7 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.type_in("#email", "browser@example.hk");
     d.click("#submit");
     d.wait_for("#error", "身份證");
+    d.screenshot(&hm.dir, "apply-error-zh");
     // What was typed is still there.
     let kept = d.find("#name_zh");
     assert_eq!(
@@ -228,14 +239,18 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.click("#submit");
     d.wait_for("#status", "等待登記主任批核");
     let reference = d.text("#reference");
-    d.screenshot(&hm.path("applied.png"));
+    d.screenshot(&hm.dir, "applied-zh");
     // The switch goes to the same page in English.
     d.click("#lang");
     d.wait_for("h1", "Apply for a personal e-Cert");
+    d.screenshot(&hm.dir, "apply-en");
 
     // An officer at the counter enters a second person; she may not approve it.
     let sign_in = |user: &str, secret: &str| {
         d.go(&srv.url("/ra/staff/sign-in"));
+        if user == "amy" {
+            d.screenshot(&hm.dir, "sign-in-en");
+        }
         d.type_in("#username", user);
         d.type_in("#password", ra::STAFF_PASSWORD);
         d.type_in("#code", &hallmark_testkit::judges::totp_now(secret));
@@ -244,6 +259,7 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     };
     sign_in("amy", &amy);
     d.wait_for("#queue", &reference);
+    d.screenshot(&hm.dir, "queue-en");
     d.go(&srv.url("/ra/staff/counter"));
     let other = &people[0];
     d.type_in("#id_number", &other.id_number);
@@ -257,12 +273,13 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     assert!(counter_ref.starts_with("HM-"), "{counter_ref}");
     d.click("#approve");
     d.wait_for("#error", "Dual control");
+    d.screenshot(&hm.dir, "dual-control-en");
     // She approves the online application.
     d.go(&srv.url(&format!("/ra/staff/applications/{reference}")));
     d.click("#approve");
     d.wait_for("#notice", "Approved");
     d.wait_for("#status", "Approved; your PIN mailer is on its way.");
-    d.screenshot(&hm.path("approved.png"));
+    d.screenshot(&hm.dir, "approved-en");
 
     // A supervisor signs in (after Amy signs out) and approves the counter one.
     d.click("button.link");
