@@ -119,21 +119,12 @@ fn i64_now() -> i64 {
     system_now() as i64
 }
 
-/// A CA id given by a caller (`--issuer`, the API's `issuer`): the shape
-/// `init` allows (1 to 64 ASCII letters, digits and '-'), checked before it
-/// reaches the database.
+/// A CA id given by a caller (`--issuer`, the API's `issuer`), checked
+/// for the shape `init` allows before it reaches the database.
 pub(crate) fn check_issuer_id(issuer: Option<&str>) -> Result<()> {
     match issuer {
-        Some(id)
-            if id.is_empty()
-                || id.len() > 64
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-        {
-            Err(AuthorityError::Invalid(format!(
-                "issuer {id:?} is not a CA id (1 to 64 ASCII letters, digits and '-')"
-            )))
-        }
-        _ => Ok(()),
+        Some(id) => ceremony::check_id(id).map_err(|e| AuthorityError::Invalid(e.to_string())),
+        None => Ok(()),
     }
 }
 

@@ -676,7 +676,8 @@ pub async fn rekey_root(
     })
 }
 
-fn check_id(id: &str) -> Result<()> {
+/// The shape of a CA id (it goes into URLs, key labels and settings keys).
+pub fn check_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return Err(InstallError::Invalid(format!(

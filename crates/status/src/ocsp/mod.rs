@@ -228,7 +228,7 @@ impl OcspService {
             )
         };
         if parsed.cert_ids.len() > 1 {
-            let Some(permit) = self.live.try_take(now) else {
+            let Some(permit) = self.live.try_take() else {
                 return refuse(
                     ResponseStatus::TryLater,
                     "several CertIDs need a live signature, and the live-signing budget is spent",
@@ -313,7 +313,7 @@ impl OcspService {
         }
         // A nonce, or a serial never issued here: a live signature, if the
         // budget allows.
-        match (self.live.try_take(now), plain) {
+        match (self.live.try_take(), plain) {
             (Some(permit), _) => {
                 let status = if known {
                     match self.status(&slot.id, id).await {
@@ -564,7 +564,7 @@ impl LiveBudget {
     }
 
     /// A signing slot and a token, or None when either is spent.
-    fn try_take(&self, _now: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    fn try_take(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         let permit = self.slots.try_acquire().ok()?;
         let ms = self.clock.elapsed().as_millis();
         let mut b = self.bucket.lock().ok()?;
