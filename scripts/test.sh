@@ -17,16 +17,17 @@ command -v wrk >/dev/null || { echo "wrk is needed for the hostile-clients test 
 command -v pdftotext >/dev/null || { echo "poppler's pdftotext is needed to read PIN mailers (Debian: apt-get install poppler-utils)" >&2; exit 1; }
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || [ -n "${HALLMARK_CJK_FONT:-}" ] || { echo "a CJK font is needed for PIN mailers (Debian: apt-get install fonts-noto-cjk)" >&2; exit 1; }
 
-# pkilint, openapi-core (the API's contract), PyOTP and schemathesis (the
-# API fuzzed) in a virtual environment of their own.
+# pkilint, openapi-core (the API's contract), PyOTP, schemathesis (the
+# API fuzzed) and aiosmtpd (the mail server that receives what Hallmark
+# sends) in a virtual environment of their own.
 VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}
-if ! [ -x "$VENV/bin/lint_pkix_cert" ] || ! "$VENV/bin/python" -c 'import openapi_core, pyotp, schemathesis' 2>/dev/null; then
-    echo "installing pkilint, openapi-core, PyOTP and schemathesis into $VENV" >&2
+if ! [ -x "$VENV/bin/lint_pkix_cert" ] || ! "$VENV/bin/python" -c 'import openapi_core, pyotp, schemathesis, aiosmtpd' 2>/dev/null; then
+    echo "installing pkilint, openapi-core, PyOTP, schemathesis and aiosmtpd into $VENV" >&2
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     # schemathesis 3.39 needs a Hypothesis from before 6.130 (later ones
     # changed what it calls).
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'pkilint>=0.13,<0.14' 'openapi-core>=0.19,<0.20' 'pyotp>=2.9,<3' \
-        'schemathesis>=3.39,<3.40' 'hypothesis>=6.108,<6.130'
+        'schemathesis>=3.39,<3.40' 'hypothesis>=6.108,<6.130' 'aiosmtpd>=1.4,<2'
 fi
 export PATH="$VENV/bin:$PATH"
 

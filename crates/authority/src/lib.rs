@@ -53,7 +53,7 @@ pub use admin::AdminAccess;
 pub use datakeys::DataKey;
 pub use hallmark_ca::{IssueRequest, Issued, KeySource, one_time_pin};
 /// The request and result types of [`Authority::issue`], for its callers.
-pub use hallmark_install::config::{AdminApi, ServerConfig};
+pub use hallmark_install::config::{AdminApi, MailConfig, RaConfig, ServerConfig};
 pub use hallmark_status::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 pub use revocation::normalise_serial;
@@ -404,12 +404,17 @@ impl Authority {
         self.ca.default_issuer()
     }
 
-    /// The server section of the configuration (listeners, base URL).
     /// The registration authority's settings from `hallmark.toml`.
-    pub fn ra_config(&self) -> &hallmark_install::config::RaConfig {
+    pub fn ra_config(&self) -> &RaConfig {
         &self.config.ra
     }
 
+    /// Outgoing mail (`[mail]` in `hallmark.toml`).
+    pub fn mail_config(&self) -> &MailConfig {
+        &self.config.mail
+    }
+
+    /// The server section of the configuration (listeners, base URL).
     pub fn server_config(&self) -> &ServerConfig {
         &self.config.server
     }

@@ -130,6 +130,9 @@ pub enum Command {
     /// Registration staff accounts.
     #[command(subcommand)]
     Staff(ra::StaffCmd),
+    /// Notices to holders: e-mail and printed letters (the outbox), reminders.
+    #[command(subcommand)]
+    Notices(ra::NoticesCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -153,6 +156,7 @@ async fn run(cli: Cli) -> Res {
         Command::Restore(a) => backup::restore(&g, a).await,
         Command::Registry(c) => ra::registry(&g, c).await,
         Command::Staff(c) => ra::staff(&g, c).await,
+        Command::Notices(c) => ra::notices(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

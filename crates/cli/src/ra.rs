@@ -157,3 +157,44 @@ pub async fn staff(g: &Global, c: StaffCmd) -> Res {
         }
     }
 }
+
+#[derive(Subcommand)]
+pub enum NoticesCmd {
+    /// Queue the reminders that are due (before certificates expire) and
+    /// deliver everything due in the outbox: what `serve` does on its own
+    /// every `ra.remind_every_minutes`, for a cron job or a catch-up.
+    Run,
+    /// How many notices are queued, being sent, sent and given up.
+    Status,
+}
+
+pub async fn notices(g: &Global, c: NoticesCmd) -> Res {
+    let auth = open(g).await?;
+    let ra = Ra::open(auth.clone()).await.map_err(s)?;
+    match c {
+        NoticesCmd::Run => {
+            let queued = ra.remind(system_now()).await.map_err(s)?;
+            let d = ra.deliver(system_now()).await.map_err(s)?;
+            outln!(
+                "{queued} reminders queued; {} notices delivered, {} to be tried again, {} given up",
+                d.sent,
+                d.retrying,
+                d.failed
+            );
+            if auth.mail_config().smtp.is_none() {
+                outln!("mail.smtp is not set in hallmark.toml: e-mail waits in the outbox");
+            }
+        }
+        NoticesCmd::Status => {
+            let c = auth.store().outbox_counts().await.map_err(s)?;
+            outln!(
+                "queued {}, sending {}, sent {}, given up {}",
+                c.queued,
+                c.sending,
+                c.sent,
+                c.failed
+            );
+        }
+    }
+    Ok(())
+}

@@ -80,6 +80,12 @@ mod backup;
 #[path = "interop/registration.rs"]
 mod registration;
 
+/// Notices: the e-mail address proven before it goes into a certificate,
+/// reminders by e-mail (a real SMTP server) and letter, once each across
+/// kills.
+#[path = "interop/notices.rs"]
+mod notices;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

@@ -182,6 +182,7 @@ pub async fn init(
         },
         keys: opts.keys.clone(),
         ra: config::RaConfig::default(),
+        mail: config::MailConfig::default(),
     };
     cfg.validate()?;
     let settings = cfg.ca_settings();

@@ -22,6 +22,53 @@ pub struct Config {
     pub keys: KeysConfig,
     #[serde(default, skip_serializing_if = "RaConfig::is_default")]
     pub ra: RaConfig,
+    #[serde(default, skip_serializing_if = "MailConfig::is_default")]
+    pub mail: MailConfig,
+}
+
+/// Outgoing e-mail (address confirmations, reminders). Without `smtp`
+/// nothing is sent: notices wait in the outbox until it is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The submission server: `smtp://host:port` (plain, e.g. a relay on
+    /// the same host), `smtp://host:587?tls=required` (STARTTLS) or
+    /// `smtps://host:465`, optionally with `user@` before the host. The
+    /// password is never here: it comes from `$HALLMARK_SMTP_PASSWORD` or
+    /// the file named by `password_file`.
+    #[serde(default)]
+    pub smtp: Option<String>,
+    /// The From address, e.g. `Hallmark e-Cert <ecert@example.hk>`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// How long a process sending a notice holds it: one that dies while
+    /// sending leaves it to another after this long. The SMTP conversation
+    /// is given a third of it, so a live sender never loses its claim.
+    #[serde(default = "d_lease_secs")]
+    pub lease_secs: u32,
+}
+
+fn d_lease_secs() -> u32 {
+    90
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp: None,
+            from: None,
+            password_file: None,
+            lease_secs: d_lease_secs(),
+        }
+    }
+}
+
+impl MailConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// The registration authority's pages and sessions.
@@ -31,16 +78,39 @@ pub struct RaConfig {
     /// How long a staff member's browser session lasts.
     #[serde(default = "d_session_minutes")]
     pub session_minutes: u32,
+    /// Reminders before a certificate expires, in days before its notAfter
+    /// (each sent once per certificate).
+    #[serde(default = "d_remind_days")]
+    pub remind_before_expiry_days: Vec<u32>,
+    /// How often `serve` looks for reminders that are due.
+    #[serde(default = "d_remind_minutes")]
+    pub remind_every_minutes: u32,
+    /// How long the link that proves an e-mail address works (the S/MIME
+    /// Baseline Requirements allow at most 24 hours).
+    #[serde(default = "d_email_link_hours")]
+    pub email_link_hours: u32,
 }
 
 fn d_session_minutes() -> u32 {
     480
+}
+fn d_remind_days() -> Vec<u32> {
+    vec![30, 7]
+}
+fn d_remind_minutes() -> u32 {
+    60
+}
+fn d_email_link_hours() -> u32 {
+    24
 }
 
 impl Default for RaConfig {
     fn default() -> Self {
         Self {
             session_minutes: d_session_minutes(),
+            remind_before_expiry_days: d_remind_days(),
+            remind_every_minutes: d_remind_minutes(),
+            email_link_hours: d_email_link_hours(),
         }
     }
 }
@@ -411,6 +481,37 @@ impl Config {
                  and max_connections must be positive"
                     .into(),
             ));
+        }
+        if !(1..=24).contains(&self.ra.email_link_hours) {
+            return Err(InstallError::Config(
+                "ra.email_link_hours must be between 1 and 24 (S/MIME Baseline Requirements 3.2.2.2)"
+                    .into(),
+            ));
+        }
+        if self.ra.remind_every_minutes == 0
+            || self
+                .ra
+                .remind_before_expiry_days
+                .iter()
+                .any(|d| !(1..=3650).contains(d))
+        {
+            return Err(InstallError::Config(
+                "ra.remind_every_minutes must be positive and each of ra.remind_before_expiry_days between 1 and 3650"
+                    .into(),
+            ));
+        }
+        if self.mail.lease_secs < 6 {
+            return Err(InstallError::Config(
+                "mail.lease_secs must be at least 6 (the SMTP conversation gets a third of it)"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &self.mail.smtp
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(InstallError::Config(format!(
+                "mail.smtp {url:?} must start with smtp:// or smtps://, e.g. smtp://127.0.0.1:25 or smtps://mail.example.hk:465"
+            )));
         }
         if self.server.https_cert_minutes < MIN_HTTPS_CERT_MINUTES {
             return Err(InstallError::Config(format!(

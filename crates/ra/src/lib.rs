@@ -5,7 +5,9 @@
 //! sealed PIN mailer is printed, and with its PIN the holder collects the
 //! certificate.
 //!
-//! May touch: its own tables in the store (`hallmark_store::registration`),
+//! May touch: its own tables in the store (`hallmark_store::registration`,
+//! `hallmark_store::outbox`), the SMTP server of `[mail]` (`mail`), the
+//! data directory's `letters/` (printed notices),
 //! the CA service's public API (issue, revoke, data keys for sealing
 //! personal data), the population registry (through [`registry::Registry`]).
 //! Must not: know HTTP (the web crate maps requests and errors), sign
@@ -15,7 +17,9 @@
 
 pub mod applications;
 pub mod hkid;
+pub mod mail;
 pub mod mailer;
+pub mod notices;
 pub mod person;
 pub mod registry;
 pub mod staff;
@@ -112,6 +116,7 @@ pub struct Ra {
     auth: Arc<Authority>,
     vault: vault::Vault,
     registry: Box<dyn registry::Registry>,
+    postman: mail::Postman,
 }
 
 impl Ra {
@@ -120,10 +125,12 @@ impl Ra {
     pub async fn open(auth: Arc<Authority>) -> Result<Arc<Self>> {
         let vault = vault::Vault::load(&auth).await?;
         let registry = Box::new(registry::Builtin::new(auth.store().clone()));
+        let postman = mail::Postman::new(auth.mail_config())?;
         Ok(Arc::new(Self {
             auth,
             vault,
             registry,
+            postman,
         }))
     }
 

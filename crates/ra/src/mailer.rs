@@ -196,3 +196,79 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
+
+/// A letter to a holder who gave only a postal address (a reminder, a
+/// notice): the address window, the date, then the text in Chinese and in
+/// English, one paragraph per line as given.
+pub struct Letter<'a> {
+    pub name_zh: &'a str,
+    pub name_en: &'a str,
+    pub address: &'a str,
+    pub dated: &'a str,
+    pub subject: &'a str,
+    pub zh: &'a [String],
+    pub en: &'a [String],
+}
+
+impl Letter<'_> {
+    pub fn pdf(&self) -> Result<Vec<u8>> {
+        let font = font()?;
+        let mut doc = Document::new();
+        let settings = PageSettings::from_wh(595.0, 842.0)
+            .ok_or_else(|| RaError::Internal("page size".into()))?;
+        let mut page = doc.start_page_with(settings);
+        let mut surface = page.surface();
+        let mut p = Page {
+            s: &mut surface,
+            font,
+        };
+        p.text(56.0, 70.0, 18.0, "Hallmark 電子證書 · e-Cert");
+        p.rect(50.0, 120.0, 300.0, 100.0, false);
+        p.text(62.0, 145.0, 14.0, self.name_zh);
+        p.text(62.0, 166.0, 12.0, self.name_en);
+        for (i, line) in wrap(self.address, 30).iter().take(2).enumerate() {
+            p.text(62.0, 188.0 + 16.0 * i as f32, 10.0, line);
+        }
+        p.text(380.0, 145.0, 10.0, "日期 Date");
+        p.text(380.0, 162.0, 12.0, self.dated);
+        p.text(56.0, 262.0, 13.0, self.subject);
+        let mut y = 292.0;
+        for para in self.zh {
+            for l in wrap(para, 38) {
+                p.text(56.0, y, 11.0, &l);
+                y += 18.0;
+            }
+            y += 6.0;
+        }
+        y += 10.0;
+        for para in self.en {
+            for l in wrap_words(para, 84) {
+                p.text(56.0, y, 10.5, &l);
+                y += 16.0;
+            }
+            y += 6.0;
+        }
+        surface.finish();
+        page.finish();
+        doc.finish()
+            .map_err(|e| RaError::Internal(format!("PDF: {e:?}")))
+    }
+}
+
+fn wrap_words(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for w in s.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
+}

@@ -132,6 +132,17 @@ pub fn civil_date(unix: u64) -> (i32, u32, u32) {
     (y, m, d)
 }
 
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time.
+pub fn civil_time(unix: i64) -> String {
+    let u = unix.max(0) as u64;
+    let (y, m, d) = civil_date(u);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        u % 86_400 / 3600,
+        u % 3600 / 60
+    )
+}
+
 impl Form {
     /// Validates every field; the first bad one is the error.
     pub fn validate(&self, now: u64) -> Result<Personal> {

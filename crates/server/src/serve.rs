@@ -71,6 +71,7 @@ pub async fn serve(
     let ra = hallmark_ra::Ra::open(auth.clone())
         .await
         .map_err(|e| ServeError::Refused(format!("registration authority: {e}")))?;
+    tokio::spawn(notices(ra.clone()));
     let app = crate::router(auth.clone(), ra.clone(), crate::Listener::Public);
     let limits = limits(auth.server_config());
     let listeners =
@@ -188,6 +189,36 @@ async fn renew_tls(auth: Arc<Authority>, identity: Arc<crate::tls::Identity>) {
                 tracing::error!(error = %e, "renewing the server's TLS certificate failed; retrying in a minute");
                 retry_at = now + 60;
             }
+        }
+    }
+}
+
+/// Queues the reminders that are due every `ra.remind_every_minutes`
+/// (first at start) and delivers the outbox every two seconds. Several
+/// processes on one database share the work: each notice is queued once
+/// and claimed by one of them.
+async fn notices(ra: Arc<hallmark_ra::Ra>) {
+    let every = std::time::Duration::from_secs(
+        u64::from(ra.authority().ra_config().remind_every_minutes) * 60,
+    );
+    let mut next_remind = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if tokio::time::Instant::now() >= next_remind {
+            match ra.remind(system_now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reminders = n, "reminders queued"),
+                Err(e) => {
+                    tracing::error!(error = %e, "queueing reminders failed; trying again later")
+                }
+            }
+            next_remind = tokio::time::Instant::now() + every;
+        }
+        match ra.deliver(system_now()).await {
+            Ok(d) if d.sent > 0 => tracing::info!(sent = d.sent, "notices delivered"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "delivering notices failed; trying again"),
         }
     }
 }

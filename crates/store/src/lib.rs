@@ -32,6 +32,7 @@ pub mod certificates;
 pub mod crls;
 pub mod issuers;
 pub mod migrations;
+pub mod outbox;
 pub mod registration;
 mod retry;
 pub mod revocations;

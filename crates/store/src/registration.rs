@@ -95,9 +95,14 @@ pub struct ApplicationRow {
     pub serial: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// MAC of the random value sent to prove the e-mail address.
+    pub email_mac: Option<Vec<u8>>,
+    pub email_expires: i64,
+    pub email_sends: i64,
+    pub email_confirmed_at: Option<i64>,
 }
 
-const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at";
+const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at";
 
 fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
     Ok(ApplicationRow {
@@ -119,12 +124,16 @@ fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
         serial: r.try_get(15)?,
         created_at: r.try_get(16)?,
         updated_at: r.try_get(17)?,
+        email_mac: r.try_get(18)?,
+        email_expires: r.try_get(19)?,
+        email_sends: r.try_get(20)?,
+        email_confirmed_at: r.try_get(21)?,
     })
 }
 
 pub async fn insert_application(conn: &mut AnyConnection, a: &ApplicationRow) -> Result<()> {
     sqlx::query(
-        "INSERT INTO ra_applications (reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "INSERT INTO ra_applications (reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, created_at, updated_at, email_mac, email_expires, email_sends) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&a.reference)
     .bind(&a.channel)
@@ -138,6 +147,9 @@ pub async fn insert_application(conn: &mut AnyConnection, a: &ApplicationRow) ->
     .bind(&a.entered_by)
     .bind(a.created_at)
     .bind(a.updated_at)
+    .bind(a.email_mac.clone())
+    .bind(a.email_expires)
+    .bind(a.email_sends)
     .execute(&mut *conn)
     .await
     .map_err(|e| crate::conflict_or(e, || format!("application {} exists", a.reference)))?;
@@ -173,7 +185,11 @@ pub async fn transition(
             pin_failures = CASE WHEN $5 = 1 THEN 0 ELSE pin_failures END,
             mailers = mailers + $7,
             issuer = COALESCE($8, issuer),
-            serial = COALESCE($9, serial)
+            serial = COALESCE($9, serial),
+            email_mac = CASE WHEN $12 = 1 THEN $13 ELSE email_mac END,
+            email_expires = COALESCE($14, email_expires),
+            email_sends = email_sends + $15,
+            email_confirmed_at = COALESCE($16, email_confirmed_at)
          WHERE reference = $10 AND status = $11",
     )
     .bind(to)
@@ -187,6 +203,11 @@ pub async fn transition(
     .bind(change.serial)
     .bind(reference)
     .bind(from)
+    .bind(i64::from(change.email_mac.is_some()))
+    .bind(change.email_mac.flatten().map(<[u8]>::to_vec))
+    .bind(change.email_expires)
+    .bind(i64::from(change.email_sent))
+    .bind(change.email_confirmed_at)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
@@ -208,20 +229,32 @@ pub struct Change<'a> {
     pub new_mailer: bool,
     pub issuer: Option<&'a str>,
     pub serial: Option<&'a str>,
+    /// Like `pin_mac`, for the e-mail address's random value.
+    pub email_mac: Option<Option<&'a [u8]>>,
+    pub email_expires: Option<i64>,
+    /// One more random value was sent.
+    pub email_sent: bool,
+    pub email_confirmed_at: Option<i64>,
 }
 
 /// Counts a wrong PIN; returns the failures so far.
 pub async fn pin_failure(conn: &mut AnyConnection, reference: &str) -> Result<i64> {
-    sqlx::query("UPDATE ra_applications SET pin_failures = pin_failures + 1 WHERE reference = $1")
-        .bind(reference)
-        .execute(&mut *conn)
-        .await?;
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT pin_failures FROM ra_applications WHERE reference = $1")
-            .bind(reference)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (n,): (i64,) = sqlx::query_as(
+        "UPDATE ra_applications SET pin_failures = pin_failures + 1 WHERE reference = $1 RETURNING pin_failures",
+    )
+    .bind(reference)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(n)
+}
+
+/// A collected certificate that a reminder may be due for.
+pub struct ExpiringRow {
+    pub reference: String,
+    pub sealed: Vec<u8>,
+    pub issuer: String,
+    pub serial: String,
+    pub not_after: i64,
 }
 
 impl Store {
@@ -254,6 +287,46 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(app_row).collect()
+    }
+
+    /// Collected, unrevoked certificates whose notAfter falls in `(from,
+    /// to]` and that have no notice under `key_prefix ‖ issuer ‖ ":" ‖
+    /// serial` yet, after `(not_after, serial)` (keyset paging).
+    pub async fn expiring_without_notice(
+        &self,
+        from: i64,
+        to: i64,
+        key_prefix: &str,
+        after: (i64, &str),
+        limit: i64,
+    ) -> Result<Vec<ExpiringRow>> {
+        let rows = sqlx::query(
+            "SELECT a.reference, a.sealed, c.issuer, c.serial, c.not_after
+             FROM certificates c JOIN ra_applications a ON a.issuer = c.issuer AND a.serial = c.serial
+             WHERE a.status = 'activated' AND c.revoked_at IS NULL AND c.not_after > $1 AND c.not_after <= $2
+               AND (c.not_after > $3 OR (c.not_after = $3 AND c.serial > $4))
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = $5 || c.issuer || ':' || c.serial)
+             ORDER BY c.not_after, c.serial LIMIT $6",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(key_prefix)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExpiringRow {
+                    reference: r.try_get(0)?,
+                    sealed: r.try_get(1)?,
+                    issuer: r.try_get(2)?,
+                    serial: r.try_get(3)?,
+                    not_after: r.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     /// Applications of one person (by the keyed hash of the ID number).

@@ -64,6 +64,47 @@ const WORDS: &[(&str, &str, &str)] = &[
         "請保存此編號：查詢進度時須連同出生日期輸入，下載證書時須連同個人密碼輸入。",
     ),
     ("status", "Status", "狀態"),
+    (
+        "email_pending",
+        "Not confirmed yet: open the link we sent to this address. The certificate is issued once it is confirmed.",
+        "尚未確認：請開啟我們寄往此地址的連結。確認後才會簽發證書。",
+    ),
+    (
+        "email_confirmed",
+        "Confirmed; it will be in your certificate.",
+        "已確認；證書將載有此地址。",
+    ),
+    (
+        "email_resend",
+        "Send the confirmation link again",
+        "重新寄出確認連結",
+    ),
+    (
+        "email_resent",
+        "A new link is on its way; the earlier one no longer works.",
+        "新的連結已寄出；之前的連結已失效。",
+    ),
+    (
+        "email_title",
+        "Confirm your e-mail address",
+        "確認你的電郵地址",
+    ),
+    (
+        "email_intro",
+        "Press the button to confirm that this mailbox is yours, so that its address can go into your e-Cert.",
+        "請按下按鈕，確認此郵箱屬於你，以便在你的電子證書內載入此地址。",
+    ),
+    ("email_confirm", "Confirm", "確認"),
+    (
+        "email_in_cert_pending",
+        "to go into the certificate; the applicant has not confirmed it yet",
+        "將載入證書；申請人尚未確認",
+    ),
+    (
+        "email_in_cert_confirmed",
+        "to go into the certificate; confirmed by the applicant",
+        "將載入證書；申請人已確認",
+    ),
     ("track_title", "Track an application", "查詢申請進度"),
     ("show_status", "Show status", "顯示狀態"),
     (

@@ -37,6 +37,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("status.html", include_str!("../templates/status.html")),
     ("track.html", include_str!("../templates/track.html")),
     ("collect.html", include_str!("../templates/collect.html")),
+    ("email.html", include_str!("../templates/email.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("queue.html", include_str!("../templates/queue.html")),
     (
@@ -84,6 +85,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         .route("/apply", get(public::apply_form).post(public::apply))
         .route("/track", get(public::track_form).post(public::track))
         .route("/collect", get(public::collect_form).post(public::collect))
+        .route(
+            "/email",
+            get(public::email_form).post(public::email_confirm),
+        )
+        .route("/email/resend", post(public::email_resend))
         .route(
             "/staff/sign-in",
             get(staff::sign_in_form).post(staff::sign_in),

@@ -114,6 +114,8 @@ pub(crate) struct AppView {
     name_en: String,
     status: &'static str,
     status_text: String,
+    email_pending: bool,
+    email_confirmed: bool,
 }
 
 pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
@@ -122,6 +124,8 @@ pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
         name_en: a.personal.name_en.clone(),
         status: a.status.as_str(),
         status_text: a.status.describe().get(lang).to_string(),
+        email_pending: a.email_pending,
+        email_confirmed: a.email_confirmed,
     }
 }
 
@@ -253,6 +257,7 @@ pub(crate) async fn track(
                 "/ra/track",
                 minijinja::context! {
                     app => crate::v(app_view(&a, l)), heading => heading,
+                    csrf => body.csrf.clone(), date_of_birth => body.date_of_birth.clone(),
                 },
             )
         }
@@ -330,6 +335,113 @@ pub(crate) async fn collect(
             "collect.html",
             l,
             "/ra/collect",
+            minijinja::context! {
+                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
+            },
+        ),
+    }
+}
+
+#[derive(Default, Deserialize, Serialize)]
+pub(crate) struct EmailBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    r: String,
+    #[serde(default)]
+    t: String,
+}
+
+/// The page the confirmation link opens: it confirms nothing by itself (a
+/// mail scanner following links must not prove a mailbox), the button
+/// does.
+pub(crate) async fn email_form(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Query(q): Query<EmailBody>,
+) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            "email.html",
+            l,
+            "/ra/email",
+            minijinja::context! { csrf => token, r => q.r, token => q.t },
+        ),
+        set,
+    )
+}
+
+pub(crate) async fn email_confirm(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<EmailBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web.ra.confirm_email(&body.r, &body.t, system_now()).await {
+        Ok(a) => {
+            let heading = if l == "en" {
+                "E-mail address confirmed"
+            } else {
+                "電郵地址已確認"
+            };
+            web.page(
+                StatusCode::OK,
+                "status.html",
+                l,
+                "/ra/email",
+                minijinja::context! { app => crate::v(app_view(&a, l)), heading => heading, confirmed => true },
+            )
+        }
+        Err(e) => web.page(
+            status_of(&e),
+            "email.html",
+            l,
+            "/ra/email",
+            minijinja::context! { csrf => body.csrf.clone(), r => body.r, token => body.t, error => e.message(l) },
+        ),
+    }
+}
+
+/// A new confirmation link, from the status page.
+pub(crate) async fn email_resend(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<TrackBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let heading = if l == "en" {
+        "Application status"
+    } else {
+        "申請狀態"
+    };
+    match web
+        .ra
+        .resend_email(&body.reference, &body.date_of_birth, system_now())
+        .await
+    {
+        Ok(a) => web.page(
+            StatusCode::OK,
+            "status.html",
+            l,
+            "/ra/track",
+            minijinja::context! {
+                app => crate::v(app_view(&a, l)), heading => heading, resent => true,
+            },
+        ),
+        Err(e) => web.page(
+            status_of(&e),
+            "track.html",
+            l,
+            "/ra/track",
             minijinja::context! {
                 csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
             },

@@ -248,6 +248,9 @@ struct Detail {
     date_of_birth: String,
     phone: String,
     email: String,
+    /// "", "pending" or "confirmed": whether the address goes into the
+    /// certificate, and whether its mailbox is proven.
+    email_in_certificate: &'static str,
     address: String,
     channel: &'static str,
     centre: Option<String>,
@@ -272,6 +275,11 @@ fn detail(a: &Application, l: &str) -> Detail {
         date_of_birth: a.personal.date_of_birth.clone(),
         phone: a.personal.phone.clone(),
         email: a.personal.email.clone().unwrap_or_default(),
+        email_in_certificate: match (a.personal.email_in_certificate, a.email_confirmed) {
+            (false, _) => "",
+            (true, false) => "pending",
+            (true, true) => "confirmed",
+        },
         address: a.personal.address.clone().unwrap_or_default(),
         channel: a.channel.as_str(),
         centre: a.centre.clone(),

@@ -22,6 +22,7 @@ pub use hallmark_testkit::postgres::server_url as postgres_base;
 use hallmark_testkit::temp::unique_tag;
 pub use hallmark_testkit::wait::eventually;
 
+pub mod mail;
 pub mod ra;
 pub use ra::{Client, Page, Resident};
 
@@ -335,7 +336,10 @@ impl Hm {
             out.push(l.to_string());
         }
         if !done {
-            assert_eq!(current, section, "no [{section}] in {text}");
+            // The section is last, or absent (a default one is not written).
+            if current != section {
+                out.push(format!("[{section}]"));
+            }
             out.push(line.to_string());
         }
         std::fs::write(&path, out.join("\n") + "\n").unwrap();

@@ -22,7 +22,7 @@ fn reference_of(p: &Page) -> String {
 
 /// Prints a mailer through the officer's page; returns the PDF's path and
 /// the PIN read back from it by pdftotext.
-fn print_mailer(
+pub(crate) fn print_mailer(
     hm: &Hm,
     officer: &mut Client,
     reference: &str,
