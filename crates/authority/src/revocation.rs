@@ -31,6 +31,44 @@ impl Authority {
         Ok(row)
     }
 
+    /// Revokes inside the caller's transaction, so that a capability's own
+    /// record of why (a lost report on an application) commits with the
+    /// revocation or not at all. After the commit, call
+    /// [`revocation_committed`](Self::revocation_committed).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn revoke_in(
+        &self,
+        tx: &mut hallmark_store::AnyConnection,
+        (issuer, serial_hex): (&str, &str),
+        reason: Reason,
+        actor: &str,
+        now: u64,
+        details: serde_json::Value,
+    ) -> Result<CertRow> {
+        let serial_hex = normalise_serial(serial_hex)?;
+        crate::check_issuer_id(Some(issuer))?;
+        offered(reason)?;
+        self.revoke_audited(
+            tx,
+            (issuer, &serial_hex),
+            reason,
+            actor,
+            now,
+            "certificate.revoke",
+            details,
+        )
+        .await
+    }
+
+    /// After a [`revoke_in`](Self::revoke_in) committed: OCSP answers it at
+    /// once and the CRLs that list it are published.
+    pub async fn revocation_committed(&self, row: &CertRow, now: u64) {
+        self.ocsp.invalidate(&row.issuer, &row.serial);
+        self.crls
+            .publish_after_revocation_logged(&row.issuer, row.shard, now)
+            .await;
+    }
+
     /// Revokes as [`revoke`](Self::revoke) does, but waits at most `wait`
     /// for the partition CRL listing the revocation (what the certificate's
     /// CRL distribution point names); the full CRL, which takes seconds to

@@ -86,6 +86,11 @@ mod registration;
 #[path = "interop/notices.rs"]
 mod notices;
 
+/// Lost certificates: online with the mailer's revocation code, on paper
+/// under dual control; judged by OpenSSL's OCSP client.
+#[path = "interop/lost.rs"]
+mod lost;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

@@ -141,6 +141,10 @@ pub struct Application {
     /// has not been proven yet.
     pub email_pending: bool,
     pub email_confirmed: bool,
+    /// The officer whose paper lost report awaits a supervisor.
+    pub lost_requested_by: Option<String>,
+    /// The certificate was reported lost and revoked.
+    pub lost: bool,
 }
 
 /// What the holder collects with the PIN.
@@ -157,7 +161,7 @@ pub const MAX_PIN_FAILURES: i64 = 5;
 pub const PROFILES: &[&str] = &["personal"];
 
 const PIN_KIND: &str = "pin";
-const REF_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+pub(crate) const REF_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 fn new_reference() -> Result<String> {
     let mut raw = [0u8; 12];
@@ -220,6 +224,8 @@ impl Ra {
             created_at: r.created_at,
             email_pending: personal.email_in_certificate && r.email_confirmed_at.is_none(),
             email_confirmed: r.email_confirmed_at.is_some(),
+            lost_requested_by: r.lost_requested_by,
+            lost: r.lost_at.is_some(),
             personal,
         })
     }
@@ -287,6 +293,9 @@ impl Ra {
                 email_expires: proof.as_ref().map_or(0, |p| p.expires),
                 email_sends: i64::from(proof.is_some()),
                 email_confirmed_at: None,
+                revoke_mac: None,
+                lost_requested_by: None,
+                lost_at: None,
             };
             let mut tx = self.store().begin().await?;
             match reg::insert_application(&mut tx, &row).await {
@@ -346,7 +355,7 @@ impl Ra {
         rows.into_iter().map(|r| self.open_row(r)).collect()
     }
 
-    fn may_handle(staff: &Staff, a: &Application) -> Result<()> {
+    pub(crate) fn may_handle(staff: &Staff, a: &Application) -> Result<()> {
         if !staff.role.handles_applications() {
             return Err(RaError::Forbidden(Text::new(
                 format!("A {} does not handle applications.", staff.role.as_str()),
@@ -428,6 +437,8 @@ impl Ra {
         let mac = self
             .vault
             .lookup_hash(PIN_KIND, &pin_message(&a.reference, &pin));
+        let code = crate::lost::new_code()?;
+        let revoke_mac = self.revoke_mac(&a.reference, &code);
         let (y, m, d) = crate::person::civil_date(now);
         let pdf = PinMailer {
             reference: &a.reference,
@@ -438,6 +449,7 @@ impl Ra {
                 .unwrap_or_default(),
             address: a.personal.address.as_deref(),
             pin: &pin,
+            revocation_code: &code,
             activate_url,
             printed_on: &format!("{y:04}-{m:02}-{d:02}"),
             mailer_number: a.mailers + 1,
@@ -448,6 +460,7 @@ impl Ra {
             (Status::Approved, Status::Approved),
             Change {
                 pin_mac: Some(Some(&mac)),
+                revoke_mac: Some(&revoke_mac),
                 new_mailer: true,
                 ..Change::default()
             },

@@ -17,6 +17,7 @@
 
 pub mod applications;
 pub mod hkid;
+pub mod lost;
 pub mod mail;
 pub mod mailer;
 pub mod notices;

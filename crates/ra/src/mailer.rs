@@ -57,6 +57,8 @@ pub struct PinMailer<'a> {
     pub masked_id: &'a str,
     pub address: Option<&'a str>,
     pub pin: &'a str,
+    /// Reports the certificate lost (`/ra/lost`), even without the card.
+    pub revocation_code: &'a str,
     pub activate_url: &'a str,
     pub printed_on: &'a str,
     pub mailer_number: i64,
@@ -156,6 +158,27 @@ impl PinMailer<'_> {
         }
         y += 10.0;
         p.text(56.0, y, 11.0, self.activate_url);
+        // The revocation code stays with the letter: kept apart from the
+        // card, it still works when the card is lost.
+        p.text(
+            56.0,
+            470.0,
+            10.0,
+            "掛失密碼 Revocation code（請與身份證分開存放 keep it apart from your card）",
+        );
+        p.text(56.0, 492.0, 13.0, self.revocation_code);
+        p.text(
+            56.0,
+            514.0,
+            9.0,
+            "如證書或身份證遺失，請以此密碼於網上即時掛失（/ra/lost）。",
+        );
+        p.text(
+            56.0,
+            528.0,
+            9.0,
+            "If the certificate or the card is lost, report it online at /ra/lost with this code.",
+        );
         // The PIN sits in the tear-off part, behind the security tint.
         let top = 560.0;
         p.rect(40.0, top, 515.0, 180.0, true);

@@ -30,6 +30,7 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_crls_due.sql")),
     (8, include_str!("../migrations/sqlite/0008_ra.sql")),
     (9, include_str!("../migrations/sqlite/0009_mail.sql")),
+    (10, include_str!("../migrations/sqlite/0010_lost.sql")),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -53,6 +54,7 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (7, include_str!("../migrations/postgres/0007_crls_due.sql")),
     (8, include_str!("../migrations/postgres/0008_ra.sql")),
     (9, include_str!("../migrations/postgres/0009_mail.sql")),
+    (10, include_str!("../migrations/postgres/0010_lost.sql")),
 ];
 
 impl Store {

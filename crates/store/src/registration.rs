@@ -100,9 +100,14 @@ pub struct ApplicationRow {
     pub email_expires: i64,
     pub email_sends: i64,
     pub email_confirmed_at: Option<i64>,
+    /// MAC of the revocation code on the latest PIN mailer.
+    pub revoke_mac: Option<Vec<u8>>,
+    /// The officer whose paper lost report awaits a supervisor.
+    pub lost_requested_by: Option<String>,
+    pub lost_at: Option<i64>,
 }
 
-const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at";
+const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at, revoke_mac, lost_requested_by, lost_at";
 
 fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
     Ok(ApplicationRow {
@@ -128,6 +133,9 @@ fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
         email_expires: r.try_get(19)?,
         email_sends: r.try_get(20)?,
         email_confirmed_at: r.try_get(21)?,
+        revoke_mac: r.try_get(22)?,
+        lost_requested_by: r.try_get(23)?,
+        lost_at: r.try_get(24)?,
     })
 }
 
@@ -189,7 +197,10 @@ pub async fn transition(
             email_mac = CASE WHEN $12 = 1 THEN $13 ELSE email_mac END,
             email_expires = COALESCE($14, email_expires),
             email_sends = email_sends + $15,
-            email_confirmed_at = COALESCE($16, email_confirmed_at)
+            email_confirmed_at = COALESCE($16, email_confirmed_at),
+            revoke_mac = COALESCE($17, revoke_mac),
+            lost_requested_by = CASE WHEN $18 = 1 THEN $19 ELSE lost_requested_by END,
+            lost_at = COALESCE($20, lost_at)
          WHERE reference = $10 AND status = $11",
     )
     .bind(to)
@@ -208,6 +219,10 @@ pub async fn transition(
     .bind(change.email_expires)
     .bind(i64::from(change.email_sent))
     .bind(change.email_confirmed_at)
+    .bind(change.revoke_mac.map(<[u8]>::to_vec))
+    .bind(i64::from(change.lost_requested_by.is_some()))
+    .bind(change.lost_requested_by.flatten())
+    .bind(change.lost_at)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
@@ -235,6 +250,11 @@ pub struct Change<'a> {
     /// One more random value was sent.
     pub email_sent: bool,
     pub email_confirmed_at: Option<i64>,
+    pub revoke_mac: Option<&'a [u8]>,
+    /// `Some(Some(officer))` records a paper lost report, `Some(None)`
+    /// clears it.
+    pub lost_requested_by: Option<Option<&'a str>>,
+    pub lost_at: Option<i64>,
 }
 
 /// Counts a wrong PIN; returns the failures so far.

@@ -96,6 +96,50 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("email_confirm", "Confirm", "確認"),
     (
+        "lost",
+        "Report a lost certificate or card",
+        "掛失證書或身份證",
+    ),
+    (
+        "lost_intro",
+        "Enter the application reference and the revocation code from your PIN mailer. The certificate is revoked at once and cannot be used again; apply for a new one afterwards.",
+        "請輸入申請編號及密碼信封上的掛失密碼。證書會即時撤銷，不能再使用；其後請重新申請。",
+    ),
+    ("revocation_code", "Revocation code", "掛失密碼"),
+    ("lost_submit", "Revoke my certificate", "撤銷我的證書"),
+    (
+        "lost_done",
+        "Your certificate is revoked: it no longer works anywhere.",
+        "你的證書已撤銷，不能再使用。",
+    ),
+    ("lost_revoked", "reported lost; revoked", "已報失並撤銷"),
+    ("lost_report", "Paper lost report", "書面掛失報告"),
+    (
+        "lost_waiting",
+        "awaiting a supervisor; entered by",
+        "等待主任確認；輸入人員：",
+    ),
+    (
+        "lost_request",
+        "Enter a paper lost report",
+        "輸入書面掛失報告",
+    ),
+    (
+        "lost_confirm",
+        "Confirm the lost report and revoke (supervisor)",
+        "確認掛失並撤銷（主任）",
+    ),
+    (
+        "lost_requested_note",
+        "The lost report is entered; a supervisor must confirm it before the certificate is revoked.",
+        "掛失報告已輸入；須由主任確認後才會撤銷證書。",
+    ),
+    (
+        "lost_revoked_note",
+        "Confirmed: the certificate is revoked.",
+        "已確認：證書已撤銷。",
+    ),
+    (
         "email_in_cert_pending",
         "to go into the certificate; the applicant has not confirmed it yet",
         "將載入證書；申請人尚未確認",

@@ -38,6 +38,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("track.html", include_str!("../templates/track.html")),
     ("collect.html", include_str!("../templates/collect.html")),
     ("email.html", include_str!("../templates/email.html")),
+    ("lost.html", include_str!("../templates/lost.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("queue.html", include_str!("../templates/queue.html")),
     (
@@ -109,6 +110,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
             "/staff/applications/{reference}/mailer",
             post(staff::mailer),
         )
+        .route("/staff/applications/{reference}/lost", post(staff::lost))
+        .route(
+            "/staff/applications/{reference}/lost/confirm",
+            post(staff::lost_confirm),
+        )
+        .route("/lost", get(public::lost_form).post(public::lost))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web)

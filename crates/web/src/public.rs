@@ -123,7 +123,16 @@ pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
         reference: a.reference.clone(),
         name_en: a.personal.name_en.clone(),
         status: a.status.as_str(),
-        status_text: a.status.describe().get(lang).to_string(),
+        status_text: if a.lost {
+            hallmark_ra::Text::new(
+                "Your certificate was reported lost and is revoked.",
+                "你的證書已報失並已撤銷。",
+            )
+            .get(lang)
+            .to_string()
+        } else {
+            a.status.describe().get(lang).to_string()
+        },
         email_pending: a.email_pending,
         email_confirmed: a.email_confirmed,
     }
@@ -442,6 +451,65 @@ pub(crate) async fn email_resend(
             "track.html",
             l,
             "/ra/track",
+            minijinja::context! {
+                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
+            },
+        ),
+    }
+}
+
+#[derive(Default, Deserialize, Serialize)]
+pub(crate) struct LostBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default, skip_serializing)]
+    code: String,
+}
+
+pub(crate) async fn lost_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            "lost.html",
+            l,
+            "/ra/lost",
+            minijinja::context! { csrf => token, form => crate::v(LostBody::default()) },
+        ),
+        set,
+    )
+}
+
+/// The holder reports a loss with the mailer's revocation code.
+pub(crate) async fn lost(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<LostBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web
+        .ra
+        .report_lost(&body.reference, &body.code, system_now())
+        .await
+    {
+        Ok(a) => web.page(
+            StatusCode::OK,
+            "lost.html",
+            l,
+            "/ra/lost",
+            minijinja::context! { done => true, reference => a.reference },
+        ),
+        Err(e) => web.page(
+            status_of(&e),
+            "lost.html",
+            l,
+            "/ra/lost",
             minijinja::context! {
                 csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
             },

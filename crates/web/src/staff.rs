@@ -259,6 +259,8 @@ struct Detail {
     mailers: i64,
     issuer: Option<String>,
     serial: Option<String>,
+    lost_requested_by: Option<String>,
+    lost: bool,
 }
 
 fn detail(a: &Application, l: &str) -> Detail {
@@ -288,6 +290,8 @@ fn detail(a: &Application, l: &str) -> Detail {
         mailers: a.mailers,
         issuer: a.issuer.clone(),
         serial: a.serial.clone(),
+        lost_requested_by: a.lost_requested_by.clone(),
+        lost: a.lost,
     }
 }
 
@@ -354,53 +358,98 @@ pub(crate) async fn application(
     .await
 }
 
-pub(crate) async fn approve(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    Path(reference): Path<String>,
-    Form(body): Form<CsrfBody>,
+/// A button on an application page: signed in, CSRF checked, then `act`;
+/// the page again with `note` (a word key) or the refusal.
+async fn act_on(
+    web: &Web,
+    headers: &HeaderMap,
+    reference: &str,
+    body: &CsrfBody,
+    note: &str,
+    act: impl AsyncFnOnce(&Staff) -> hallmark_ra::Result<Application>,
 ) -> Response {
-    let l = lang(&headers);
-    let (staff, csrf) = match signed_in(&web, &headers).await {
+    let l = lang(headers);
+    let (staff, csrf) = match signed_in(web, headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     if !csrf_matches(&csrf, &body.csrf) {
         return csrf_refused(l);
     }
-    match web.ra.approve(&reference, &staff, system_now()).await {
-        Ok(_) => {
-            let note = crate::i18n::words(l).get("approved_note").copied();
-            application_page(
-                &web,
-                Viewer {
-                    staff: &staff,
-                    csrf: &csrf,
-                    lang: l,
-                },
-                &reference,
-                StatusCode::OK,
-                None,
-                note,
-            )
-            .await
-        }
-        Err(e) => {
-            application_page(
-                &web,
-                Viewer {
-                    staff: &staff,
-                    csrf: &csrf,
-                    lang: l,
-                },
-                &reference,
-                status_of(&e),
-                Some(e.message(l)),
-                None,
-            )
-            .await
-        }
-    }
+    let (status, error, note) = match act(&staff).await {
+        Ok(_) => (
+            StatusCode::OK,
+            None,
+            crate::i18n::words(l).get(note).copied(),
+        ),
+        Err(e) => (status_of(&e), Some(e.message(l)), None),
+    };
+    application_page(
+        web,
+        Viewer {
+            staff: &staff,
+            csrf: &csrf,
+            lang: l,
+        },
+        reference,
+        status,
+        error,
+        note,
+    )
+    .await
+}
+
+pub(crate) async fn approve(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(body): Form<CsrfBody>,
+) -> Response {
+    act_on(
+        &web,
+        &headers,
+        &reference,
+        &body,
+        "approved_note",
+        async |s: &Staff| web.ra.approve(&reference, s, system_now()).await,
+    )
+    .await
+}
+
+/// An officer enters a paper lost report.
+pub(crate) async fn lost(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(body): Form<CsrfBody>,
+) -> Response {
+    act_on(
+        &web,
+        &headers,
+        &reference,
+        &body,
+        "lost_requested_note",
+        async |s: &Staff| web.ra.request_lost(&reference, s, system_now()).await,
+    )
+    .await
+}
+
+/// A supervisor confirms it: the certificate is revoked.
+pub(crate) async fn lost_confirm(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+    Form(body): Form<CsrfBody>,
+) -> Response {
+    act_on(
+        &web,
+        &headers,
+        &reference,
+        &body,
+        "lost_revoked_note",
+        async |s: &Staff| web.ra.confirm_lost(&reference, s, system_now()).await,
+    )
+    .await
 }
 
 /// The PIN mailer PDF (a new PIN each time).

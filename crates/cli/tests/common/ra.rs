@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Hm, Server};
+use hallmark_testkit::judges::pdftotext;
 
 /// A synthetic resident as `hallmark registry synth` wrote it.
 #[derive(Clone, Debug)]
@@ -253,5 +254,98 @@ impl<'s> Client<'s> {
     pub fn act(&mut self, reference: &str, action: &str) -> Page {
         let page = format!("/ra/staff/applications/{reference}");
         self.submit(&page, &format!("{page}/{action}"), &[])
+    }
+}
+
+/// Prints a mailer through the officer's page; returns the PDF's path and
+/// the PIN read back from it by pdftotext.
+pub fn print_mailer(
+    hm: &Hm,
+    officer: &mut Client,
+    reference: &str,
+    name: &str,
+) -> (std::path::PathBuf, String) {
+    let pdf = officer.act(reference, "mailer");
+    assert_eq!(pdf.status, 200, "{}", pdf.text());
+    assert_eq!(
+        pdf.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    let file = hm.path(&format!("{name}.pdf"));
+    std::fs::write(&file, &pdf.body).unwrap();
+    let text = pdftotext(&file);
+    let pin = text
+        .split_whitespace()
+        .find(|w| {
+            w.len() == 14
+                && w.matches('-').count() == 2
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        })
+        .unwrap_or_else(|| panic!("no PIN in the mailer:\n{text}"))
+        .to_string();
+    (file, pin)
+}
+
+/// A certificate collected through the pages.
+pub struct Collected {
+    pub reference: String,
+    pub pin: String,
+    /// The PIN mailer's text (pdftotext).
+    pub mailer: String,
+    pub pkcs12: Vec<u8>,
+}
+
+impl Hm {
+    /// Applies, approves, mails and collects for `r`; `email` empty means a
+    /// postal address only.
+    pub fn collected(
+        &self,
+        srv: &Server,
+        officer: &mut Client,
+        r: &Resident,
+        email: &str,
+    ) -> Collected {
+        let hm = self;
+        let mut applicant = Client::new(srv, "applicant-browser");
+        let done = applicant.submit(
+            "/ra/apply",
+            "/ra/apply",
+            &[
+                ("id_number", &r.id_number),
+                ("name_zh", &r.name_zh),
+                ("name_en", &r.name_en),
+                ("date_of_birth", &r.date_of_birth),
+                ("phone", "9123 4567"),
+                ("email", email),
+                (
+                    "address",
+                    if email.is_empty() {
+                        "香港中環皇后大道中1號10樓"
+                    } else {
+                        ""
+                    },
+                ),
+                ("profile", "personal"),
+            ],
+        );
+        assert_eq!(done.status, 200, "{}", done.text());
+        let reference = done.by_id("reference");
+        assert_eq!(officer.act(&reference, "approve").status, 200);
+        let (_, pin) = print_mailer(hm, officer, &reference, &format!("mailer-{reference}"));
+        let mut holder = Client::new(srv, "holder-browser");
+        let p12 = holder.submit(
+            "/ra/collect",
+            "/ra/collect",
+            &[("reference", &reference), ("pin", &pin)],
+        );
+        assert_eq!(p12.status, 200, "{}", p12.text());
+        let mailer = pdftotext(&hm.path(&format!("mailer-{reference}.pdf")));
+        Collected {
+            reference,
+            pin,
+            mailer,
+            pkcs12: p12.body,
+        }
     }
 }

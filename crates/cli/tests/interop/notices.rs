@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use super::registration::print_mailer;
 use super::*;
 use common::mail::Smtp;
-use common::ra::Resident;
+use common::ra::print_mailer;
 use hallmark_testkit::judges::pdftotext;
 
 on_both!(
@@ -206,44 +205,6 @@ fn email_is_proven_before_it_goes_into_the_certificate(b: Backend) {
     );
 }
 
-/// Applies, approves, mails and collects for `r`; `email` empty means a
-/// postal address only.
-fn collected(hm: &Hm, srv: &Server, officer: &mut Client, r: &Resident, email: &str) {
-    let mut applicant = Client::new(srv, "applicant-browser");
-    let done = applicant.submit(
-        "/ra/apply",
-        "/ra/apply",
-        &[
-            ("id_number", &r.id_number),
-            ("name_zh", &r.name_zh),
-            ("name_en", &r.name_en),
-            ("date_of_birth", &r.date_of_birth),
-            ("phone", "9123 4567"),
-            ("email", email),
-            (
-                "address",
-                if email.is_empty() {
-                    "香港中環皇后大道中1號10樓"
-                } else {
-                    ""
-                },
-            ),
-            ("profile", "personal"),
-        ],
-    );
-    assert_eq!(done.status, 200, "{}", done.text());
-    let reference = done.by_id("reference");
-    assert_eq!(officer.act(&reference, "approve").status, 200);
-    let (_, pin) = print_mailer(hm, officer, &reference, &format!("mailer-{reference}"));
-    let mut holder = Client::new(srv, "holder-browser");
-    let p12 = holder.submit(
-        "/ra/collect",
-        "/ra/collect",
-        &[("reference", &reference), ("pin", &pin)],
-    );
-    assert_eq!(p12.status, 200, "{}", p12.text());
-}
-
 /// A random number below `max` (no RNG crate in the tests).
 fn jitter(max: u64) -> u64 {
     let mut b = [0u8; 8];
@@ -265,7 +226,7 @@ fn reminders_arrive_once_across_kills_and_two_senders(b: Backend) {
         } else {
             String::new()
         };
-        collected(&hm, &srv, &mut officer, r, &email);
+        hm.collected(&srv, &mut officer, r, &email);
     }
     drop(srv);
 

@@ -5,6 +5,7 @@
 //! absent from a raw dump of the database.
 
 use super::*;
+use common::ra::print_mailer;
 use hallmark_testkit::judges::{pdffonts, pdftotext};
 
 on_both!(
@@ -18,36 +19,6 @@ on_both!(
 
 fn reference_of(p: &Page) -> String {
     p.by_id("reference")
-}
-
-/// Prints a mailer through the officer's page; returns the PDF's path and
-/// the PIN read back from it by pdftotext.
-pub(crate) fn print_mailer(
-    hm: &Hm,
-    officer: &mut Client,
-    reference: &str,
-    name: &str,
-) -> (std::path::PathBuf, String) {
-    let pdf = officer.act(reference, "mailer");
-    assert_eq!(pdf.status, 200, "{}", pdf.text());
-    assert_eq!(
-        pdf.header("content-type").as_deref(),
-        Some("application/pdf")
-    );
-    let file = hm.path(&format!("{name}.pdf"));
-    std::fs::write(&file, &pdf.body).unwrap();
-    let text = pdftotext(&file);
-    let pin = text
-        .split_whitespace()
-        .find(|w| {
-            w.len() == 14
-                && w.matches('-').count() == 2
-                && w.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
-        })
-        .unwrap_or_else(|| panic!("no PIN in the mailer:\n{text}"))
-        .to_string();
-    (file, pin)
 }
 
 fn online_application_is_approved_mailed_and_collected(b: Backend) {
