@@ -133,6 +133,9 @@ pub enum Command {
     /// Notices to holders: e-mail and printed letters (the outbox), reminders.
     #[command(subcommand)]
     Notices(ra::NoticesCmd),
+    /// Counter appointments at registration centres.
+    #[command(subcommand)]
+    Appointments(ra::AppointmentsCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -157,6 +160,7 @@ async fn run(cli: Cli) -> Res {
         Command::Registry(c) => ra::registry(&g, c).await,
         Command::Staff(c) => ra::staff(&g, c).await,
         Command::Notices(c) => ra::notices(&g, c).await,
+        Command::Appointments(c) => ra::appointments(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

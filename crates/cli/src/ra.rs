@@ -198,3 +198,61 @@ pub async fn notices(g: &Global, c: NoticesCmd) -> Res {
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum AppointmentsCmd {
+    /// Open counter slots at a registration centre.
+    Open {
+        #[arg(long)]
+        centre: String,
+        /// The first slot, Hong Kong time: `YYYY-MM-DDTHH:MM`.
+        #[arg(long)]
+        start: String,
+        /// How many slots, one after another.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, default_value_t = 30)]
+        every_minutes: u32,
+        /// People per slot.
+        #[arg(long, default_value_t = 1)]
+        capacity: u32,
+    },
+    /// Slots with free places in the next 30 days.
+    List,
+}
+
+pub async fn appointments(g: &Global, c: AppointmentsCmd) -> Res {
+    let auth = open(g).await?;
+    let ra = Ra::open(auth).await.map_err(s)?;
+    match c {
+        AppointmentsCmd::Open {
+            centre,
+            start,
+            count,
+            every_minutes,
+            capacity,
+        } => {
+            let first = hallmark_ra::appointments::parse_hk(&start).ok_or_else(|| {
+                format!("--start {start:?}: give Hong Kong time as YYYY-MM-DDTHH:MM, e.g. 2026-12-08T09:30")
+            })?;
+            ra.open_slots(
+                &centre,
+                first,
+                count,
+                i64::from(every_minutes) * 60,
+                i64::from(capacity),
+                &actor(),
+                system_now(),
+            )
+            .await
+            .map_err(s)?;
+            outln!("{count} slots of {capacity} opened at {centre} from {start} (Hong Kong time)");
+        }
+        AppointmentsCmd::List => {
+            for slot in ra.free_slots(system_now()).await.map_err(s)? {
+                outln!("{}  {}  {} free", slot.label, slot.centre, slot.free);
+            }
+        }
+    }
+    Ok(())
+}

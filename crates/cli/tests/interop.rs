@@ -91,6 +91,10 @@ mod notices;
 #[path = "interop/lost.rs"]
 mod lost;
 
+/// Counter appointments: capacity under concurrent bookings, reminders.
+#[path = "interop/appointments.rs"]
+mod appointments;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

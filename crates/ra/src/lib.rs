@@ -16,6 +16,7 @@
 //! personal is sealed by [`vault::Vault`]).
 
 pub mod applications;
+pub mod appointments;
 pub mod hkid;
 pub mod lost;
 pub mod mail;

@@ -288,8 +288,8 @@ impl Ra {
     /// Queues the reminders that are due: for each of
     /// `ra.remind_before_expiry_days`, every collected certificate that
     /// expires within that many days (and not within the next shorter
-    /// period, which has its own) and has not had that reminder. Returns
-    /// how many were queued.
+    /// period, which has its own) and has not had that reminder; and the
+    /// day before each counter appointment. Returns how many were queued.
     pub async fn remind(&self, now: u64) -> Result<usize> {
         let mut days = self.auth.ra_config().remind_before_expiry_days.clone();
         days.sort_unstable_by(|a, b| b.cmp(a));
@@ -357,6 +357,7 @@ impl Ra {
                 }
             }
         }
+        queued += self.remind_appointments(now).await?;
         Ok(queued)
     }
 }

@@ -27,6 +27,7 @@
 //! - tests beside the module, on both backends with
 //!   `testing::on_each_backend`.
 
+pub mod appointments;
 pub mod audit;
 pub mod certificates;
 pub mod crls;

@@ -31,6 +31,10 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_ra.sql")),
     (9, include_str!("../migrations/sqlite/0009_mail.sql")),
     (10, include_str!("../migrations/sqlite/0010_lost.sql")),
+    (
+        11,
+        include_str!("../migrations/sqlite/0011_appointments.sql"),
+    ),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -55,6 +59,10 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (8, include_str!("../migrations/postgres/0008_ra.sql")),
     (9, include_str!("../migrations/postgres/0009_mail.sql")),
     (10, include_str!("../migrations/postgres/0010_lost.sql")),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_appointments.sql"),
+    ),
 ];
 
 impl Store {

@@ -95,6 +95,33 @@ const WORDS: &[(&str, &str, &str)] = &[
         "請按下按鈕，確認此郵箱屬於你，以便在你的電子證書內載入此地址。",
     ),
     ("email_confirm", "Confirm", "確認"),
+    ("appointment", "Counter appointment", "預約到登記處"),
+    (
+        "appointment_intro",
+        "Bring your Hong Kong identity card to a registration office for an officer to check it. Times are Hong Kong time.",
+        "請帶同香港身份證到登記處，由登記主任核對。時間為香港時間。",
+    ),
+    ("appointment_booked", "Booked", "已預約"),
+    ("booking_code", "Booking", "預約編號"),
+    ("seats_free", "places free", "個名額"),
+    ("book", "Book this time", "預約此時段"),
+    ("rebook", "Change to this time", "改為此時段"),
+    ("cancel_booking", "Cancel the appointment", "取消預約"),
+    (
+        "no_slots",
+        "No times are free in the next 30 days.",
+        "未來 30 日沒有可預約的時段。",
+    ),
+    (
+        "booking_done",
+        "Your appointment is booked.",
+        "已為你預約。",
+    ),
+    (
+        "booking_cancelled",
+        "Your appointment is cancelled.",
+        "已取消預約。",
+    ),
     (
         "lost",
         "Report a lost certificate or card",

@@ -91,6 +91,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
             get(public::email_form).post(public::email_confirm),
         )
         .route("/email/resend", post(public::email_resend))
+        .route("/appointment", post(public::appointment))
         .route(
             "/staff/sign-in",
             get(staff::sign_in_form).post(staff::sign_in),

@@ -253,23 +253,7 @@ pub(crate) async fn track(
         return csrf_refused(l);
     }
     match web.ra.track(&body.reference, &body.date_of_birth).await {
-        Ok(a) => {
-            let heading = if l == "en" {
-                "Application status"
-            } else {
-                "申請狀態"
-            };
-            web.page(
-                StatusCode::OK,
-                "status.html",
-                l,
-                "/ra/track",
-                minijinja::context! {
-                    app => crate::v(app_view(&a, l)), heading => heading,
-                    csrf => body.csrf.clone(), date_of_birth => body.date_of_birth.clone(),
-                },
-            )
-        }
+        Ok(a) => status_page(&web, l, &a, &body, StatusCode::OK, None, None).await,
         Err(e) => web.page(
             status_of(&e),
             "track.html",
@@ -427,25 +411,28 @@ pub(crate) async fn email_resend(
     if !csrf_ok(&headers, &body.csrf) {
         return csrf_refused(l);
     }
-    let heading = if l == "en" {
-        "Application status"
-    } else {
-        "申請狀態"
-    };
     match web
         .ra
         .resend_email(&body.reference, &body.date_of_birth, system_now())
         .await
     {
-        Ok(a) => web.page(
-            StatusCode::OK,
-            "status.html",
-            l,
-            "/ra/track",
-            minijinja::context! {
-                app => crate::v(app_view(&a, l)), heading => heading, resent => true,
-            },
-        ),
+        Ok(a) => {
+            status_page(
+                &web,
+                l,
+                &a,
+                &body,
+                StatusCode::OK,
+                Some(
+                    crate::i18n::words(l)
+                        .get("email_resent")
+                        .copied()
+                        .unwrap_or(""),
+                ),
+                None,
+            )
+            .await
+        }
         Err(e) => web.page(
             status_of(&e),
             "track.html",
@@ -514,5 +501,134 @@ pub(crate) async fn lost(
                 csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
             },
         ),
+    }
+}
+
+/// The applicant's status page after tracking: the application, the
+/// e-mail confirmation, and the counter appointment (booked, or the free
+/// slots to book), with the tracking details carried in the forms.
+async fn status_page(
+    web: &Web,
+    l: &str,
+    a: &Application,
+    body: &TrackBody,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Response {
+    let heading = if l == "en" {
+        "Application status"
+    } else {
+        "申請狀態"
+    };
+    let open = matches!(
+        a.status,
+        hallmark_ra::Status::AwaitingRegistry
+            | hallmark_ra::Status::AwaitingApproval
+            | hallmark_ra::Status::Approved
+    );
+    // The appointment part is an extra: if it cannot be read, the rest
+    // of the page still shows (and the error is logged).
+    let booking = if open {
+        web.ra
+            .booking_of(&a.reference)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "reading the booking failed"))
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let slots = if open {
+        web.ra
+            .free_slots(system_now())
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "reading the free slots failed"))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    web.page(
+        status,
+        "status.html",
+        l,
+        "/ra/track",
+        minijinja::context! {
+            app => crate::v(app_view(a, l)), heading => heading,
+            csrf => body.csrf.clone(), date_of_birth => body.date_of_birth.clone(),
+            appointments => open, booking => crate::v(booking), slots => crate::v(slots),
+            notice => notice, error => error,
+        },
+    )
+}
+
+#[derive(Default, Deserialize, Serialize)]
+pub(crate) struct BookBody {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reference: String,
+    #[serde(default)]
+    date_of_birth: String,
+    /// `CENTRE|UNIX-TIME` of the chosen slot.
+    #[serde(default)]
+    slot: String,
+    /// `book` or `cancel`.
+    #[serde(default)]
+    action: String,
+}
+
+/// Books, changes or cancels the counter appointment.
+pub(crate) async fn appointment(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<BookBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let now = system_now();
+    let done = if body.action == "cancel" {
+        web.ra
+            .cancel(&body.reference, &body.date_of_birth, now)
+            .await
+            .map(|()| "booking_cancelled")
+    } else {
+        let (centre, at) = body.slot.rsplit_once('|').unwrap_or(("", ""));
+        web.ra
+            .book(
+                &body.reference,
+                &body.date_of_birth,
+                centre,
+                at.parse().unwrap_or(0),
+                now,
+            )
+            .await
+            .map(|_| "booking_done")
+    };
+    let track = TrackBody {
+        csrf: body.csrf.clone(),
+        reference: body.reference.clone(),
+        date_of_birth: body.date_of_birth.clone(),
+    };
+    let a = match web.ra.track(&body.reference, &body.date_of_birth).await {
+        Ok(a) => a,
+        Err(e) => {
+            return web.page(
+                status_of(&e),
+                "track.html",
+                l,
+                "/ra/track",
+                minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
+            );
+        }
+    };
+    match done {
+        Ok(word) => {
+            let note = crate::i18n::words(l).get(word).copied();
+            status_page(&web, l, &a, &track, StatusCode::OK, note, None).await
+        }
+        Err(e) => status_page(&web, l, &a, &track, status_of(&e), None, Some(e.message(l))).await,
     }
 }

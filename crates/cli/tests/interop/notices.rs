@@ -140,7 +140,11 @@ fn email_is_proven_before_it_goes_into_the_certificate(b: Backend) {
         ],
     );
     assert_eq!(resent.status, 200, "{}", resent.text());
-    assert!(resent.text().contains("id=\"resent\""), "{}", resent.text());
+    assert!(
+        resent.text().contains("新的連結已寄出"),
+        "{}",
+        resent.text()
+    );
     let got = smtp.wait_for(2, Duration::from_secs(30));
     let link2 = link_in(&got[1].text);
     assert_ne!(got[0].message_id, got[1].message_id);
