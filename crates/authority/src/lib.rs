@@ -409,6 +409,17 @@ impl Authority {
         &self.config.ra
     }
 
+    /// Certificates issued from `from` on, per (profile, UTC day), for
+    /// the statistics that front ends show.
+    pub async fn issued_per_day(&self, from: i64) -> Result<Vec<(String, i64, i64)>> {
+        Ok(self.store.issued_per_day(from).await?)
+    }
+
+    /// Revoked certificates per reason code.
+    pub async fn revocations_by_reason(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(self.store.revocations_by_reason().await?)
+    }
+
     /// Outgoing mail (`[mail]` in `hallmark.toml`).
     pub fn mail_config(&self) -> &MailConfig {
         &self.config.mail

@@ -25,6 +25,7 @@ pub mod notices;
 pub mod person;
 pub mod registry;
 pub mod staff;
+pub mod statistics;
 pub mod vault;
 
 use std::sync::Arc;

@@ -399,6 +399,35 @@ impl Store {
     }
 }
 
+/// Counts for the statistics page.
+impl Store {
+    /// Certificates issued from `from` on, per profile and UTC day
+    /// (`created_at / 86400`).
+    pub async fn issued_per_day(&self, from: i64) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT profile, created_at / 86400 AS day, COUNT(*) FROM certificates WHERE status = 'issued' AND created_at >= $1 GROUP BY profile, created_at / 86400",
+        )
+        .bind(from)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Revoked certificates per reason code.
+    pub async fn revocations_by_reason(&self) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(reason, 0), COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL GROUP BY COALESCE(reason, 0)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -521,3 +521,17 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Applications per (channel, status).
+    pub async fn applications_by_channel(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT channel, status, COUNT(*) FROM ra_applications GROUP BY channel, status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+}

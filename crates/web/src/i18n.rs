@@ -95,6 +95,32 @@ const WORDS: &[(&str, &str, &str)] = &[
         "請按下按鈕，確認此郵箱屬於你，以便在你的電子證書內載入此地址。",
     ),
     ("email_confirm", "Confirm", "確認"),
+    ("statistics_link", "Statistics", "統計"),
+    ("statistics_title", "Service statistics", "服務統計"),
+    (
+        "statistics_intro",
+        "Certificates issued in the last twelve months:",
+        "過去十二個月簽發的證書：",
+    ),
+    (
+        "issued_per_month",
+        "Certificates issued per month, by type",
+        "每月簽發的證書（按類別）",
+    ),
+    (
+        "revocations_by_reason",
+        "Revocations by reason",
+        "撤銷證書（按原因）",
+    ),
+    (
+        "applications_by_channel",
+        "Applications by channel",
+        "申請（按途徑）",
+    ),
+    ("collected", "certificate collected", "已下載證書"),
+    ("not_collected", "not (yet) collected", "尚未下載"),
+    ("no_data", "Nothing to show yet.", "暫無資料。"),
+    ("figures", "The figures", "數字"),
     ("appointment", "Counter appointment", "預約到登記處"),
     (
         "appointment_intro",

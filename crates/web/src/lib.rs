@@ -39,6 +39,10 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("collect.html", include_str!("../templates/collect.html")),
     ("email.html", include_str!("../templates/email.html")),
     ("lost.html", include_str!("../templates/lost.html")),
+    (
+        "statistics.html",
+        include_str!("../templates/statistics.html"),
+    ),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("queue.html", include_str!("../templates/queue.html")),
     (
@@ -98,6 +102,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         )
         .route("/staff/sign-out", post(staff::sign_out))
         .route("/staff/queue", get(staff::queue))
+        .route("/staff/statistics", get(staff::statistics))
         .route(
             "/staff/counter",
             get(staff::counter_form).post(staff::counter),

@@ -545,6 +545,13 @@ async fn status_page(
             .await
             .inspect_err(|e| tracing::error!(error = %e, "reading the free slots failed"))
             .unwrap_or_default()
+            .into_iter()
+            .filter(|s| {
+                booking.as_ref().is_none_or(|b| {
+                    (b.centre.as_str(), b.starts_at) != (s.centre.as_str(), s.starts_at)
+                })
+            })
+            .collect()
     } else {
         Vec::new()
     };

@@ -569,3 +569,125 @@ pub(crate) async fn counter(
         }),
     }
 }
+
+/// Bar colours, one per certificate type (enough contrast on white).
+const PALETTE: [&str; 6] = [
+    "#1b5e8c", "#c2571a", "#2e7d32", "#6a1b9a", "#8d6e00", "#455a64",
+];
+
+/// One row of a horizontal bar chart, in SVG user units: the label at the
+/// left, the bar from x = 170 up to 600 for the largest row.
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    total: i64,
+    y: f64,
+    /// Where the total is written, after the bar.
+    end: f64,
+    segments: Vec<Segment>,
+}
+
+#[derive(Serialize)]
+struct Segment {
+    x: f64,
+    width: f64,
+    colour: &'static str,
+}
+
+const BAR_X: f64 = 170.0;
+const BAR_WIDTH: f64 = 400.0;
+const ROW: f64 = 26.0;
+
+fn bars(rows: &[(String, Vec<i64>)]) -> Vec<Bar> {
+    let max = rows
+        .iter()
+        .map(|(_, c)| c.iter().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    rows.iter()
+        .enumerate()
+        .map(|(row, (label, counts))| {
+            let mut x = BAR_X;
+            let segments = counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| {
+                    let width = (*n as f64 / max * BAR_WIDTH).max(1.0);
+                    let s = Segment {
+                        x,
+                        width,
+                        colour: PALETTE[i % PALETTE.len()],
+                    };
+                    x += width;
+                    s
+                })
+                .collect();
+            Bar {
+                label: label.clone(),
+                total: counts.iter().sum(),
+                y: row as f64 * ROW,
+                end: x + 6.0,
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// The statistics page: charts drawn on the server as inline SVG.
+pub(crate) async fn statistics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (staff, csrf) = match signed_in(&web, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let st = match web.ra.statistics(system_now()).await {
+        Ok(s) => s,
+        Err(e) => return (status_of(&e), e.message(l)).into_response(),
+    };
+    let months = bars(
+        &st.months
+            .iter()
+            .map(|m| (m.month.clone(), m.counts.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let legend: Vec<(String, &str)> = st
+        .profiles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.clone(), PALETTE[i % PALETTE.len()]))
+        .collect();
+    let revocations = bars(
+        &st.revocations
+            .iter()
+            .map(|(r, n)| (r.clone(), vec![*n]))
+            .collect::<Vec<_>>(),
+    );
+    let channels = bars(
+        &st.channels
+            .iter()
+            .map(|(c, all, collected)| (c.clone(), vec![*collected, all - collected]))
+            .collect::<Vec<_>>(),
+    );
+    let words = crate::i18n::words(l);
+    let channel_legend = [
+        (words.get("collected").copied().unwrap_or(""), PALETTE[0]),
+        (
+            words.get("not_collected").copied().unwrap_or(""),
+            PALETTE[1],
+        ),
+    ];
+    web.page(
+        StatusCode::OK,
+        "statistics.html",
+        l,
+        "/ra/staff/statistics",
+        minijinja::context! {
+            staff => crate::v(staff_view(&staff)), csrf => csrf,
+            months => crate::v(months), legend => crate::v(legend), issued_total => st.issued_total,
+            revocations => crate::v(revocations), channels => crate::v(channels),
+            channel_legend => crate::v(channel_legend),
+        },
+    )
+}

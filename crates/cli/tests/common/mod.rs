@@ -491,6 +491,15 @@ pub fn non_loopback_ip() -> String {
 }
 
 #[allow(clippy::disallowed_methods)]
+/// A Unix time as Hong Kong local `YYYY-MM-DDTHH:MM` (by date(1)).
+pub fn hk_time(t: u64) -> String {
+    let o = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{}", t + 8 * 3600), "+%Y-%m-%dT%H:%M"])
+        .output()
+        .unwrap();
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,14 +9,7 @@ use common::mail::Smtp;
 
 on_both!(appointments_never_overfill_and_remind_the_day_before);
 
-/// A Unix time as Hong Kong local `YYYY-MM-DDTHH:MM` (by date(1)).
-fn hk(t: u64) -> String {
-    let o = std::process::Command::new("date")
-        .args(["-u", "-d", &format!("@{}", t + 8 * 3600), "+%Y-%m-%dT%H:%M"])
-        .output()
-        .unwrap();
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
+use common::hk_time as hk;
 
 fn appointments_never_overfill_and_remind_the_day_before(b: Backend) {
     let hm = setup!(b);

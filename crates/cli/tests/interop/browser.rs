@@ -208,6 +208,20 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     let people = hm.registry(5);
     let amy = hm.staff("amy", "officer", "Central");
     let ben = hm.staff("ben", "supervisor", "Central");
+    let cleo = hm.staff("cleo", "officer", "Central");
+    let at = hk_time(unix_now() / 3600 * 3600 + 2 * 86_400);
+    hm.ok(&[
+        "appointments",
+        "open",
+        "--centre",
+        "Central",
+        "--start",
+        &at,
+        "--count",
+        "3",
+        "--capacity",
+        "2",
+    ]);
     let srv = hm.serve();
     let r = &people[4];
     let d = Driver::start();
@@ -244,6 +258,20 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.click("#lang");
     d.wait_for("h1", "Apply for a personal e-Cert");
     d.screenshot(&hm.dir, "apply-en");
+
+    // The applicant follows the application and books a counter appointment.
+    d.go(&srv.url("/ra/track"));
+    d.type_in("#reference", &reference);
+    d.type_in("#date_of_birth", &r.date_of_birth);
+    d.click("#submit");
+    d.wait_for("#book", "Book this time");
+    d.click("#book");
+    d.wait_for("#notice", "Your appointment is booked.");
+    d.wait_for("#booking-when", "Central");
+    d.screenshot(&hm.dir, "appointment-en");
+    d.go(&srv.url("/ra/lost"));
+    d.wait_for("h1", "Report a lost certificate");
+    d.screenshot(&hm.dir, "lost-en");
 
     // An officer at the counter enters a second person; she may not approve it.
     let sign_in = |user: &str, secret: &str| {
@@ -288,9 +316,19 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.wait_for("#entered_by", "staff:amy");
     d.click("#approve");
     d.wait_for("#notice", "Approved");
+    // Two certificates collected (through the form client), then the
+    // statistics page counts them.
+    let mut officer = ra::Client::new(&srv, "officer-client");
+    assert_eq!(officer.sign_in("cleo", &cleo).status, 303);
+    hm.collected(&srv, &mut officer, &people[1], "one@example.hk");
+    hm.collected(&srv, &mut officer, &people[2], "");
+    d.go(&srv.url("/ra/staff/statistics"));
+    d.wait_for("#issued-total", "2");
+    d.wait_for("#channels", "counter");
+    d.screenshot(&hm.dir, "statistics-en");
     drop(d);
     drop(srv);
-    let rows = hm.sql_ok("SELECT approved_by FROM ra_applications ORDER BY approved_by");
+    let rows = hm.sql_ok("SELECT approved_by FROM ra_applications WHERE approved_by <> 'staff:cleo' ORDER BY approved_by");
     assert_eq!(
         rows.split_whitespace().collect::<Vec<_>>(),
         ["staff:amy", "staff:ben"]

@@ -132,6 +132,24 @@ fn lost_reports_revoke_at_once_and_paper_ones_need_a_supervisor(b: Backend) {
         "{ocsp}"
     );
 
+    // The statistics page counts what happened, for an auditor too.
+    let aud = hm.staff("audrey", "auditor", "Central");
+    let mut au = Client::new(&srv, "audrey-browser");
+    assert_eq!(au.sign_in("audrey", &aud).status, 303);
+    let st = au.get("/ra/staff/statistics");
+    assert_eq!(st.status, 200, "{}", st.text());
+    let text = st.text();
+    assert_eq!(st.by_id("issued-total"), "2", "{text}");
+    for must in [
+        "<svg",
+        "keyCompromise",
+        "data-total=\"2\"",
+        "personal",
+        "online",
+    ] {
+        assert!(text.contains(must), "statistics lack {must}:\n{text}");
+    }
+
     drop(srv);
     let log = hm.sql_ok("SELECT actor || ' ' || action FROM audit_log ORDER BY seq");
     for must in [
