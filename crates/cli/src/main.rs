@@ -136,6 +136,9 @@ pub enum Command {
     /// Counter appointments at registration centres.
     #[command(subcommand)]
     Appointments(ra::AppointmentsCmd),
+    /// Registration applications (retention).
+    #[command(subcommand)]
+    Applications(ra::ApplicationsCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -161,6 +164,7 @@ async fn run(cli: Cli) -> Res {
         Command::Staff(c) => ra::staff(&g, c).await,
         Command::Notices(c) => ra::notices(&g, c).await,
         Command::Appointments(c) => ra::appointments(&g, c).await,
+        Command::Applications(c) => ra::applications(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

@@ -256,3 +256,26 @@ pub async fn appointments(g: &Global, c: AppointmentsCmd) -> Res {
     }
     Ok(())
 }
+
+#[derive(Subcommand)]
+pub enum ApplicationsCmd {
+    /// Delete applications that never completed (not collected) and were
+    /// last changed more than `ra.purge_incomplete_after_days` ago, with
+    /// their bookings and unsent notices (`serve` does this daily).
+    Purge,
+}
+
+pub async fn applications(g: &Global, c: ApplicationsCmd) -> Res {
+    let auth = open(g).await?;
+    let ra = Ra::open(auth.clone()).await.map_err(s)?;
+    match c {
+        ApplicationsCmd::Purge => {
+            let n = ra.purge(system_now()).await.map_err(s)?;
+            outln!(
+                "{n} incomplete applications older than {} days deleted",
+                auth.ra_config().purge_incomplete_after_days
+            );
+        }
+    }
+    Ok(())
+}

@@ -95,6 +95,10 @@ mod lost;
 #[path = "interop/appointments.rs"]
 mod appointments;
 
+/// Privacy: opt-in marketing consent, data export, retention purge.
+#[path = "interop/privacy.rs"]
+mod privacy;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

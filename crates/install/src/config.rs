@@ -89,6 +89,14 @@ pub struct RaConfig {
     /// Baseline Requirements allow at most 24 hours).
     #[serde(default = "d_email_link_hours")]
     pub email_link_hours: u32,
+    /// Applications that never complete (not collected) are deleted this
+    /// many days after their last change.
+    #[serde(default = "d_purge_days")]
+    pub purge_incomplete_after_days: u32,
+}
+
+fn d_purge_days() -> u32 {
+    180
 }
 
 fn d_session_minutes() -> u32 {
@@ -111,6 +119,7 @@ impl Default for RaConfig {
             remind_before_expiry_days: d_remind_days(),
             remind_every_minutes: d_remind_minutes(),
             email_link_hours: d_email_link_hours(),
+            purge_incomplete_after_days: d_purge_days(),
         }
     }
 }
@@ -486,6 +495,11 @@ impl Config {
             return Err(InstallError::Config(
                 "ra.email_link_hours must be between 1 and 24 (S/MIME Baseline Requirements 3.2.2.2)"
                     .into(),
+            ));
+        }
+        if self.ra.purge_incomplete_after_days == 0 {
+            return Err(InstallError::Config(
+                "ra.purge_incomplete_after_days must be at least 1".into(),
             ));
         }
         if self.ra.remind_every_minutes == 0

@@ -145,6 +145,8 @@ pub struct Application {
     pub lost_requested_by: Option<String>,
     /// The certificate was reported lost and revoked.
     pub lost: bool,
+    /// When the applicant opted in to marketing, if they did.
+    pub marketing_at: Option<i64>,
 }
 
 /// What the holder collects with the PIN.
@@ -226,6 +228,7 @@ impl Ra {
             email_confirmed: r.email_confirmed_at.is_some(),
             lost_requested_by: r.lost_requested_by,
             lost: r.lost_at.is_some(),
+            marketing_at: r.marketing_at,
             personal,
         })
     }
@@ -296,6 +299,7 @@ impl Ra {
                 revoke_mac: None,
                 lost_requested_by: None,
                 lost_at: None,
+                marketing_at: form.marketing_consent.is_some().then_some(now as i64),
             };
             let mut tx = self.store().begin().await?;
             match reg::insert_application(&mut tx, &row).await {

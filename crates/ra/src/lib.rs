@@ -23,6 +23,7 @@ pub mod mail;
 pub mod mailer;
 pub mod notices;
 pub mod person;
+pub mod privacy;
 pub mod registry;
 pub mod staff;
 pub mod statistics;

@@ -81,6 +81,9 @@ pub struct Form {
     pub address: String,
     #[serde(default)]
     pub email_in_certificate: Option<String>,
+    /// Opt-in to marketing of value-added services (unticked: no).
+    #[serde(default)]
+    pub marketing_consent: Option<String>,
 }
 
 fn collapse(s: &str) -> String {

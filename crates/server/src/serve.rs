@@ -194,7 +194,8 @@ async fn renew_tls(auth: Arc<Authority>, identity: Arc<crate::tls::Identity>) {
 }
 
 /// Queues the reminders that are due every `ra.remind_every_minutes`
-/// (first at start) and delivers the outbox every two seconds. Several
+/// (first at start), deletes incomplete applications past their retention
+/// daily, and delivers the outbox every two seconds. Several
 /// processes on one database share the work: each notice is queued once
 /// and claimed by one of them.
 async fn notices(ra: Arc<hallmark_ra::Ra>) {
@@ -202,6 +203,7 @@ async fn notices(ra: Arc<hallmark_ra::Ra>) {
         u64::from(ra.authority().ra_config().remind_every_minutes) * 60,
     );
     let mut next_remind = tokio::time::Instant::now();
+    let mut next_purge = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
@@ -214,6 +216,19 @@ async fn notices(ra: Arc<hallmark_ra::Ra>) {
                 }
             }
             next_remind = tokio::time::Instant::now() + every;
+        }
+        if tokio::time::Instant::now() >= next_purge {
+            match ra.purge(system_now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    applications = n,
+                    "incomplete applications past retention deleted"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "purging incomplete applications failed; trying again later")
+                }
+            }
+            next_purge = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
         }
         match ra.deliver(system_now()).await {
             Ok(d) if d.sent > 0 => tracing::info!(sent = d.sent, "notices delivered"),

@@ -35,6 +35,7 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/sqlite/0011_appointments.sql"),
     ),
+    (12, include_str!("../migrations/sqlite/0012_privacy.sql")),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -63,6 +64,7 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/postgres/0011_appointments.sql"),
     ),
+    (12, include_str!("../migrations/postgres/0012_privacy.sql")),
 ];
 
 impl Store {

@@ -105,9 +105,11 @@ pub struct ApplicationRow {
     /// The officer whose paper lost report awaits a supervisor.
     pub lost_requested_by: Option<String>,
     pub lost_at: Option<i64>,
+    /// When the applicant opted in to marketing (None: not, or withdrawn).
+    pub marketing_at: Option<i64>,
 }
 
-const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at, revoke_mac, lost_requested_by, lost_at";
+const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at, revoke_mac, lost_requested_by, lost_at, marketing_at";
 
 fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
     Ok(ApplicationRow {
@@ -136,12 +138,13 @@ fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
         revoke_mac: r.try_get(22)?,
         lost_requested_by: r.try_get(23)?,
         lost_at: r.try_get(24)?,
+        marketing_at: r.try_get(25)?,
     })
 }
 
 pub async fn insert_application(conn: &mut AnyConnection, a: &ApplicationRow) -> Result<()> {
     sqlx::query(
-        "INSERT INTO ra_applications (reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, created_at, updated_at, email_mac, email_expires, email_sends) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        "INSERT INTO ra_applications (reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, created_at, updated_at, email_mac, email_expires, email_sends, marketing_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&a.reference)
     .bind(&a.channel)
@@ -158,6 +161,7 @@ pub async fn insert_application(conn: &mut AnyConnection, a: &ApplicationRow) ->
     .bind(a.email_mac.clone())
     .bind(a.email_expires)
     .bind(a.email_sends)
+    .bind(a.marketing_at)
     .execute(&mut *conn)
     .await
     .map_err(|e| crate::conflict_or(e, || format!("application {} exists", a.reference)))?;
@@ -200,7 +204,8 @@ pub async fn transition(
             email_confirmed_at = COALESCE($16, email_confirmed_at),
             revoke_mac = COALESCE($17, revoke_mac),
             lost_requested_by = CASE WHEN $18 = 1 THEN $19 ELSE lost_requested_by END,
-            lost_at = COALESCE($20, lost_at)
+            lost_at = COALESCE($20, lost_at),
+            marketing_at = CASE WHEN $21 = 1 THEN $22 ELSE marketing_at END
          WHERE reference = $10 AND status = $11",
     )
     .bind(to)
@@ -223,6 +228,8 @@ pub async fn transition(
     .bind(i64::from(change.lost_requested_by.is_some()))
     .bind(change.lost_requested_by.flatten())
     .bind(change.lost_at)
+    .bind(i64::from(change.marketing_at.is_some()))
+    .bind(change.marketing_at.flatten())
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {
@@ -255,6 +262,50 @@ pub struct Change<'a> {
     /// clears it.
     pub lost_requested_by: Option<Option<&'a str>>,
     pub lost_at: Option<i64>,
+    /// `Some(Some(t))` records consent to marketing, `Some(None)` withdraws it.
+    pub marketing_at: Option<Option<i64>>,
+}
+
+/// Deletes applications that never completed (not collected, not being
+/// issued) and were last changed before `before`, with their bookings and
+/// unsent notices; returns how many. Seats of future bookings are freed.
+pub async fn purge_incomplete(
+    conn: &mut AnyConnection,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT reference FROM ra_applications WHERE status IN ('awaiting-registry', 'awaiting-approval', 'approved', 'rejected') AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let refs: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    for r in &refs {
+        sqlx::query(
+            "UPDATE ra_slots SET booked = booked - 1 WHERE booked > 0 AND EXISTS (SELECT 1 FROM ra_bookings b WHERE b.reference = $1 AND b.status = 'booked' AND b.centre = ra_slots.centre AND b.starts_at = ra_slots.starts_at)",
+        )
+        .bind(r)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM ra_bookings WHERE reference = $1")
+            .bind(r)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM outbox WHERE dedup_key LIKE $1")
+            .bind(format!("email-confirm:{r}:%"))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM ra_applications WHERE reference = $1")
+            .bind(r)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(refs)
 }
 
 /// Counts a wrong PIN; returns the failures so far.

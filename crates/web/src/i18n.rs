@@ -95,6 +95,28 @@ const WORDS: &[(&str, &str, &str)] = &[
         "請按下按鈕，確認此郵箱屬於你，以便在你的電子證書內載入此地址。",
     ),
     ("email_confirm", "Confirm", "確認"),
+    (
+        "marketing_consent",
+        "Send me information about value-added services (optional; you can withdraw at any time)",
+        "向我發送增值服務資訊（選填；可隨時撤回）",
+    ),
+    (
+        "marketing_yes",
+        "You agreed to receive information about value-added services.",
+        "你已同意接收增值服務資訊。",
+    ),
+    ("marketing_withdraw", "Withdraw my consent", "撤回我的同意"),
+    (
+        "marketing_withdrawn",
+        "Your consent is withdrawn: no more information will be sent.",
+        "你的同意已撤回，我們不會再發送資訊。",
+    ),
+    ("my_data", "Your data", "你的資料"),
+    (
+        "export",
+        "Download all data held about this application (JSON)",
+        "下載此申請的全部資料（JSON）",
+    ),
     ("statistics_link", "Statistics", "統計"),
     ("statistics_title", "Service statistics", "服務統計"),
     (

@@ -96,6 +96,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         )
         .route("/email/resend", post(public::email_resend))
         .route("/appointment", post(public::appointment))
+        .route("/my-data", post(public::my_data))
         .route(
             "/staff/sign-in",
             get(staff::sign_in_form).post(staff::sign_in),

@@ -91,6 +91,8 @@ pub(crate) struct ApplyBody {
     pub address: String,
     #[serde(default)]
     pub email_in_certificate: Option<String>,
+    #[serde(default)]
+    pub marketing_consent: Option<String>,
 }
 
 impl ApplyBody {
@@ -104,6 +106,7 @@ impl ApplyBody {
             email: self.email.clone(),
             address: self.address.clone(),
             email_in_certificate: self.email_in_certificate.clone(),
+            marketing_consent: self.marketing_consent.clone(),
         }
     }
 }
@@ -116,6 +119,7 @@ pub(crate) struct AppView {
     status_text: String,
     email_pending: bool,
     email_confirmed: bool,
+    marketing: bool,
 }
 
 pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
@@ -135,6 +139,7 @@ pub(crate) fn app_view(a: &Application, lang: &str) -> AppView {
         },
         email_pending: a.email_pending,
         email_confirmed: a.email_confirmed,
+        marketing: a.marketing_at.is_some(),
     }
 }
 
@@ -637,5 +642,67 @@ pub(crate) async fn appointment(
             status_page(&web, l, &a, &track, StatusCode::OK, note, None).await
         }
         Err(e) => status_page(&web, l, &a, &track, status_of(&e), None, Some(e.message(l))).await,
+    }
+}
+
+/// The applicant's data as a JSON download, or withdrawing consent to
+/// marketing, from the status page.
+pub(crate) async fn my_data(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<BookBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let now = system_now();
+    let track = TrackBody {
+        csrf: body.csrf.clone(),
+        reference: body.reference.clone(),
+        date_of_birth: body.date_of_birth.clone(),
+    };
+    if body.action == "export" {
+        return match web.ra.export(&body.reference, &body.date_of_birth, now).await {
+            Ok(v) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"my-e-cert-data.json\"".to_string(),
+                    ),
+                ],
+                serde_json::to_vec_pretty(&v).unwrap_or_default(),
+            )
+                .into_response(),
+            Err(e) => web.page(
+                status_of(&e),
+                "track.html",
+                l,
+                "/ra/track",
+                minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
+            ),
+        };
+    }
+    let done = web
+        .ra
+        .withdraw_marketing(&body.reference, &body.date_of_birth, now)
+        .await;
+    match web.ra.track(&body.reference, &body.date_of_birth).await {
+        Ok(a) => match done {
+            Ok(()) => {
+                let note = crate::i18n::words(l).get("marketing_withdrawn").copied();
+                status_page(&web, l, &a, &track, StatusCode::OK, note, None).await
+            }
+            Err(e) => status_page(&web, l, &a, &track, status_of(&e), None, Some(e.message(l))).await,
+        },
+        Err(e) => web.page(
+            status_of(&e),
+            "track.html",
+            l,
+            "/ra/track",
+            minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
+        ),
     }
 }
