@@ -99,6 +99,10 @@ mod appointments;
 #[path = "interop/privacy.rs"]
 mod privacy;
 
+/// Online renewal with re-key, proven with the current key.
+#[path = "interop/renewal.rs"]
+mod renewal;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

@@ -477,6 +477,22 @@ pub fn verify_signature(
     verify_with(alg, key, msg, signature)
 }
 
+/// Verifies a SHA-256 signature as `openssl dgst -sha256 -sign KEY` makes
+/// it: ECDSA (DER) for an EC key, RSASSA-PKCS1-v1_5 for an RSA key.
+pub fn verify_sha256(
+    spki_der: &[u8],
+    msg: &[u8],
+    signature: &[u8],
+) -> Result<PublicKeyInfo, CryptoError> {
+    let key = classify_spki(spki_der)?;
+    let oid = if key.algorithm.is_rsa() {
+        rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+    } else {
+        rfc5912::ECDSA_WITH_SHA_256
+    };
+    verify_signature(spki_der, oid, None, msg, signature)
+}
+
 fn verify_with(
     alg: &'static dyn sig::VerificationAlgorithm,
     key: PublicKeyInfo,

@@ -149,6 +149,19 @@ pub struct Application {
     pub marketing_at: Option<i64>,
 }
 
+impl Application {
+    /// The addresses that go into the certificate: the e-mail address if
+    /// the applicant asked for it and proved the mailbox.
+    pub fn proven_emails(&self) -> Vec<String> {
+        self.personal
+            .email
+            .clone()
+            .filter(|_| self.personal.email_in_certificate && self.email_confirmed)
+            .into_iter()
+            .collect()
+    }
+}
+
 /// What the holder collects with the PIN.
 pub struct Collected {
     pub pkcs12: Vec<u8>,
@@ -205,7 +218,7 @@ fn not_found() -> RaError {
 }
 
 impl Ra {
-    fn open_row(&self, r: ApplicationRow) -> Result<Application> {
+    pub(crate) fn open_row(&self, r: ApplicationRow) -> Result<Application> {
         let personal: Personal = self.vault.open(&app_aad(&r.reference), &r.sealed)?;
         Ok(Application {
             channel: Channel::parse(&r.channel)
@@ -566,13 +579,7 @@ impl Ra {
                     issuer: None,
                     subject: format!("CN={},C=HK", a.personal.name_en),
                     // The address goes in only once its mailbox is proven.
-                    emails: a
-                        .personal
-                        .email
-                        .clone()
-                        .filter(|_| a.personal.email_in_certificate && a.email_confirmed)
-                        .into_iter()
-                        .collect(),
+                    emails: a.proven_emails(),
                     dns_names: Vec::new(),
                     validity_days: None,
                     validity_secs: None,

@@ -25,6 +25,7 @@ pub mod notices;
 pub mod person;
 pub mod privacy;
 pub mod registry;
+pub mod renewal;
 pub mod staff;
 pub mod statistics;
 pub mod vault;

@@ -329,6 +329,22 @@ pub struct ExpiringRow {
 }
 
 impl Store {
+    /// The application whose collected certificate is `(issuer, serial)`.
+    pub async fn application_of_certificate(
+        &self,
+        issuer: &str,
+        serial: &str,
+    ) -> Result<Option<ApplicationRow>> {
+        let sql =
+            format!("SELECT {APP_COLUMNS} FROM ra_applications WHERE issuer = $1 AND serial = $2");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(issuer)
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(app_row).transpose()
+    }
+
     pub async fn application(&self, reference: &str) -> Result<Option<ApplicationRow>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM ra_applications WHERE reference = $1");
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))

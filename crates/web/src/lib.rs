@@ -39,6 +39,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("collect.html", include_str!("../templates/collect.html")),
     ("email.html", include_str!("../templates/email.html")),
     ("lost.html", include_str!("../templates/lost.html")),
+    ("renew.html", include_str!("../templates/renew.html")),
     (
         "statistics.html",
         include_str!("../templates/statistics.html"),
@@ -123,6 +124,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
             post(staff::lost_confirm),
         )
         .route("/lost", get(public::lost_form).post(public::lost))
+        .route("/renew", get(public::renew_form).post(public::renew))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web)

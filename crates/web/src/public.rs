@@ -42,6 +42,42 @@ fn with_cookie(mut r: Response, cookie: Option<String>) -> Response {
     r
 }
 
+/// A form page with nothing typed yet, and the browser's CSRF token.
+fn blank_form(
+    web: &Web,
+    headers: &HeaderMap,
+    template: &str,
+    path: &str,
+    form: impl Serialize,
+) -> Response {
+    let l = lang(headers);
+    let (token, set) = csrf(web, headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            template,
+            l,
+            path,
+            minijinja::context! { csrf => token, form => crate::v(form) },
+        ),
+        set,
+    )
+}
+
+/// The tracking form again, with why the reference and date of birth
+/// were refused.
+fn track_refused(web: &Web, l: &str, body: &TrackBody, e: &hallmark_ra::RaError) -> Response {
+    web.page(
+        status_of(e),
+        "track.html",
+        l,
+        "/ra/track",
+        minijinja::context! {
+            csrf => body.csrf.clone(), form => crate::v(body), error => e.message(l),
+        },
+    )
+}
+
 pub(crate) async fn home(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     web.page(StatusCode::OK, "home.html", lang(&headers), "/ra", ())
 }
@@ -232,19 +268,12 @@ pub(crate) struct TrackBody {
 }
 
 pub(crate) async fn track_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let l = lang(&headers);
-    let (token, set) = csrf(&web, &headers);
-    with_cookie(
-        web.page(
-            StatusCode::OK,
-            "track.html",
-            l,
-            "/ra/track",
-            minijinja::context! {
-                csrf => token, form => crate::v(TrackBody::default()),
-            },
-        ),
-        set,
+    blank_form(
+        &web,
+        &headers,
+        "track.html",
+        "/ra/track",
+        TrackBody::default(),
     )
 }
 
@@ -259,15 +288,7 @@ pub(crate) async fn track(
     }
     match web.ra.track(&body.reference, &body.date_of_birth).await {
         Ok(a) => status_page(&web, l, &a, &body, StatusCode::OK, None, None).await,
-        Err(e) => web.page(
-            status_of(&e),
-            "track.html",
-            l,
-            "/ra/track",
-            minijinja::context! {
-                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
-            },
-        ),
+        Err(e) => track_refused(&web, l, &body, &e),
     }
 }
 
@@ -282,19 +303,12 @@ pub(crate) struct CollectBody {
 }
 
 pub(crate) async fn collect_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let l = lang(&headers);
-    let (token, set) = csrf(&web, &headers);
-    with_cookie(
-        web.page(
-            StatusCode::OK,
-            "collect.html",
-            l,
-            "/ra/collect",
-            minijinja::context! {
-                csrf => token, form => crate::v(CollectBody::default()),
-            },
-        ),
-        set,
+    blank_form(
+        &web,
+        &headers,
+        "collect.html",
+        "/ra/collect",
+        CollectBody::default(),
     )
 }
 
@@ -438,15 +452,7 @@ pub(crate) async fn email_resend(
             )
             .await
         }
-        Err(e) => web.page(
-            status_of(&e),
-            "track.html",
-            l,
-            "/ra/track",
-            minijinja::context! {
-                csrf => body.csrf.clone(), form => crate::v(&body), error => e.message(l),
-            },
-        ),
+        Err(e) => track_refused(&web, l, &body, &e),
     }
 }
 
@@ -461,18 +467,7 @@ pub(crate) struct LostBody {
 }
 
 pub(crate) async fn lost_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    let l = lang(&headers);
-    let (token, set) = csrf(&web, &headers);
-    with_cookie(
-        web.page(
-            StatusCode::OK,
-            "lost.html",
-            l,
-            "/ra/lost",
-            minijinja::context! { csrf => token, form => crate::v(LostBody::default()) },
-        ),
-        set,
-    )
+    blank_form(&web, &headers, "lost.html", "/ra/lost", LostBody::default())
 }
 
 /// The holder reports a loss with the mailer's revocation code.
@@ -627,13 +622,7 @@ pub(crate) async fn appointment(
     let a = match web.ra.track(&body.reference, &body.date_of_birth).await {
         Ok(a) => a,
         Err(e) => {
-            return web.page(
-                status_of(&e),
-                "track.html",
-                l,
-                "/ra/track",
-                minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
-            );
+            return track_refused(&web, l, &track, &e);
         }
     };
     match done {
@@ -663,7 +652,11 @@ pub(crate) async fn my_data(
         date_of_birth: body.date_of_birth.clone(),
     };
     if body.action == "export" {
-        return match web.ra.export(&body.reference, &body.date_of_birth, now).await {
+        return match web
+            .ra
+            .export(&body.reference, &body.date_of_birth, now)
+            .await
+        {
             Ok(v) => (
                 StatusCode::OK,
                 [
@@ -676,13 +669,7 @@ pub(crate) async fn my_data(
                 serde_json::to_vec_pretty(&v).unwrap_or_default(),
             )
                 .into_response(),
-            Err(e) => web.page(
-                status_of(&e),
-                "track.html",
-                l,
-                "/ra/track",
-                minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
-            ),
+            Err(e) => track_refused(&web, l, &track, &e),
         };
     }
     let done = web
@@ -695,14 +682,108 @@ pub(crate) async fn my_data(
                 let note = crate::i18n::words(l).get("marketing_withdrawn").copied();
                 status_page(&web, l, &a, &track, StatusCode::OK, note, None).await
             }
-            Err(e) => status_page(&web, l, &a, &track, status_of(&e), None, Some(e.message(l))).await,
+            Err(e) => {
+                status_page(&web, l, &a, &track, status_of(&e), None, Some(e.message(l))).await
+            }
         },
-        Err(e) => web.page(
-            status_of(&e),
-            "track.html",
+        Err(e) => track_refused(&web, l, &track, &e),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub(crate) struct RenewBody {
+    #[serde(default)]
+    csrf: String,
+    /// The current certificate, PEM.
+    #[serde(default)]
+    certificate: String,
+    /// The new key's CSR, PEM or base64 DER.
+    #[serde(default)]
+    csr: String,
+    /// The CSR's DER signed with the current key, base64.
+    #[serde(default)]
+    signature: String,
+}
+
+pub(crate) async fn renew_form(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    with_cookie(
+        web.page(
+            StatusCode::OK,
+            "renew.html",
             l,
-            "/ra/track",
-            minijinja::context! { csrf => body.csrf.clone(), form => crate::v(&track), error => e.message(l) },
+            "/ra/renew",
+            minijinja::context! { csrf => token },
         ),
+        set,
+    )
+}
+
+/// PEM, or base64 of DER (whitespace ignored).
+fn der_field(s: &str, label: &str) -> Option<Vec<u8>> {
+    // OpenSSL's output may carry "Bag Attributes" lines before the PEM.
+    if let Some(at) = s.find("-----BEGIN") {
+        return hallmark_ra::renewal::der_of(s[at..].trim().as_bytes(), label);
+    }
+    let compact: String = s.split_whitespace().collect();
+    <base64ct::Base64 as base64ct::Encoding>::decode_vec(&compact).ok()
+}
+
+/// The renewed certificate as a PEM download.
+pub(crate) async fn renew(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<RenewBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let fields = (
+        der_field(&body.certificate, "CERTIFICATE"),
+        der_field(&body.csr, "CERTIFICATE REQUEST"),
+        der_field(&body.signature, "SIGNATURE"),
+    );
+    let result = match fields {
+        (Some(cert), Some(csr), Some(sig)) => web.ra.renew(&cert, &csr, &sig, system_now()).await,
+        _ => Err(hallmark_ra::RaError::invalid(
+            "certificate",
+            "Paste the current certificate (PEM), the new CSR (PEM or base64) and the signature (base64).",
+            "請貼上現有證書（PEM）、新的證書簽署要求（PEM 或 base64）及簽署（base64）。",
+        )),
+    };
+    match result {
+        Ok(r) => (
+            StatusCode::OK,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/pem-certificate-chain".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}-{}.pem\"",
+                        r.reference, r.serial_hex
+                    ),
+                ),
+            ],
+            hallmark_pki::pem::encode("CERTIFICATE", &r.certificate_der),
+        )
+            .into_response(),
+        Err(e) => {
+            let (token, set) = csrf(&web, &headers);
+            with_cookie(
+                web.page(
+                    status_of(&e),
+                    "renew.html",
+                    l,
+                    "/ra/renew",
+                    minijinja::context! { csrf => token, error => e.message(l) },
+                ),
+                set,
+            )
+        }
     }
 }
