@@ -103,6 +103,10 @@ mod privacy;
 #[path = "interop/renewal.rs"]
 mod renewal;
 
+/// Fees through the built-in test payment provider; receipts; webhooks.
+#[path = "interop/fees.rs"]
+mod fees;
+
 /// The registration pages in headless Chromium over WebDriver.
 #[path = "interop/browser.rs"]
 mod browser;

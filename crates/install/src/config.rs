@@ -93,6 +93,36 @@ pub struct RaConfig {
     /// many days after their last change.
     #[serde(default = "d_purge_days")]
     pub purge_incomplete_after_days: u32,
+    /// Fees per certificate type: what is paid once the free period after
+    /// collection ends (the seeds: a 3-year certificate, the first year
+    /// free). A type without an entry is free.
+    #[serde(default = "d_fees")]
+    pub fees: std::collections::BTreeMap<String, Fee>,
+    /// The secret the payment provider signs its webhooks with (a file
+    /// holding it); without one the built-in test provider uses a key
+    /// derived from key custody.
+    #[serde(default)]
+    pub payment_webhook_secret_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fee {
+    /// In Hong Kong cents.
+    pub amount_cents: u64,
+    /// Days after collection before the fee is due.
+    pub free_days: u32,
+}
+
+fn d_fees() -> std::collections::BTreeMap<String, Fee> {
+    [(
+        "personal".to_string(),
+        Fee {
+            amount_cents: 10_000,
+            free_days: 365,
+        },
+    )]
+    .into()
 }
 
 fn d_purge_days() -> u32 {
@@ -120,6 +150,8 @@ impl Default for RaConfig {
             remind_every_minutes: d_remind_minutes(),
             email_link_hours: d_email_link_hours(),
             purge_incomplete_after_days: d_purge_days(),
+            fees: d_fees(),
+            payment_webhook_secret_file: None,
         }
     }
 }

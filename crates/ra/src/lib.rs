@@ -17,6 +17,7 @@
 
 pub mod applications;
 pub mod appointments;
+pub mod fees;
 pub mod hkid;
 pub mod lost;
 pub mod mail;
@@ -122,6 +123,9 @@ pub struct Ra {
     vault: vault::Vault,
     registry: Box<dyn registry::Registry>,
     postman: mail::Postman,
+    /// Where fees are paid (the built-in test provider for now).
+    payments: Box<dyn fees::PaymentProvider>,
+    test_provider: fees::TestProvider,
 }
 
 impl Ra {
@@ -131,11 +135,27 @@ impl Ra {
         let vault = vault::Vault::load(&auth).await?;
         let registry = Box::new(registry::Builtin::new(auth.store().clone()));
         let postman = mail::Postman::new(auth.mail_config())?;
+        let secret = match &auth.ra_config().payment_webhook_secret_file {
+            Some(f) => std::fs::read(f)
+                .map(|s| s.trim_ascii().to_vec())
+                .map_err(|e| {
+                    RaError::Internal(format!(
+                        "cannot read ra.payment_webhook_secret_file {}: {e}",
+                        f.display()
+                    ))
+                })?,
+            None => vault.lookup_hash("payments-webhook", "test-provider"),
+        };
+        let base = &auth.server_config().base_url;
+        let payments = Box::new(fees::TestProvider::new(secret.clone(), base));
+        let test_provider = fees::TestProvider::new(secret, base);
         Ok(Arc::new(Self {
             auth,
             vault,
             registry,
             postman,
+            payments,
+            test_provider,
         }))
     }
 

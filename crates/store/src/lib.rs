@@ -34,6 +34,7 @@ pub mod crls;
 pub mod issuers;
 pub mod migrations;
 pub mod outbox;
+pub mod payments;
 pub mod registration;
 mod retry;
 pub mod revocations;

@@ -36,6 +36,7 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0011_appointments.sql"),
     ),
     (12, include_str!("../migrations/sqlite/0012_privacy.sql")),
+    (13, include_str!("../migrations/sqlite/0013_payments.sql")),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -65,6 +66,7 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0011_appointments.sql"),
     ),
     (12, include_str!("../migrations/postgres/0012_privacy.sql")),
+    (13, include_str!("../migrations/postgres/0013_payments.sql")),
 ];
 
 impl Store {

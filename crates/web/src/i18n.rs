@@ -7,6 +7,64 @@ use std::collections::BTreeMap;
 /// (key, English, 繁體中文)
 const WORDS: &[(&str, &str, &str)] = &[
     ("site", "Hallmark e-Cert", "Hallmark 電子證書"),
+    (
+        "renew",
+        "Renew your certificate with a new key",
+        "以新密碼匙續期證書",
+    ),
+    ("renew_title", "Renew your e-Cert", "續期電子證書"),
+    (
+        "renew_intro",
+        "Make a new key and its certificate signing request, and sign the request with the key of your current e-Cert, for example with OpenSSL as below. Your new certificate keeps your name and type; the current one is revoked as superseded.",
+        "請產生新的密碼匙及其證書簽署要求，並以現有電子證書的密碼匙簽署該要求（例如以下列 OpenSSL 指令）。新證書沿用你的姓名及類別；現有證書會以「已被取代」撤銷。",
+    ),
+    (
+        "renew_current",
+        "Your current certificate (PEM)",
+        "現有證書（PEM）",
+    ),
+    (
+        "renew_csr",
+        "The new certificate signing request (PEM or base64)",
+        "新的證書簽署要求（PEM 或 base64）",
+    ),
+    (
+        "renew_signature",
+        "The request signed with your current key (base64)",
+        "以現有密碼匙作出的簽署（base64）",
+    ),
+    ("renew_submit", "Renew", "續期"),
+    ("fee", "Fee", "費用"),
+    (
+        "fee_due",
+        "for the years after the free first year, due by",
+        "首年免費期後的費用，繳費限期：",
+    ),
+    ("fee_paid", "Paid; receipt no.", "已繳付；收據編號"),
+    ("pay", "Pay online", "網上繳費"),
+    (
+        "download_receipt",
+        "Download the receipt (PDF)",
+        "下載收據（PDF）",
+    ),
+    ("test_pay_title", "Test payment provider", "測試付款服務"),
+    (
+        "test_pay_intro",
+        "This page stands in for a payment provider's checkout: nothing is charged.",
+        "此頁面模擬付款服務的結帳頁面，不會收取任何費用。",
+    ),
+    ("test_pay_pay", "Pay", "付款"),
+    ("test_pay_decline", "Decline", "拒絕"),
+    (
+        "test_paid",
+        "Payment received. Follow your application to download the receipt.",
+        "已收到付款。請查詢申請以下載收據。",
+    ),
+    (
+        "test_declined",
+        "The payment was declined; nothing was charged.",
+        "付款被拒絕，沒有收取費用。",
+    ),
     ("lang_other", "中文", "English"),
     ("lang_other_code", "zh", "en"),
     ("skip", "Skip to content", "跳至內容"),

@@ -40,6 +40,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("email.html", include_str!("../templates/email.html")),
     ("lost.html", include_str!("../templates/lost.html")),
     ("renew.html", include_str!("../templates/renew.html")),
+    ("test_pay.html", include_str!("../templates/test_pay.html")),
     (
         "statistics.html",
         include_str!("../templates/statistics.html"),
@@ -98,6 +99,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         .route("/email/resend", post(public::email_resend))
         .route("/appointment", post(public::appointment))
         .route("/my-data", post(public::my_data))
+        .route("/pay", post(public::pay))
+        .route("/receipt", post(public::receipt))
+        .route(
+            "/pay/test/{id}",
+            get(public::test_checkout).post(public::test_outcome),
+        )
+        .route("/payments/webhook", post(public::payment_webhook))
         .route(
             "/staff/sign-in",
             get(staff::sign_in_form).post(staff::sign_in),

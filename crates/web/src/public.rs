@@ -555,13 +555,20 @@ async fn status_page(
     } else {
         Vec::new()
     };
+    let fee = web
+        .ra
+        .fee_due(a)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "reading the fee failed"))
+        .ok()
+        .flatten();
     web.page(
         status,
         "status.html",
         l,
         "/ra/track",
         minijinja::context! {
-            app => crate::v(app_view(a, l)), heading => heading,
+            app => crate::v(app_view(a, l)), heading => heading, fee => crate::v(fee),
             csrf => body.csrf.clone(), date_of_birth => body.date_of_birth.clone(),
             appointments => open, booking => crate::v(booking), slots => crate::v(slots),
             notice => notice, error => error,
@@ -785,5 +792,137 @@ pub(crate) async fn renew(
                 set,
             )
         }
+    }
+}
+
+/// Pays the fee: to the provider's page.
+pub(crate) async fn pay(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<TrackBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web
+        .ra
+        .start_payment(&body.reference, &body.date_of_birth, system_now())
+        .await
+    {
+        Ok(url) => see_other(&url),
+        Err(e) => match web.ra.track(&body.reference, &body.date_of_birth).await {
+            Ok(a) => status_page(&web, l, &a, &body, status_of(&e), None, Some(e.message(l))).await,
+            Err(e) => track_refused(&web, l, &body, &e),
+        },
+    }
+}
+
+/// The receipt PDF.
+pub(crate) async fn receipt(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(body): Form<TrackBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    match web.ra.receipt(&body.reference, &body.date_of_birth).await {
+        Ok(pdf) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"receipt.pdf\"".to_string(),
+                ),
+            ],
+            pdf,
+        )
+            .into_response(),
+        Err(e) => track_refused(&web, l, &body, &e),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub(crate) struct OutcomeBody {
+    #[serde(default)]
+    csrf: String,
+    /// `pay` or `decline`.
+    #[serde(default)]
+    outcome: String,
+}
+
+/// The built-in test provider's checkout page.
+pub(crate) async fn test_checkout(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let l = lang(&headers);
+    let (token, set) = csrf(&web, &headers);
+    let page = match web.ra.payment(&id).await {
+        Ok(p) => web.page(
+            StatusCode::OK,
+            "test_pay.html",
+            l,
+            "/ra/pay/test",
+            minijinja::context! {
+                csrf => token, id => p.id, amount => hallmark_ra::fees::hkd(p.amount_cents), status => p.status,
+            },
+        ),
+        Err(e) => (status_of(&e), e.message(l)).into_response(),
+    };
+    with_cookie(page, set)
+}
+
+pub(crate) async fn test_outcome(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(body): Form<OutcomeBody>,
+) -> Response {
+    let l = lang(&headers);
+    if !csrf_ok(&headers, &body.csrf) {
+        return csrf_refused(l);
+    }
+    let paid = body.outcome == "pay";
+    match web.ra.test_provider_outcome(&id, paid, system_now()).await {
+        Ok(reference) => web.page(
+            StatusCode::OK,
+            "test_pay.html",
+            l,
+            "/ra/pay/test",
+            minijinja::context! { done => true, paid => paid, reference => reference },
+        ),
+        Err(e) => (status_of(&e), e.message(l)).into_response(),
+    }
+}
+
+/// Webhooks from the payment provider (signed; no cookie, no CSRF).
+pub(crate) async fn payment_webhook(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let sig = headers
+        .get("hallmark-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match web.ra.payment_event(&body, sig, system_now()).await {
+        Ok(applied) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "applied": applied }).to_string(),
+        )
+            .into_response(),
+        Err(e) => (
+            status_of(&e),
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            serde_json::json!({ "type": "about:blank", "title": "webhook refused", "status": status_of(&e).as_u16(), "detail": e.message("en") })
+                .to_string(),
+        )
+            .into_response(),
     }
 }

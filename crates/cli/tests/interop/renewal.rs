@@ -87,6 +87,12 @@ fn a_holder_renews_with_a_new_key_and_the_old_certificate_is_superseded(b: Backe
     ]);
 
     let mut holder = Client::new(&srv, "holder");
+    let form = holder.get("/ra/renew");
+    assert!(
+        form.text().contains("續期電子證書") && form.text().contains("openssl dgst -sha256 -sign"),
+        "{}",
+        form.text()
+    );
     let renew = |holder: &mut Client, sig: &str| {
         holder.submit(
             "/ra/renew",
