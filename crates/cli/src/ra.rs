@@ -160,8 +160,9 @@ pub async fn staff(g: &Global, c: StaffCmd) -> Res {
 
 #[derive(Subcommand)]
 pub enum NoticesCmd {
-    /// Queue the reminders that are due (before certificates expire) and
-    /// deliver everything due in the outbox: what `serve` does on its own
+    /// Queue the reminders that are due (before certificates expire, before
+    /// free periods end, before appointments), revoke certificates left
+    /// unpaid past their grace, and deliver everything due in the outbox: what `serve` does on its own
     /// every `ra.remind_every_minutes`, for a cron job or a catch-up.
     Run,
     /// How many notices are queued, being sent, sent and given up.
@@ -174,7 +175,11 @@ pub async fn notices(g: &Global, c: NoticesCmd) -> Res {
     match c {
         NoticesCmd::Run => {
             let queued = ra.remind(system_now()).await.map_err(s)?;
+            let unpaid = ra.enforce_unpaid(system_now()).await.map_err(s)?;
             let d = ra.deliver(system_now()).await.map_err(s)?;
+            if unpaid > 0 {
+                outln!("{unpaid} unpaid certificates revoked (cessationOfOperation)");
+            }
             outln!(
                 "{queued} reminders queued; {} notices delivered, {} to be tried again, {} given up",
                 d.sent,

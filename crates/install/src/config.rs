@@ -103,6 +103,20 @@ pub struct RaConfig {
     /// derived from key custody.
     #[serde(default)]
     pub payment_webhook_secret_file: Option<std::path::PathBuf>,
+    /// Days before the free period ends that the holder is reminded to pay.
+    #[serde(default = "d_fee_remind_days")]
+    pub remind_before_fee_days: u32,
+    /// Days after the free period ends before an unpaid certificate is
+    /// revoked (cessationOfOperation), with a notice.
+    #[serde(default = "d_unpaid_grace_days")]
+    pub unpaid_grace_days: u32,
+}
+
+fn d_fee_remind_days() -> u32 {
+    30
+}
+fn d_unpaid_grace_days() -> u32 {
+    30
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +166,8 @@ impl Default for RaConfig {
             purge_incomplete_after_days: d_purge_days(),
             fees: d_fees(),
             payment_webhook_secret_file: None,
+            remind_before_fee_days: d_fee_remind_days(),
+            unpaid_grace_days: d_unpaid_grace_days(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! behaves like a hosted checkout: its page (`/ra/pay/test/ID`) pays or
 //! declines, and it signs its webhooks with HMAC-SHA-256.
 
+use hallmark_pki::crl::Reason;
 use hallmark_store::payments::{self as pay, PaymentRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -275,5 +276,134 @@ impl Ra {
             ],
         }
         .pdf()
+    }
+}
+
+impl Ra {
+    /// Queues a reminder for each unpaid certificate whose free period
+    /// ends within `ra.remind_before_fee_days`.
+    pub(crate) async fn remind_fees(&self, now: i64) -> Result<usize> {
+        let cfg = self.auth.ra_config();
+        let base = self.auth.server_config().base_url.clone();
+        let mut queued = 0;
+        for (profile, fee) in &cfg.fees {
+            let free = i64::from(fee.free_days) * 86_400;
+            let window = i64::from(cfg.remind_before_fee_days) * 86_400;
+            // The free period ends at not_before + free: within the window
+            // from now, and not over yet.
+            let range = (now - free, now - free + window);
+            let prefix = "fee-due:";
+            let mut after = (i64::MIN, String::new());
+            loop {
+                let rows = self
+                    .store()
+                    .unpaid(profile, range, Some(prefix), (after.0, &after.1), 200)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = (last.not_before, last.serial.clone());
+                let mut tx = self.store().begin().await?;
+                let mut refs = Vec::new();
+                for r in &rows {
+                    let p: crate::Personal = self
+                        .vault
+                        .open(&crate::applications::app_aad(&r.reference), &r.sealed)?;
+                    let ends = crate::person::civil_time(r.not_before + free)[..10].to_string();
+                    let amount = hkd(fee.amount_cents as i64);
+                    let Some(c) = crate::notices::Content::to(
+                        &p,
+                        "電子證書費用 Your e-Cert fee".into(),
+                        vec![format!(
+                            "你的電子證書（序號 {}）的免費期於 {ends} 屆滿。請於 {base}/ra/track 網上繳付 {amount}（申請編號 {}）；逾期未繳，證書將被撤銷。",
+                            r.serial, r.reference
+                        )],
+                        vec![format!(
+                            "The free period of your e-Cert (serial {}) ends on {ends}. Pay {amount} online at {base}/ra/track (reference {}); a certificate left unpaid is revoked.",
+                            r.serial, r.reference
+                        )],
+                    ) else {
+                        continue;
+                    };
+                    let key = format!("{prefix}{}:{}", r.issuer, r.serial);
+                    if self.queue_notice(&mut tx, &key, &c, now as u64).await? {
+                        refs.push(r.reference.clone());
+                    }
+                }
+                if !refs.is_empty() {
+                    hallmark_store::audit::record(
+                        &mut tx,
+                        self.store().backend(),
+                        now,
+                        "ra",
+                        "ra.reminder.queue",
+                        json!({"fee_due": refs}),
+                    )
+                    .await?;
+                }
+                hallmark_store::commit(tx).await?;
+                queued += refs.len();
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Revokes (cessationOfOperation) each certificate left unpaid past
+    /// its free period and `ra.unpaid_grace_days`, telling its holder, in
+    /// one transaction each. Returns how many.
+    pub async fn enforce_unpaid(&self, now: u64) -> Result<usize> {
+        let cfg = self.auth.ra_config();
+        let mut revoked = 0;
+        for (profile, fee) in &cfg.fees {
+            let cutoff = now as i64 - i64::from(fee.free_days + cfg.unpaid_grace_days) * 86_400;
+            loop {
+                let rows = self
+                    .store()
+                    .unpaid(profile, (i64::MIN, cutoff), None, (i64::MIN, ""), 100)
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in rows {
+                    let p: crate::Personal = self
+                        .vault
+                        .open(&crate::applications::app_aad(&r.reference), &r.sealed)?;
+                    let mut tx = self.store().begin().await?;
+                    let row = self
+                        .auth
+                        .revoke_in(
+                            &mut tx,
+                            (&r.issuer, &r.serial),
+                            Reason::CessationOfOperation,
+                            "ra",
+                            now,
+                            json!({"issuer": r.issuer, "serial": r.serial, "reason": "cessationOfOperation", "reference": r.reference, "unpaid": true}),
+                        )
+                        .await?;
+                    if let Some(c) = crate::notices::Content::to(
+                        &p,
+                        "電子證書已撤銷 Your e-Cert is revoked".into(),
+                        vec![format!(
+                            "你的電子證書（序號 {}）的費用未於限期前繳付，證書已撤銷。如需新證書，請重新申請。",
+                            r.serial
+                        )],
+                        vec![format!(
+                            "The fee of your e-Cert (serial {}) was not paid in time, so the certificate is revoked. Apply again for a new one.",
+                            r.serial
+                        )],
+                    ) {
+                        self.queue_notice(
+                            &mut tx,
+                            &format!("fee-revoked:{}:{}", r.issuer, r.serial),
+                            &c,
+                            now,
+                        )
+                        .await?;
+                    }
+                    hallmark_store::commit(tx).await?;
+                    self.auth.revocation_committed(&row, now).await;
+                    revoked += 1;
+                }
+            }
+        }
+        Ok(revoked)
     }
 }

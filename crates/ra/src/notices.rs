@@ -51,7 +51,12 @@ impl Content {
 
     /// To the holder's e-mail address if there is one, else by letter;
     /// None if there is neither (a phone number only).
-    fn to(p: &Personal, subject: String, zh: Vec<String>, en: Vec<String>) -> Option<Self> {
+    pub(crate) fn to(
+        p: &Personal,
+        subject: String,
+        zh: Vec<String>,
+        en: Vec<String>,
+    ) -> Option<Self> {
         if let Some(to) = &p.email {
             let body = format!(
                 "{}\n\n{}\n\n{}\n\n{}\n",
@@ -358,6 +363,7 @@ impl Ra {
             }
         }
         queued += self.remind_appointments(now).await?;
+        queued += self.remind_fees(now).await?;
         Ok(queued)
     }
 }

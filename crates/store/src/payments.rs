@@ -78,7 +78,60 @@ fn pay_row(r: &sqlx::any::AnyRow) -> Result<PaymentRow> {
     })
 }
 
+/// A collected, unrevoked certificate of `profile` with no captured
+/// payment, for fee reminders and the unpaid policy.
+pub struct UnpaidRow {
+    pub reference: String,
+    pub sealed: Vec<u8>,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: i64,
+}
+
 impl Store {
+    /// Unpaid certificates of `profile` valid from `(from, to]`, with no
+    /// notice under `key_prefix ‖ issuer ‖ ":" ‖ serial` (when given), after
+    /// `(not_before, serial)`.
+    pub async fn unpaid(
+        &self,
+        profile: &str,
+        (from, to): (i64, i64),
+        key_prefix: Option<&str>,
+        after: (i64, &str),
+        limit: i64,
+    ) -> Result<Vec<UnpaidRow>> {
+        let rows = sqlx::query(
+            "SELECT a.reference, a.sealed, c.issuer, c.serial, c.not_before
+             FROM certificates c JOIN ra_applications a ON a.issuer = c.issuer AND a.serial = c.serial
+             WHERE a.status = 'activated' AND c.revoked_at IS NULL AND a.profile = $1
+               AND c.not_before > $2 AND c.not_before <= $3
+               AND (c.not_before > $4 OR (c.not_before = $4 AND c.serial > $5))
+               AND NOT EXISTS (SELECT 1 FROM ra_payments p WHERE p.reference = a.reference AND p.status = 'captured')
+               AND ($6 = '' OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = $6 || c.issuer || ':' || c.serial))
+             ORDER BY c.not_before, c.serial LIMIT $7",
+        )
+        .bind(profile)
+        .bind(from)
+        .bind(to)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(key_prefix.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnpaidRow {
+                    reference: r.try_get(0)?,
+                    sealed: r.try_get(1)?,
+                    issuer: r.try_get(2)?,
+                    serial: r.try_get(3)?,
+                    not_before: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn payment(&self, id: &str) -> Result<Option<PaymentRow>> {
         let sql = format!("SELECT {PAY_COLUMNS} FROM ra_payments WHERE id = $1");
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -7,7 +7,10 @@
 use super::*;
 use hallmark_testkit::judges::pdftotext;
 
-on_both!(a_fee_is_paid_once_through_the_provider_with_a_receipt);
+on_both!(
+    a_fee_is_paid_once_through_the_provider_with_a_receipt,
+    unpaid_certificates_are_reminded_then_revoked,
+);
 
 const SECRET: &str = "webhook-secret-for-the-tests";
 
@@ -177,6 +180,94 @@ fn a_fee_is_paid_once_through_the_provider_with_a_receipt(b: Backend) {
             "ra.payment.refunded"
         ]
     );
+    let v = hm.ok(&["audit", "verify"]);
+    assert!(v.contains("OK"), "{v}");
+}
+
+fn unpaid_certificates_are_reminded_then_revoked(b: Backend) {
+    let hm = setup!(b);
+    std::fs::write(hm.path("webhook.secret"), SECRET).unwrap();
+    hm.set_config(
+        "ra",
+        &format!(
+            "payment_webhook_secret_file = \"{}\"",
+            hm.p("webhook.secret")
+        ),
+    );
+    let people = hm.registry(3);
+    let amy = hm.staff("amy", "officer", "Central");
+    let srv = hm.serve();
+    let mut officer = Client::new(&srv, "amy");
+    assert_eq!(officer.sign_in("amy", &amy).status, 303);
+    let payer = hm.collected(&srv, &mut officer, &people[0], "payer@example.hk");
+    let late = hm.collected(&srv, &mut officer, &people[1], "late@example.hk");
+    // The payer pays through the provider.
+    let mut holder = Client::new(&srv, "payer");
+    let page = holder.submit(
+        "/ra/track",
+        "/ra/track",
+        &[
+            ("reference", &payer.reference),
+            ("date_of_birth", &people[0].date_of_birth),
+        ],
+    );
+    let go = holder.post(
+        "/ra/pay",
+        &[
+            ("csrf", &page.csrf()),
+            ("reference", &payer.reference),
+            ("date_of_birth", &people[0].date_of_birth),
+        ],
+    );
+    let to = go.header("location").unwrap();
+    let checkout = to[to.find("/ra/pay/test/").unwrap()..].to_string();
+    let paid = holder.submit(&checkout, &checkout, &[("outcome", "pay")]);
+    assert!(
+        paid.text().contains("data-paid=\"true\""),
+        "{}",
+        paid.text()
+    );
+    drop(srv);
+
+    // The free period ends in ten days: only the one who has not paid is
+    // reminded, once.
+    let smtp = common::mail::Smtp::start(&hm, 0);
+    smtp.configure(&hm);
+    hm.set_config("ra.fees.personal", "amount_cents = 10000");
+    hm.set_config("ra.fees.personal", "free_days = 10");
+    let out = hm.ok(&["notices", "run"]);
+    assert!(out.contains("1 reminders queued"), "{out}");
+    let got = smtp.wait_for(1, std::time::Duration::from_secs(20));
+    assert_eq!(got[0].to, vec!["late@example.hk".to_string()]);
+    assert!(
+        got[0].subject.contains("Your e-Cert fee") && got[0].text.contains("HK$100.00"),
+        "{:?}",
+        got[0]
+    );
+    assert!(hm.ok(&["notices", "run"]).contains("0 reminders queued"));
+
+    // Past the free period and the grace: revoked, and told.
+    hm.set_config("ra.fees.personal", "free_days = 0");
+    hm.set_config("ra", "unpaid_grace_days = 0");
+    let out = hm.ok(&["notices", "run"]);
+    assert!(out.contains("1 unpaid certificates revoked"), "{out}");
+    let got = smtp.wait_for(2, std::time::Duration::from_secs(20));
+    assert!(
+        got[1].subject.contains("revoked") && got[1].to == vec!["late@example.hk".to_string()],
+        "{:?}",
+        got[1]
+    );
+    let reasons = hm.sql_ok(&format!(
+        "SELECT COALESCE(c.reason, -1) FROM certificates c JOIN ra_applications a ON a.issuer = c.issuer AND a.serial = c.serial WHERE a.reference IN ('{}', '{}') ORDER BY a.reference = '{}'",
+        payer.reference, late.reference, late.reference
+    ));
+    // The payer's is not revoked; the other's with cessationOfOperation (5).
+    assert_eq!(
+        reasons.split_whitespace().collect::<Vec<_>>(),
+        ["-1", "5"],
+        "{reasons}"
+    );
+    assert!(!hm.ok(&["notices", "run"]).contains("revoked"));
     let v = hm.ok(&["audit", "verify"]);
     assert!(v.contains("OK"), "{v}");
 }
