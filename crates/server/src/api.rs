@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/certificates/{serial}", get(show))
         .route("/certificates/{serial}/revoke", post(revoke))
         .route("/crls", post(generate_crls))
+        .route("/ra/applications", post(ra_submit))
+        .route("/ra/applications/{reference}", get(ra_show))
         .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
@@ -161,6 +163,7 @@ pub fn fuzz_bodies(data: &[u8]) {
     let body = || Ok(Bytes::copy_from_slice(data));
     let _ = json_body::<IssueBody>(body());
     let _ = json_body::<RevokeBody>(body());
+    let _ = json_body::<RaApplicationBody>(body());
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = hallmark_authority::normalise_serial(text);
         let _: Result<ListQuery, _> = serde_json::from_str(text);
@@ -376,4 +379,107 @@ async fn generate_crls(
         .await
         .map_err(hallmark_authority::AuthorityError::from)?;
     Ok(Json(serde_json::json!({ "crls": out })))
+}
+
+/// An application from a partner's or a campaign's system.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RaApplicationBody {
+    /// `campaign`, `partner` or `counter`.
+    channel: String,
+    #[serde(default)]
+    centre: Option<String>,
+    #[serde(default)]
+    profile: Option<String>,
+    id_number: String,
+    name_zh: String,
+    name_en: String,
+    date_of_birth: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    email_in_certificate: bool,
+}
+
+fn ra_json(a: &hallmark_ra::Application) -> serde_json::Value {
+    serde_json::json!({
+        "reference": a.reference,
+        "status": a.status.as_str(),
+        "channel": a.channel.as_str(),
+        "centre": a.centre,
+        "profile": a.profile,
+        "registry": a.registry,
+        "email_pending": a.email_pending,
+        "reported_lost": a.lost,
+        "issuer": a.issuer,
+        "serial": a.serial,
+        "received_at": hallmark_pki::time::rfc3339(a.created_at.max(0) as u64),
+    })
+}
+
+async fn ra_submit(
+    admin: Admin,
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let b: RaApplicationBody = json_body(body)?;
+    let channel = match hallmark_ra::Channel::parse(&b.channel) {
+        Some(
+            c @ (hallmark_ra::Channel::Campaign
+            | hallmark_ra::Channel::Partner
+            | hallmark_ra::Channel::Counter),
+        ) => c,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "A field is invalid",
+                "channel: use campaign, partner or counter (online applications come through the pages)",
+            ));
+        }
+    };
+    let form = hallmark_ra::person::Form {
+        id_number: b.id_number,
+        name_zh: b.name_zh,
+        name_en: b.name_en,
+        date_of_birth: b.date_of_birth,
+        phone: b.phone,
+        email: b.email,
+        address: b.address,
+        email_in_certificate: b.email_in_certificate.then(|| "yes".to_string()),
+        marketing_consent: None,
+    };
+    let a =
+        s.ra.submit(
+            &form,
+            b.profile.as_deref().unwrap_or("personal"),
+            channel,
+            b.centre.as_deref(),
+            &admin.actor,
+            system_now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        ra_json(&a).to_string(),
+    )
+        .into_response())
+}
+
+async fn ra_show(
+    _admin: Admin,
+    State(s): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Response, Problem> {
+    let a = s.ra.application(&reference).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        ra_json(&a).to_string(),
+    )
+        .into_response())
 }

@@ -33,6 +33,7 @@ pub use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<Authority>,
+    pub ra: Arc<hallmark_ra::Ra>,
 }
 
 /// Which listener a router is for: the admin mutual-TLS listener always
@@ -47,7 +48,10 @@ pub enum Listener {
 
 pub fn router(auth: Arc<Authority>, ra: Arc<hallmark_ra::Ra>, listener: Listener) -> Router {
     let mode = auth.server_config().admin_api;
-    let state = AppState { auth };
+    let state = AppState {
+        auth,
+        ra: ra.clone(),
+    };
     let api = match (listener, mode) {
         (Listener::AdminTls, _) | (_, AdminApi::Everywhere) => api::router(),
         (Listener::Public, AdminApi::Loopback) => {

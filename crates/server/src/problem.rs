@@ -113,6 +113,41 @@ fn from_pki(e: &PkiError) -> Option<Problem> {
     })
 }
 
+impl From<hallmark_ra::RaError> for Problem {
+    fn from(e: hallmark_ra::RaError) -> Self {
+        use hallmark_ra::RaError as E;
+        let detail = e.message("en");
+        match e {
+            E::Invalid { field, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "A field is invalid",
+                format!("{field}: {detail}"),
+            ),
+            E::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail),
+            E::Unauthorised(_) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Not authorised",
+                detail,
+            ),
+            E::NotFound(_) => Self::not_found(detail),
+            E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
+            E::RegistryDown(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registry-unavailable",
+                "The population registry is unavailable",
+                detail,
+            ),
+            E::Authority(a) => a.into(),
+            other => {
+                tracing::error!(error = %other, "registration authority error");
+                Self::internal()
+            }
+        }
+    }
+}
+
 impl From<AuthorityError> for Problem {
     fn from(e: AuthorityError) -> Self {
         let p = match &e {

@@ -13,8 +13,10 @@
 //! reservations), [`revocations`], [`crls`] (published CRLs, their numbers,
 //! and the CRLs owed after revocations), [`settings`], [`audit`] (the hash
 //! chain), plus [`writer`] (group commit for issuance) and [`synthetic`]
-//! (benchmark rows). Tables that the registration authority and the eID
-//! add follow the same pattern, e.g. `applications.rs`, `people.rs`:
+//! (benchmark rows); for the registration authority [`registration`]
+//! (registry, applications, staff, sessions), [`outbox`] (notices),
+//! [`appointments`] and [`payments`]. Tables the eID adds follow the same
+//! pattern (e.g. `people.rs`):
 //!
 //! - row structs apart from domain types, columns named in every SELECT;
 //! - writes as free functions taking `&mut AnyConnection`, so a caller runs

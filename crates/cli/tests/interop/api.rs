@@ -218,6 +218,7 @@ fn api_issue_and_problems(b: Backend) {
 /// the OpenAPI document it publishes, as openapi-core judges it.
 fn api_matches_its_openapi_document(b: Backend) {
     let hm = setup!(b);
+    let people = hm.registry(2);
     let srv = hm.serve();
     // A CSR to send (the seed certificate itself is not used).
     hm.issue("seed", "personal", "CN=Seed,C=HK", &[]);
@@ -305,6 +306,76 @@ fn api_matches_its_openapi_document(b: Backend) {
     for (method, path, body, token, status) in expected {
         let (st, text) = call(method, path, body.clone(), token);
         assert_eq!(st, *status, "{method} {path}: {text}");
+    }
+    // The registration authority's applications from partners' systems.
+    let person = |channel: &str, id: &str| {
+        serde_json::json!({
+            "channel": channel, "centre": "Campaign centre 1", "id_number": id,
+            "name_zh": people[0].name_zh, "name_en": people[0].name_en,
+            "date_of_birth": people[0].date_of_birth, "phone": "9123 4567",
+            "address": "香港中環皇后大道中1號",
+        })
+    };
+    let (st, app) = call(
+        "POST",
+        "/ra/applications",
+        Some(person("campaign", &people[0].id_number)),
+        &auth,
+    );
+    assert_eq!(st, 201, "{app}");
+    let app: serde_json::Value = serde_json::from_str(&app).unwrap();
+    assert_eq!(app["status"], "awaiting-approval", "{app}");
+    assert_eq!(app["registry"], "confirmed", "{app}");
+    let reference = app["reference"].as_str().unwrap().to_string();
+    let mut unknown_field = person("campaign", &people[1].id_number);
+    unknown_field["colour"] = "blue".into();
+    let ra_expected: Vec<(&str, String, Option<serde_json::Value>, &str, u16)> = vec![
+        (
+            "GET",
+            format!("/ra/applications/{reference}"),
+            None,
+            &auth,
+            200,
+        ),
+        (
+            "GET",
+            "/ra/applications/HM-AAAA-AAAA-AAAA".into(),
+            None,
+            &auth,
+            404,
+        ),
+        (
+            "GET",
+            format!("/ra/applications/{reference}"),
+            None,
+            "Bearer wrong",
+            401,
+        ),
+        (
+            "POST",
+            "/ra/applications".into(),
+            Some(person("online", &people[1].id_number)),
+            &auth,
+            422,
+        ),
+        (
+            "POST",
+            "/ra/applications".into(),
+            Some(person("campaign", "A1234567")),
+            &auth,
+            422,
+        ),
+        (
+            "POST",
+            "/ra/applications".into(),
+            Some(unknown_field),
+            &auth,
+            400,
+        ),
+    ];
+    for (method, path, body, token, status) in ra_expected {
+        let (st, text) = call(method, &path, body, token);
+        assert_eq!(st, status, "{method} {path}: {text}");
     }
     std::fs::write(
         hm.path("exchanges.json"),
