@@ -1,5 +1,8 @@
 //! The data directory's configuration file (`hallmark.toml`). Versioned,
 //! unknown fields rejected, safe defaults for new fields.
+//! (Over 700 lines: one struct per `hallmark.toml` section with its
+//! defaults and `validate`; the `[ra]`/`[mail]` sections are to move to a
+//! `config/ra.rs` beside it, noted in the closing note of this stop.)
 
 use std::path::Path;
 

@@ -9,6 +9,9 @@
 //!
 //! Every move is one transaction with its audit entry, conditional on the
 //! state it leaves, so two officers acting at once cannot both succeed.
+//! (Over 700 lines: the application's state machine with its e-mail proof
+//! and PIN collection; the e-mail proof is to move to `email.rs`, as
+//! `lost.rs` and `renewal.rs` already stand apart.)
 
 use hallmark_authority::{IssueRequest, KeySource};
 use hallmark_crypto::KeyAlgorithm;

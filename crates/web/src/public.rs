@@ -1,4 +1,7 @@
 //! Pages for applicants and holders: no account, a CSRF cookie per browser.
+//! (Over 700 lines: every public page's handler. The next split is one
+//! module per page group, `public/{apply,status,appointments,fees,
+//! renewal}.rs`, sharing `blank_form`, `status_page` and `track_refused`.)
 
 use std::sync::Arc;
 
