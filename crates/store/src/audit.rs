@@ -97,7 +97,7 @@ pub async fn append(
         let mut args = AnyArguments::default();
         bind_entries(&mut args, ts, chunk, &mut head)?;
         // Placeholders only; every value is bound.
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+        sqlx::query_with(sqlx::AssertSqlSafe(crate::sql::positional(sql, conn)), args)
             .execute(&mut *conn)
             .await?;
     }

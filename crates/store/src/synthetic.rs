@@ -28,7 +28,7 @@ impl Store {
             );
             sql.push_str(&crate::values_list(chunk.len(), 12));
             // Placeholders only; every value is bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(crate::sql::positional_for(sql, self)));
             for r in chunk {
                 q = q
                     .bind(issuer.to_string())
