@@ -37,25 +37,45 @@ impl Ledger for StoreLedger {
     }
 
     async fn finalize(&self, f: Final) -> Result<(), LedgerError> {
-        let details = serde_json::json!({
-            "issuer": f.issuer,
-            "serial": f.serial_hex,
-            "profile": f.profile,
-            "escrowed": f.escrow.is_some(),
-            "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(&f.cert)),
-        })
-        .to_string();
+        let audit = issue_event(
+            &f.actor,
+            &f.issuer,
+            &f.serial_hex,
+            &f.profile,
+            f.escrow.is_some(),
+            &f.cert,
+        );
         self.writer
             .submit(Op::Finalize {
                 issuer: f.issuer,
                 serial: f.serial_hex,
                 cert: f.cert,
                 escrow: f.escrow,
-                audit: AuditEvent::new(&f.actor, "certificate.issue", details),
+                audit,
             })
             .await
             .map_err(|e| LedgerError::Failed(e.to_string()))
     }
+}
+
+/// The audit entry of an issued certificate (single or batch issuance).
+pub(crate) fn issue_event(
+    actor: &str,
+    issuer: &str,
+    serial_hex: &str,
+    profile: &str,
+    escrowed: bool,
+    cert: &[u8],
+) -> AuditEvent {
+    let details = serde_json::json!({
+        "issuer": issuer,
+        "serial": serial_hex,
+        "profile": profile,
+        "escrowed": escrowed,
+        "sha256": hallmark_pki::hex(&hallmark_crypto::sha256(cert)),
+    })
+    .to_string();
+    AuditEvent::new(actor, "certificate.issue", details)
 }
 
 /// Seals escrowed keys under the key store's master key.

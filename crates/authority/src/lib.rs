@@ -23,6 +23,7 @@
 
 mod admin;
 pub mod anchor;
+pub mod batch;
 mod datakeys;
 mod hierarchy;
 pub mod ledger;

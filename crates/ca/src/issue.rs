@@ -69,19 +69,156 @@ pub fn one_time_pin() -> Result<Zeroizing<String>> {
 /// random bits; bounded so a broken RNG cannot loop for ever).
 const SERIAL_ATTEMPTS: u32 = 3;
 
+/// A certificate prepared for batch issuance (a campaign): its key made
+/// here, its TBS built and linted under a fresh serial. The caller
+/// reserves [`pending`](Self::pending) durably before it has it signed
+/// with [`Ca::sign_prepared`], as [`Ca::issue`] does one at a time.
+pub struct Prepared {
+    pub pending: Pending,
+    linted: hallmark_pki::lint::LintedTbs,
+    /// The subject's private key (PKCS#8), for the caller to seal.
+    pub pkcs8: Zeroizing<Vec<u8>>,
+}
+
+/// A prepared certificate, signed.
+pub struct Signed {
+    pub cert_der: Vec<u8>,
+    /// The key sealed for escrow, if the profile escrows.
+    pub escrow: Option<Vec<u8>>,
+}
+
 impl<L: Ledger> Ca<L> {
     pub async fn issue(&self, req: IssueRequest, now: u64) -> Result<Issued> {
-        let profile = self
-            .profiles
-            .get(&req.profile)
-            .ok_or_else(|| CaError::UnknownProfile(req.profile.clone()))?;
-        let issuer = self.issuer(req.issuer.as_deref())?;
+        let profile = self.profile(&req.profile)?;
+        let issuer = self.subscriber_issuer(req.issuer.as_deref())?;
+        let (spki_der, key_alg, generated) = self.subject_key(profile, &req)?;
+
+        let mut attempt = 0;
+        let (linted, pending) = loop {
+            attempt += 1;
+            let (linted, pending) =
+                self.build_tbs(&req, profile, issuer, &spki_der, key_alg, now)?;
+            match self.ledger.reserve(pending.clone()).await {
+                Ok(()) => break (linted, pending),
+                Err(LedgerError::SerialTaken) if attempt < SERIAL_ATTEMPTS => continue,
+                Err(LedgerError::SerialTaken) => return Err(CaError::SerialCollision(attempt)),
+                Err(LedgerError::Failed(e)) => return Err(CaError::Ledger(e)),
+            }
+        };
+        let serial_hex = pending.serial_hex;
+        let not_after = pending.not_after;
+
+        let cert_der = issuer.sign_linted(&linted)?;
+        if self.danger_abort_after_sign {
+            tracing::error!(serial = %serial_hex, "danger_abort_after_sign: aborting between signing and storing");
+            std::process::abort();
+        }
+
+        let mut pkcs12_out = None;
+        let mut escrow = None;
+        if let Some(pkcs8) = &generated {
+            escrow = self.escrow(profile, &issuer.id, &serial_hex, pkcs8)?;
+            let pin = match &req.key {
+                KeySource::GenerateUnderPin(_, pin) => pin.clone(),
+                _ => one_time_pin()?,
+            };
+            let chain: Vec<&[u8]> = vec![&cert_der, &issuer.cert_der];
+            let p12 = pkcs12::build(pkcs8, &chain, &req.subject, &pin)?;
+            pkcs12_out = Some((p12, pin));
+        }
+
+        self.ledger
+            .finalize(Final {
+                issuer: issuer.id.clone(),
+                serial_hex: serial_hex.clone(),
+                cert: cert_der.clone(),
+                escrow,
+                actor: req.actor.clone(),
+                profile: req.profile.clone(),
+                subject: req.subject.clone(),
+            })
+            .await
+            .map_err(|e| CaError::Ledger(e.to_string()))?;
+
+        Ok(Issued {
+            issuer: issuer.id.clone(),
+            serial_hex,
+            cert_der,
+            not_after,
+            pkcs12: pkcs12_out,
+        })
+    }
+
+    /// Prepares one certificate of a batch with a centrally generated key
+    /// (`req.key` must be [`KeySource::Generate`]); no ledger is touched.
+    /// Safe to call from many threads at once.
+    pub fn prepare_generated(&self, req: &IssueRequest, now: u64) -> Result<Prepared> {
+        if !matches!(req.key, KeySource::Generate(_)) {
+            return Err(CaError::BadRequest(
+                "batch issuance generates the keys itself".into(),
+            ));
+        }
+        let profile = self.profile(&req.profile)?;
+        let issuer = self.subscriber_issuer(req.issuer.as_deref())?;
+        let (spki_der, key_alg, generated) = self.subject_key(profile, req)?;
+        let (linted, pending) = self.build_tbs(req, profile, issuer, &spki_der, key_alg, now)?;
+        Ok(Prepared {
+            pending,
+            linted,
+            pkcs8: generated.ok_or_else(|| CaError::BadRequest("no key was generated".into()))?,
+        })
+    }
+
+    /// Signs a prepared certificate, once its reservation is durable.
+    pub fn sign_prepared(&self, p: &Prepared) -> Result<Signed> {
+        let issuer = self.issuer(Some(&p.pending.issuer))?;
+        let profile = self.profile(&p.pending.profile)?;
+        let cert_der = issuer.sign_linted(&p.linted)?;
+        let escrow = self.escrow(profile, &issuer.id, &p.pending.serial_hex, &p.pkcs8)?;
+        Ok(Signed { cert_der, escrow })
+    }
+
+    fn profile(&self, name: &str) -> Result<&hallmark_pki::profile::Profile> {
+        self.profiles
+            .get(name)
+            .ok_or_else(|| CaError::UnknownProfile(name.to_string()))
+    }
+
+    /// The issuing CA asked for, which must not be the root.
+    fn subscriber_issuer(&self, id: Option<&str>) -> Result<&crate::IssuerKey> {
+        let issuer = self.issuer(id)?;
         if issuer.is_root {
             return Err(CaError::BadRequest(
                 "subscriber certificates are issued by an issuing CA, not by the root".into(),
             ));
         }
+        Ok(issuer)
+    }
 
+    fn escrow(
+        &self,
+        profile: &hallmark_pki::profile::Profile,
+        issuer: &str,
+        serial_hex: &str,
+        pkcs8: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        if !profile.escrow {
+            return Ok(None);
+        }
+        self.sealer
+            .seal(&format!("escrow:{issuer}:{serial_hex}"), pkcs8)
+            .map(Some)
+            .map_err(CaError::Ledger)
+    }
+
+    /// The subject's public key (SPKI), its algorithm, and the private key
+    /// when it is generated here; checked against the profile.
+    #[allow(clippy::type_complexity)]
+    fn subject_key(
+        &self,
+        profile: &hallmark_pki::profile::Profile,
+        req: &IssueRequest,
+    ) -> Result<(Vec<u8>, KeyAlgorithm, Option<Zeroizing<Vec<u8>>>)> {
         let (spki_der, key_alg, generated) = match &req.key {
             KeySource::Csr(bytes) => {
                 let v = csr::verify(bytes)?;
@@ -98,9 +235,7 @@ impl<L: Ledger> Ca<L> {
                         req.profile
                     )));
                 }
-                let pkcs8 = hallmark_crypto::generate_pkcs8(*alg)?;
-                let signer = hallmark_crypto::SoftwareSigner::from_pkcs8(*alg, &pkcs8)?;
-                let spki = hallmark_crypto::Signer::spki_der(&signer).to_vec();
+                let (pkcs8, spki) = hallmark_crypto::generate_key(*alg)?;
                 (spki, *alg, Some(pkcs8))
             }
         };
@@ -111,7 +246,20 @@ impl<L: Ledger> Ca<L> {
                 profile.key_algorithms.join(", ")
             )));
         }
+        Ok((spki_der, key_alg, generated))
+    }
 
+    /// The TBSCertificate of a request under a fresh random serial, linted,
+    /// and the reservation that records it.
+    fn build_tbs(
+        &self,
+        req: &IssueRequest,
+        profile: &hallmark_pki::profile::Profile,
+        issuer: &crate::IssuerKey,
+        spki_der: &[u8],
+        key_alg: KeyAlgorithm,
+        now: u64,
+    ) -> Result<(hallmark_pki::lint::LintedTbs, Pending)> {
         let subject_name = subject::parse(&req.subject)?;
         let days = req.validity_days.unwrap_or(profile.validity_days);
         if days == 0 || days > profile.max_validity_days {
@@ -183,94 +331,38 @@ impl<L: Ledger> Ca<L> {
             Some(&self.settings.ocsp_url()),
             &self.settings.ca_cert_url(&issuer.id),
         )?);
-        exts.push(ext::subject_key_id(&ext::key_id(&spki_der)?)?);
+        exts.push(ext::subject_key_id(&ext::key_id(spki_der)?)?);
         exts.push(ext::authority_key_id(&issuer.key_id)?);
 
-        let mut attempt = 0;
-        let (linted, serial_hex) = loop {
-            attempt += 1;
-            let serial = random_serial()?;
-            let template = Template {
-                serial: serial.to_vec(),
-                signature_algorithm: issuer.sig_alg.clone(),
-                issuer: der::Decode::from_der(&issuer.name_der)
-                    .map_err(hallmark_pki::PkiError::from)?,
-                not_before,
-                not_after,
-                subject: subject_name.clone(),
-                spki_der: spki_der.clone(),
-                extensions: exts.clone(),
-            };
-            let linted = lint::lint_certificate(
-                template.to_tbs_der()?,
-                Kind::Leaf(profile),
-                &issuer.lint_issuer(),
-            )?;
-            let serial_hex = hex(linted.serial());
-            let pending = Pending {
-                issuer: issuer.id.clone(),
-                serial_hex: serial_hex.clone(),
-                profile: req.profile.clone(),
-                subject: req.subject.clone(),
-                tbs: linted.der().to_vec(),
-                not_before,
-                not_after,
-                shard,
-                created_at: now,
-            };
-            match self.ledger.reserve(pending).await {
-                Ok(()) => break (linted, serial_hex),
-                Err(LedgerError::SerialTaken) if attempt < SERIAL_ATTEMPTS => continue,
-                Err(LedgerError::SerialTaken) => return Err(CaError::SerialCollision(attempt)),
-                Err(LedgerError::Failed(e)) => return Err(CaError::Ledger(e)),
-            }
-        };
-
-        let cert_der = issuer.sign_linted(&linted)?;
-        if self.danger_abort_after_sign {
-            tracing::error!(serial = %serial_hex, "danger_abort_after_sign: aborting between signing and storing");
-            std::process::abort();
-        }
-
-        let mut pkcs12_out = None;
-        let mut escrow = None;
-        if let Some(pkcs8) = &generated {
-            if profile.escrow {
-                escrow = Some(
-                    self.sealer
-                        .seal(&format!("escrow:{}:{serial_hex}", issuer.id), pkcs8)
-                        .map_err(CaError::Ledger)?,
-                );
-            }
-            let pin = match &req.key {
-                KeySource::GenerateUnderPin(_, pin) => pin.clone(),
-                _ => one_time_pin()?,
-            };
-            let chain: Vec<&[u8]> = vec![&cert_der, &issuer.cert_der];
-            let p12 = pkcs12::build(pkcs8, &chain, &req.subject, &pin)?;
-            pkcs12_out = Some((p12, pin));
-        }
-
-        self.ledger
-            .finalize(Final {
-                issuer: issuer.id.clone(),
-                serial_hex: serial_hex.clone(),
-                cert: cert_der.clone(),
-                escrow,
-                actor: req.actor.clone(),
-                profile: req.profile.clone(),
-                subject: req.subject.clone(),
-            })
-            .await
-            .map_err(|e| CaError::Ledger(e.to_string()))?;
-
-        Ok(Issued {
-            issuer: issuer.id.clone(),
-            serial_hex,
-            cert_der,
+        let serial = random_serial()?;
+        let template = Template {
+            serial: serial.to_vec(),
+            signature_algorithm: issuer.sig_alg.clone(),
+            issuer: der::Decode::from_der(&issuer.name_der)
+                .map_err(hallmark_pki::PkiError::from)?,
+            not_before,
             not_after,
-            pkcs12: pkcs12_out,
-        })
+            subject: subject_name,
+            spki_der: spki_der.to_vec(),
+            extensions: exts,
+        };
+        let linted = lint::lint_certificate(
+            template.to_tbs_der()?,
+            Kind::Leaf(profile),
+            &issuer.lint_issuer(),
+        )?;
+        let pending = Pending {
+            issuer: issuer.id.clone(),
+            serial_hex: hex(linted.serial()),
+            profile: req.profile.clone(),
+            subject: req.subject.clone(),
+            tbs: linted.der().to_vec(),
+            not_before,
+            not_after,
+            shard,
+            created_at: now,
+        };
+        Ok((linted, pending))
     }
 }
 

@@ -15,7 +15,7 @@ use hallmark_crypto::Signer;
 use hallmark_pki::profile::Profile;
 use hallmark_pki::{PkiError, cert, ext};
 
-pub use issue::{IssueRequest, Issued, KeySource, one_time_pin};
+pub use issue::{IssueRequest, Issued, KeySource, Prepared, Signed, one_time_pin};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -29,6 +29,15 @@ pub enum BenchCmd {
         #[arg(long)]
         openssl_index: Option<std::path::PathBuf>,
     },
+    /// The ceiling of campaign issuance, on every core, storing nothing:
+    /// the raw rate of central key generation + one signature with the
+    /// issuing CA's key (P-256 keys made, a TBS-sized message signed), and
+    /// the batch path's own (key, TBS, lint, signature: what `campaign
+    /// issue` does before it stores).
+    CampaignRaw {
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+    },
     /// Raw P-256 sign + verify rate of the crypto provider.
     Sign {
         #[arg(long, default_value_t = 3)]
@@ -39,6 +48,7 @@ pub enum BenchCmd {
 pub async fn run(g: &Global, b: BenchCmd) -> Res {
     match b {
         BenchCmd::Sign { seconds } => sign(seconds),
+        BenchCmd::CampaignRaw { count } => campaign_raw(g, count).await,
         BenchCmd::Keys {
             key,
             threads,
@@ -132,6 +142,68 @@ fn sign(seconds: u64) -> Res {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     outln!("p256 sign+verify: {rate:.0}/s on one core");
+    Ok(())
+}
+
+async fn campaign_raw(g: &Global, count: usize) -> Res {
+    use hallmark_crypto::KeyAlgorithm;
+    let auth = crate::unlock::open(g).await?;
+    let signer = auth.issuing_signer().map_err(|e| e.to_string())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let msg = vec![0x5a_u8; 400];
+    let start = std::time::Instant::now();
+    let per = count.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (signer, msg) = (signer.clone(), &msg);
+                scope.spawn(move || -> Result<(), String> {
+                    for _ in 0..per {
+                        let (pkcs8, spki) = hallmark_crypto::generate_key(KeyAlgorithm::EcP256)
+                            .map_err(|e| e.to_string())?;
+                        std::hint::black_box((&pkcs8, &spki));
+                        signer.sign(msg).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().map_err(|_| "a thread panicked".to_string())?)
+    })?;
+    let raw = (per * threads) as f64 / start.elapsed().as_secs_f64();
+    outln!(
+        "raw key generation + signature ({}, {threads} threads): {raw:.0}/s",
+        signer.key_algorithm()
+    );
+    let now = hallmark_authority::system_now();
+    let reqs: Vec<hallmark_authority::IssueRequest> = (0..count)
+        .map(|i| hallmark_authority::IssueRequest {
+            profile: "personal".into(),
+            issuer: None,
+            subject: format!("CN=BENCH RESIDENT {i},C=HK"),
+            emails: Vec::new(),
+            dns_names: Vec::new(),
+            validity_days: None,
+            validity_secs: None,
+            key: hallmark_authority::KeySource::Generate(KeyAlgorithm::EcP256),
+            actor: "bench".into(),
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut done = 0usize;
+    for chunk in reqs.chunks(16_384) {
+        done += auth
+            .sign_batch(chunk, now)
+            .map_err(|e| e.to_string())?
+            .len();
+    }
+    let batch = done as f64 / start.elapsed().as_secs_f64();
+    outln!(
+        "batch path before storage (key, TBS, lint, signature; {threads} threads): {batch:.0}/s ({:.2}x the raw rate)",
+        batch / raw
+    );
     Ok(())
 }
 

@@ -31,6 +31,7 @@ mod audit;
 mod backup;
 mod bench;
 mod ca;
+mod campaign;
 mod cert;
 mod crl;
 mod files;
@@ -139,6 +140,9 @@ pub enum Command {
     /// Registration applications (retention).
     #[command(subcommand)]
     Applications(ra::ApplicationsCmd),
+    /// Bulk campaigns: applications imported, checked, approved and issued by batch.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -165,6 +169,7 @@ async fn run(cli: Cli) -> Res {
         Command::Notices(c) => ra::notices(&g, c).await,
         Command::Appointments(c) => ra::appointments(&g, c).await,
         Command::Applications(c) => ra::applications(&g, c).await,
+        Command::Campaign(c) => campaign::run(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

@@ -91,6 +91,11 @@ mod notices;
 #[path = "interop/lost.rs"]
 mod lost;
 
+/// Bulk campaigns: a batch imported, checked, approved by a supervisor,
+/// issued with central keys and collected; all or nothing across kills.
+#[path = "interop/campaign.rs"]
+mod campaign;
+
 /// Counter appointments: capacity under concurrent bookings, reminders.
 #[path = "interop/appointments.rs"]
 mod appointments;

@@ -347,6 +347,35 @@ pub fn generate_pkcs8(alg: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, CryptoErr
     Ok(Zeroizing::new(doc))
 }
 
+/// Generates a new private key: PKCS#8 DER (wiped on drop) and its
+/// SubjectPublicKeyInfo, from one key generation (no parse back).
+pub fn generate_key(alg: KeyAlgorithm) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), CryptoError> {
+    let ec = match alg {
+        KeyAlgorithm::EcP256 => Some(&sig::ECDSA_P256_SHA256_ASN1_SIGNING),
+        KeyAlgorithm::EcP384 => Some(&sig::ECDSA_P384_SHA384_ASN1_SIGNING),
+        _ => None,
+    };
+    let Some(a) = ec else {
+        let pkcs8 = generate_pkcs8(alg)?;
+        let spki = SoftwareSigner::from_pkcs8(alg, &pkcs8)?.spki_der().to_vec();
+        return Ok((pkcs8, spki));
+    };
+    let kp = EcdsaKeyPair::generate(a).map_err(|_| CryptoError::Rng)?;
+    let pkcs8 = Zeroizing::new(
+        kp.to_pkcs8v1()
+            .map_err(|_| CryptoError::Rng)?
+            .as_ref()
+            .to_vec(),
+    );
+    let spki = kp
+        .public_key()
+        .as_der()
+        .map_err(|_| CryptoError::MalformedKey("public key".into()))?
+        .as_ref()
+        .to_vec();
+    Ok((pkcs8, spki))
+}
+
 /// A public key checked to be one Hallmark accepts (RFC 5480 / RFC 3279).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKeyInfo {

@@ -181,7 +181,7 @@ pub const PROFILES: &[&str] = &["personal"];
 const PIN_KIND: &str = "pin";
 pub(crate) const REF_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
-fn new_reference() -> Result<String> {
+pub(crate) fn new_reference() -> Result<String> {
     let mut raw = [0u8; 12];
     hallmark_crypto::fill_random(&mut raw)?;
     let s: String = raw
@@ -203,6 +203,11 @@ pub fn normalise_reference(s: &str) -> String {
     } else {
         c
     }
+}
+
+/// The subject name of a holder's certificate.
+pub(crate) fn subject_of(p: &Personal) -> String {
+    format!("CN={},C=HK", p.name_en)
 }
 
 pub(crate) fn app_aad(reference: &str) -> String {
@@ -316,6 +321,7 @@ impl Ra {
                 lost_requested_by: None,
                 lost_at: None,
                 marketing_at: form.marketing_consent.is_some().then_some(now as i64),
+                batch: None,
             };
             let mut tx = self.store().begin().await?;
             match reg::insert_application(&mut tx, &row).await {
@@ -558,6 +564,10 @@ impl Ra {
             }
             return Err(wrong());
         }
+        if let (Some(issuer), Some(serial)) = (row.issuer.clone(), row.serial.clone()) {
+            // Issued in a campaign batch: the key waits, sealed.
+            return self.collect_issued(row, &issuer, &serial, &pin, now).await;
+        }
         // Spend the PIN first: two collections at once cannot both issue.
         let mut tx = self.store().begin().await?;
         reg::transition(
@@ -580,7 +590,7 @@ impl Ra {
                 IssueRequest {
                     profile: a.profile.clone(),
                     issuer: None,
-                    subject: format!("CN={},C=HK", a.personal.name_en),
+                    subject: subject_of(&a.personal),
                     // The address goes in only once its mailbox is proven.
                     emails: a.proven_emails(),
                     dns_names: Vec::new(),
@@ -634,6 +644,73 @@ impl Ra {
             pkcs12,
             issuer: issued.issuer,
             serial_hex: issued.serial_hex,
+        })
+    }
+}
+
+impl Ra {
+    /// Delivers a certificate issued in a batch with its waiting key, as a
+    /// PKCS#12 under the PIN; the PIN is spent and the key deleted in the
+    /// same transaction, so it is delivered once.
+    async fn collect_issued(
+        &self,
+        row: ApplicationRow,
+        issuer: &str,
+        serial: &str,
+        pin: &Zeroizing<String>,
+        now: u64,
+    ) -> Result<Collected> {
+        let reference = row.reference.clone();
+        let batch = row.batch.clone();
+        let sealed = self.store().waiting_key(&reference).await?.ok_or_else(|| {
+            RaError::Conflict(Text::new(
+                "This certificate's key was already delivered.",
+                "此證書的密碼匙已經交付。",
+            ))
+        })?;
+        let pkcs8 = self
+            .vault
+            .open_bytes(&crate::campaign::key_aad(&reference), &sealed)?;
+        let a = self.open_row(row)?;
+        let cert = self.authority().certificate(Some(issuer), serial).await?;
+        let cert_der = cert
+            .cert
+            .ok_or_else(|| RaError::Internal(format!("certificate {serial} is not stored")))?;
+        let ca = self
+            .authority()
+            .signing_ca(issuer)
+            .ok_or_else(|| RaError::Internal(format!("issuing CA {issuer} is not loaded")))?;
+        let chain: Vec<&[u8]> = vec![&cert_der, &ca.cert_der];
+        let pkcs12 = hallmark_pki::pkcs12::build(&pkcs8, &chain, &subject_of(&a.personal), pin)
+            .map_err(|e| RaError::Internal(e.to_string()))?;
+        let mut tx = self.store().begin().await?;
+        reg::transition(
+            &mut tx,
+            &reference,
+            "approved",
+            "activated",
+            Change {
+                pin_mac: Some(None),
+                ..Change::default()
+            },
+            now as i64,
+        )
+        .await?;
+        hallmark_store::campaign::clear_key(&mut tx, &reference).await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now as i64,
+            "holder",
+            "ra.certificate.collect",
+            json!({"reference": reference, "issuer": issuer, "serial": serial, "batch": batch}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(Collected {
+            pkcs12,
+            issuer: issuer.into(),
+            serial_hex: serial.into(),
         })
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod applications;
 pub mod appointments;
+pub mod campaign;
 pub mod fees;
 pub mod hkid;
 pub mod lost;

@@ -43,6 +43,35 @@ pub type Check<'a> = Pin<Box<dyn Future<Output = Result<Answer>> + Send + 'a>>;
 /// waits and is checked again.
 pub trait Registry: Send + Sync {
     fn check<'a>(&'a self, vault: &'a Vault, person: &'a Personal) -> Check<'a>;
+
+    /// Many people at once (a campaign batch), answers in order; by
+    /// default one by one.
+    fn check_many<'a>(&'a self, vault: &'a Vault, people: &'a [Personal]) -> CheckMany<'a> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(people.len());
+            for p in people {
+                out.push(self.check(vault, p).await?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+pub type CheckMany<'a> = Pin<Box<dyn Future<Output = Result<Vec<Answer>>> + Send + 'a>>;
+
+/// Compares a person with their registry record.
+fn compare(vault: &Vault, p: &Personal, row: Option<&ResidentRow>) -> Result<Answer> {
+    let Some(row) = row else {
+        return Ok(Answer::Unknown);
+    };
+    let r: Record = vault.open(&resident_aad(&row.id_hash), &row.sealed)?;
+    let same =
+        r.name_en == p.name_en && r.name_zh == p.name_zh && r.date_of_birth == p.date_of_birth;
+    Ok(if same {
+        Answer::Confirmed
+    } else {
+        Answer::Mismatch
+    })
 }
 
 /// The registry imported into Hallmark's own store.
@@ -74,18 +103,30 @@ impl Registry for Builtin {
     fn check<'a>(&'a self, vault: &'a Vault, p: &'a Personal) -> Check<'a> {
         Box::pin(async move {
             let h = vault.lookup_hash(RESIDENT, &p.id_number);
-            let Some(row) = self.store.resident(&h).await? else {
-                return Ok(Answer::Unknown);
-            };
-            let r: Record = vault.open(&resident_aad(&h), &row.sealed)?;
-            let same = r.name_en == p.name_en
-                && r.name_zh == p.name_zh
-                && r.date_of_birth == p.date_of_birth;
-            Ok(if same {
-                Answer::Confirmed
-            } else {
-                Answer::Mismatch
-            })
+            let row = self.store.resident(&h).await?;
+            compare(vault, p, row.as_ref())
+        })
+    }
+
+    /// One query per few hundred people.
+    fn check_many<'a>(&'a self, vault: &'a Vault, people: &'a [Personal]) -> CheckMany<'a> {
+        Box::pin(async move {
+            let hashes: Vec<Vec<u8>> = people
+                .iter()
+                .map(|p| vault.lookup_hash(RESIDENT, &p.id_number))
+                .collect();
+            let found: std::collections::HashMap<Vec<u8>, ResidentRow> = self
+                .store
+                .residents_of(&hashes)
+                .await?
+                .into_iter()
+                .map(|r| (r.id_hash.clone(), r))
+                .collect();
+            people
+                .iter()
+                .zip(&hashes)
+                .map(|(p, h)| compare(vault, p, found.get(h)))
+                .collect()
         })
     }
 }

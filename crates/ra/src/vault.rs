@@ -43,17 +43,35 @@ impl Vault {
         let json = Zeroizing::new(
             serde_json::to_vec(value).map_err(|e| RaError::Internal(e.to_string()))?,
         );
+        let sealed = self.seal_bytes(aad, &json)?;
+        let version = sealed
+            .first_chunk::<4>()
+            .map_or(0, |v| u32::from_be_bytes(*v));
+        Ok((sealed, i64::from(version)))
+    }
+
+    /// Seals raw bytes (a private key) for the row named by `aad`, in the
+    /// same format as [`seal`](Self::seal).
+    pub fn seal_bytes(&self, aad: &str, secret: &[u8]) -> Result<Vec<u8>> {
         let (version, key) = self
             .sealing
             .last()
             .ok_or_else(|| RaError::Internal("no sealing key".into()))?;
         let mut out = version.to_be_bytes().to_vec();
-        out.extend_from_slice(&key.seal(aad.as_bytes(), &json)?);
-        Ok((out, i64::from(*version)))
+        out.extend_from_slice(&key.seal(aad.as_bytes(), secret)?);
+        Ok(out)
     }
 
-    pub fn open<T: DeserializeOwned>(&self, aad: &str, sealed: &[u8]) -> Result<T> {
-        let (v, sealed) = sealed
+    /// Opens what [`seal_bytes`](Self::seal_bytes) sealed.
+    pub fn open_bytes(&self, aad: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (key, sealed) = self.key_of(aad, sealed)?;
+        key.open(aad.as_bytes(), sealed)
+            .map_err(|_| RaError::Internal(format!("sealed record {aad} does not open")))
+    }
+
+    /// The key version a sealed record names, and the rest of the record.
+    fn key_of<'s>(&self, aad: &str, sealed: &'s [u8]) -> Result<(&SealingKey, &'s [u8])> {
+        let (v, rest) = sealed
             .split_first_chunk::<4>()
             .ok_or_else(|| RaError::Internal(format!("sealed record {aad} is truncated")))?;
         let version = u32::from_be_bytes(*v);
@@ -63,6 +81,11 @@ impl Vault {
             .find(|(v, _)| *v == version)
             .map(|(_, k)| k)
             .ok_or_else(|| RaError::Internal(format!("no data key version {version}")))?;
+        Ok((key, rest))
+    }
+
+    pub fn open<T: DeserializeOwned>(&self, aad: &str, sealed: &[u8]) -> Result<T> {
+        let (key, sealed) = self.key_of(aad, sealed)?;
         let json = key
             .open(aad.as_bytes(), sealed)
             .map_err(|_| RaError::Internal(format!("sealed record {aad} does not open")))?;

@@ -130,9 +130,10 @@ pub async fn reserve_many(
         bind_reserve(&mut args, c)?;
     }
     // The statement text is built from placeholders only; values are bound.
-    let mut ours: Vec<(String, String)> = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut ours: Vec<(String, String)> =
+        sqlx::query_as_with(sqlx::AssertSqlSafe(crate::sql::positional(sql, conn)), args)
+            .fetch_all(&mut *conn)
+            .await?;
     if ours.len() < rows.len() {
         let rest: Vec<&NewCert> = rows
             .iter()
@@ -183,6 +184,49 @@ pub(crate) async fn holds(
     Ok(found.is_some())
 }
 
+/// A certificate signed in a batch, stored with its row in one statement
+/// (see `hallmark_authority::batch` for why a batch needs no reservation).
+pub struct IssuedCert<'a> {
+    pub row: &'a NewCert,
+    pub cert: &'a [u8],
+    pub escrow: Option<&'a [u8]>,
+}
+
+const INSERT_ISSUED: &str = "INSERT INTO certificates (issuer, serial, status, profile, subject, cert, escrow, not_before, not_after, shard, created_at, changed_at) VALUES ";
+
+/// Inserts signed certificates, many per statement; a serial already used
+/// is a [`StoreError::Conflict`] (the caller's transaction then rolls back).
+pub async fn insert_issued(conn: &mut AnyConnection, rows: &[IssuedCert<'_>]) -> Result<()> {
+    for chunk in crate::pow2_chunks(rows) {
+        let mut sql = String::from(INSERT_ISSUED);
+        sql.push_str(&crate::values_list(chunk.len(), 12));
+        let mut args = AnyArguments::default();
+        for r in chunk {
+            let c = r.row;
+            crate::bind(&mut args, c.issuer.clone())?;
+            crate::bind(&mut args, c.serial.clone())?;
+            crate::bind(&mut args, "issued")?;
+            crate::bind(&mut args, c.profile.clone())?;
+            crate::bind(&mut args, c.subject.clone())?;
+            crate::bind(&mut args, r.cert.to_vec())?;
+            crate::bind(&mut args, r.escrow.map(<[u8]>::to_vec))?;
+            crate::bind(&mut args, c.not_before)?;
+            crate::bind(&mut args, c.not_after)?;
+            crate::bind(&mut args, c.shard)?;
+            crate::bind(&mut args, c.created_at)?;
+            crate::bind(&mut args, c.created_at)?;
+        }
+        // Placeholders only; every value is bound.
+        sqlx::query_with(sqlx::AssertSqlSafe(crate::sql::positional(sql, conn)), args)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                crate::conflict_or(e, || "a serial number of the batch is taken".into())
+            })?;
+    }
+    Ok(())
+}
+
 pub struct Finalize<'a> {
     pub issuer: &'a str,
     pub serial: &'a str,
@@ -224,7 +268,7 @@ pub async fn finalize_many(conn: &mut AnyConnection, rows: &[&Finalize<'_>]) -> 
     for f in rows {
         bind_finalize(&mut args, f)?;
     }
-    let q = sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args);
+    let q = sqlx::query_as_with(sqlx::AssertSqlSafe(crate::sql::positional(sql, conn)), args);
     out.stored = q.fetch_all(&mut *conn).await?;
     if out.stored.len() == rows.len() {
         return Ok(out);

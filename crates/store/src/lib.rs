@@ -31,6 +31,7 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod campaign;
 pub mod certificates;
 pub mod crls;
 pub mod issuers;
@@ -233,6 +234,20 @@ impl Store {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// [`begin`](Self::begin) on a connection the caller holds (for work
+    /// that sets the connection up first, e.g. its page cache).
+    pub async fn begin_on<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>> {
+        use sqlx::Connection;
+        let tx = match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.begin().await?,
         };
         Ok(tx)
     }

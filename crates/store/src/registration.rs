@@ -41,7 +41,7 @@ pub async fn upsert_residents(
             crate::bind(&mut args, now)?;
         }
         // Placeholders only; every value is bound.
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+        sqlx::query_with(sqlx::AssertSqlSafe(crate::sql::positional(sql, conn)), args)
             .execute(&mut *conn)
             .await?;
     }
@@ -107,9 +107,11 @@ pub struct ApplicationRow {
     pub lost_at: Option<i64>,
     /// When the applicant opted in to marketing (None: not, or withdrawn).
     pub marketing_at: Option<i64>,
+    /// The campaign batch it was imported in.
+    pub batch: Option<String>,
 }
 
-const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at, revoke_mac, lost_requested_by, lost_at, marketing_at";
+const APP_COLUMNS: &str = "reference, channel, centre, profile, id_hash, sealed, key_version, status, registry, entered_by, approved_by, pin_mac, pin_failures, mailers, issuer, serial, created_at, updated_at, email_mac, email_expires, email_sends, email_confirmed_at, revoke_mac, lost_requested_by, lost_at, marketing_at, batch";
 
 fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
     Ok(ApplicationRow {
@@ -139,6 +141,7 @@ fn app_row(r: &AnyRow) -> Result<ApplicationRow> {
         lost_requested_by: r.try_get(23)?,
         lost_at: r.try_get(24)?,
         marketing_at: r.try_get(25)?,
+        batch: r.try_get(26)?,
     })
 }
 
@@ -275,7 +278,7 @@ pub async fn purge_incomplete(
     limit: i64,
 ) -> Result<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT reference FROM ra_applications WHERE status IN ('awaiting-registry', 'awaiting-approval', 'approved', 'rejected') AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+        "SELECT reference FROM ra_applications WHERE status IN ('awaiting-registry', 'awaiting-approval', 'approved', 'rejected') AND serial IS NULL AND updated_at < $1 ORDER BY updated_at LIMIT $2",
     )
     .bind(before)
     .bind(limit)

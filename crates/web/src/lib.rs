@@ -9,6 +9,7 @@
 //! Must not: decide policy (who may approve what is the registration
 //! authority's to say), reach the store, or log personal data.
 
+mod batches;
 mod i18n;
 mod public;
 mod staff;
@@ -47,6 +48,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("queue.html", include_str!("../templates/queue.html")),
+    ("batches.html", include_str!("../templates/batches.html")),
     (
         "application.html",
         include_str!("../templates/application.html"),
@@ -113,6 +115,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         .route("/staff/sign-out", post(staff::sign_out))
         .route("/staff/queue", get(staff::queue))
         .route("/staff/statistics", get(staff::statistics))
+        .route("/staff/batches", get(batches::batches))
+        .route("/staff/batches/{id}/approve", post(batches::approve))
         .route(
             "/staff/counter",
             get(staff::counter_form).post(staff::counter),

@@ -22,13 +22,13 @@ const SIGN_IN: &str = "/ra/staff/sign-in";
 const QUEUE_PAGE: i64 = 50;
 
 #[derive(Serialize)]
-struct StaffView {
+pub(crate) struct StaffView {
     display_name: String,
     role: &'static str,
     centre: Option<String>,
 }
 
-fn staff_view(s: &Staff) -> StaffView {
+pub(crate) fn staff_view(s: &Staff) -> StaffView {
     StaffView {
         display_name: s.display_name.clone(),
         role: s.role.as_str(),
@@ -38,7 +38,7 @@ fn staff_view(s: &Staff) -> StaffView {
 
 /// The signed-in member of staff and the session's CSRF token, or a
 /// redirect to the sign-in page.
-async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(Staff, String), Response> {
+pub(crate) async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(Staff, String), Response> {
     let Some(token) = cookies(headers).get(SESSION_COOKIE).cloned() else {
         return Err(see_other(SIGN_IN));
     };
@@ -49,7 +49,7 @@ async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(Staff, String), Re
     }
 }
 
-fn csrf_matches(expected: &str, given: &str) -> bool {
+pub(crate) fn csrf_matches(expected: &str, given: &str) -> bool {
     !expected.is_empty() && hallmark_crypto::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
@@ -135,7 +135,7 @@ pub(crate) async fn sign_in(
 #[derive(Deserialize)]
 pub(crate) struct CsrfBody {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 pub(crate) async fn sign_out(

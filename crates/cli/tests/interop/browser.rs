@@ -222,6 +222,26 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
         "--capacity",
         "2",
     ]);
+    // A campaign batch of the same five people, imported by an officer of
+    // the centre and checked; its approval waits for a supervisor.
+    let dan = hm.staff("dan", "officer", "Central");
+    let csv = hm.p("campaign.csv");
+    hm.ok(&[
+        "campaign", "synth", "--count", "5", "--seed", "11", "--out", &csv,
+    ]);
+    let imported = hm
+        .command()
+        .env("HALLMARK_STAFF_PASSWORD", ra::STAFF_PASSWORD)
+        .args(["campaign", "import", &csv, "--as", "dan", "--code"])
+        .arg(hallmark_testkit::judges::totp_now(&dan))
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let batch = String::from_utf8_lossy(&imported.stdout).trim().to_string();
+    assert!(
+        hm.ok(&["campaign", "check", &batch])
+            .contains("5 confirmed")
+    );
     let srv = hm.serve();
     let r = &people[4];
     let d = Driver::start();
@@ -316,6 +336,17 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.wait_for("#entered_by", "staff:amy");
     d.click("#approve");
     d.wait_for("#notice", "Approved");
+    // He approves the campaign batch with one action.
+    d.go(&srv.url("/ra/staff/batches"));
+    d.wait_for("#batches", &batch);
+    d.screenshot(&hm.dir, "batches-en");
+    d.click(&format!("#approve-{batch}"));
+    d.wait_for("#notice", "Applications approved 5");
+    d.click("#lang");
+    d.wait_for("h1", "批次申請");
+    d.screenshot(&hm.dir, "batches-zh");
+    d.click("#lang");
+    d.wait_for("h1", "Campaign batches");
     // Two certificates collected (through the form client), then the
     // statistics page counts them.
     let mut officer = ra::Client::new(&srv, "officer-client");
@@ -328,7 +359,11 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.screenshot(&hm.dir, "statistics-en");
     drop(d);
     drop(srv);
-    let rows = hm.sql_ok("SELECT approved_by FROM ra_applications WHERE approved_by <> 'staff:cleo' ORDER BY approved_by");
+    let rows = hm.sql_ok("SELECT approved_by FROM ra_applications WHERE approved_by <> 'staff:cleo' AND batch IS NULL ORDER BY approved_by");
+    assert_eq!(
+        hm.sql_ok(&format!("SELECT COUNT(*) FROM ra_applications WHERE batch = '{batch}' AND approved_by = 'staff:ben'")).trim(),
+        "5"
+    );
     assert_eq!(
         rows.split_whitespace().collect::<Vec<_>>(),
         ["staff:amy", "staff:ben"]
