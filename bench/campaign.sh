@@ -6,13 +6,17 @@
 # PostgreSQL) with an audit entry per certificate. Wall time and peak RSS
 # of each stage from /usr/bin/time, on SQLite and (with PG_URL) PostgreSQL;
 # in the same run, the ceiling: `hallmark bench campaign-raw` (key
-# generation + signature on every core, nothing stored).
+# generation + signature on every core, nothing stored), and the officer's
+# queue page with the whole batch awaiting approval (bench/queue.sh; QUEUE=0
+# skips it).
 #
 #   N=1000000 PG_URL=postgres://$USER@127.0.0.1:5432/test bench/campaign.sh
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 N=${N:-1000000}
 BACKENDS=${BACKENDS:-sqlite${PG_URL:+ postgres}}
-HM=${HM:-${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target}/release/hallmark}
+HM=${HM:-${CARGO_TARGET_DIR:-$HERE/../target}/release/hallmark}
+[ -x "$HM" ] || { echo "no $HM: build it with cargo build --release (or set HM or CARGO_TARGET_DIR)" >&2; exit 1; }
 VENV=${HALLMARK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hallmark-venv}
 W=${W:-$(mktemp -d /tmp/hallmark-bench-campaign.XXXXXX)}
 mkdir -p "$W" && cd "$W"
@@ -46,6 +50,11 @@ for B in $BACKENDS; do
     stage "applications import" "$HM" campaign import applications.csv --as officer --code "$(totp "$off")"
     batch=$(tail -n1 stage.out)
     stage "registry check" "$HM" campaign check "$batch"
+    # The officer's queue while the whole batch awaits approval.
+    if [ "${QUEUE:-1}" = 1 ]; then
+        DATA=$HALLMARK_DATA_DIR HM=$HM HALLMARK_VENV=$VENV REPS=${QUEUE_REPS:-3} \
+            bash "$HERE/queue.sh" | sed "s/^/$B queue: /" | tee -a results
+    fi
     stage "supervisor approval" "$HM" campaign approve "$batch" --as supervisor --code "$(totp "$sup")"
     stage "issuance" "$HM" campaign issue "$batch"
     "$HM" campaign status "$batch" | tee -a results

@@ -367,7 +367,7 @@ impl Store {
     ) -> Result<Vec<ApplicationRow>> {
         let (t, r) = after.unwrap_or((i64::MIN, ""));
         let sql = format!(
-            "SELECT {APP_COLUMNS} FROM ra_applications WHERE status = $1 AND (created_at > $2 OR (created_at = $2 AND reference > $3)) ORDER BY created_at, reference LIMIT $4"
+            "SELECT {APP_COLUMNS} FROM ra_applications WHERE status = $1 AND (created_at, reference) > ($2, $3) ORDER BY created_at, reference LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(status)
