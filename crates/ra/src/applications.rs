@@ -305,23 +305,13 @@ impl Ra {
                 status: status.as_str().into(),
                 registry: registry.into(),
                 entered_by: actor.into(),
-                approved_by: None,
-                pin_mac: None,
-                pin_failures: 0,
-                mailers: 0,
-                issuer: None,
-                serial: None,
                 created_at: now as i64,
                 updated_at: now as i64,
                 email_mac: proof.as_ref().map(|p| p.mac.clone()),
                 email_expires: proof.as_ref().map_or(0, |p| p.expires),
                 email_sends: i64::from(proof.is_some()),
-                email_confirmed_at: None,
-                revoke_mac: None,
-                lost_requested_by: None,
-                lost_at: None,
                 marketing_at: form.marketing_consent.is_some().then_some(now as i64),
-                batch: None,
+                ..ApplicationRow::default()
             };
             let mut tx = self.store().begin().await?;
             match reg::insert_application(&mut tx, &row).await {

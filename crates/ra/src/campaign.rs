@@ -182,21 +182,7 @@ impl Ra {
         let actor = officer.actor();
         for (i, row) in rdr.deserialize::<CsvRow>().enumerate() {
             let line = i + 2;
-            let at_line = |e: RaError| match e {
-                RaError::Invalid { field, message } => RaError::invalid(
-                    "csv",
-                    format!("line {line}, {field}: {}", message.en),
-                    format!("第 {line} 行，{field}：{}", message.zh),
-                ),
-                other => other,
-            };
-            let row = row.map_err(|e| {
-                RaError::invalid(
-                    "csv",
-                    format!("line {line}: {e}"),
-                    format!("第 {line} 行：{e}"),
-                )
-            })?;
+            let row = row.map_err(|e| crate::person::csv_error(line, e))?;
             let personal = Form {
                 id_number: row.id_number,
                 name_zh: row.name_zh,
@@ -208,7 +194,7 @@ impl Ra {
                 ..Form::default()
             }
             .validate(now)
-            .map_err(at_line)?;
+            .map_err(|e| crate::person::at_line(line, e))?;
             page.push((
                 line as i64,
                 self.campaign_row(personal, id, officer, &actor, now)?,
@@ -254,23 +240,10 @@ impl Ra {
             status: Status::AwaitingRegistry.as_str().into(),
             registry: "pending".into(),
             entered_by: actor.into(),
-            approved_by: None,
-            pin_mac: None,
-            pin_failures: 0,
-            mailers: 0,
-            issuer: None,
-            serial: None,
             created_at: now as i64,
             updated_at: now as i64,
-            email_mac: None,
-            email_expires: 0,
-            email_sends: 0,
-            email_confirmed_at: None,
-            revoke_mac: None,
-            lost_requested_by: None,
-            lost_at: None,
-            marketing_at: None,
             batch: Some(id.into()),
+            ..ApplicationRow::default()
         })
     }
 

@@ -62,6 +62,27 @@ impl std::fmt::Debug for Personal {
     }
 }
 
+/// A CSV row that does not parse, named by its line (imports).
+pub(crate) fn csv_error(line: usize, e: csv::Error) -> RaError {
+    RaError::invalid(
+        "csv",
+        format!("line {line}: {e}"),
+        format!("第 {line} 行：{e}"),
+    )
+}
+
+/// A form field refused in a CSV row, named by its line and field (imports).
+pub(crate) fn at_line(line: usize, e: RaError) -> RaError {
+    match e {
+        RaError::Invalid { field, message } => RaError::invalid(
+            "csv",
+            format!("line {line}, {field}: {}", message.en),
+            format!("第 {line} 行，{field}：{}", message.zh),
+        ),
+        other => other,
+    }
+}
+
 /// The form as typed, before validation.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Form {

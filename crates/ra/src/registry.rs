@@ -161,13 +161,7 @@ pub async fn import(
     let mut done = 0u64;
     for (i, row) in rdr.deserialize::<CsvRow>().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| {
-            RaError::invalid(
-                "csv",
-                format!("line {line}: {e}"),
-                format!("第 {line} 行：{e}"),
-            )
-        })?;
+        let row = row.map_err(|e| crate::person::csv_error(line, e))?;
         // The registry holds no contact details; a placeholder phone and
         // e-mail let the form's validation check the rest.
         let p = Form {
@@ -180,14 +174,7 @@ pub async fn import(
             ..Form::default()
         }
         .validate(now)
-        .map_err(|e| match e {
-            RaError::Invalid { field, message } => RaError::invalid(
-                "csv",
-                format!("line {line}, {field}: {}", message.en),
-                format!("第 {line} 行，{field}：{}", message.zh),
-            ),
-            other => other,
-        })?;
+        .map_err(|e| crate::person::at_line(line, e))?;
         let id_hash = vault.lookup_hash(RESIDENT, &p.id_number);
         let (sealed, key_version) = vault.seal(
             &resident_aad(&id_hash),

@@ -75,7 +75,7 @@ impl Store {
 
 // ------------------------------------------------------------ applications
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ApplicationRow {
     pub reference: String,
     pub channel: String,
