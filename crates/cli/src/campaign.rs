@@ -93,16 +93,7 @@ pub struct StaffArgs {
 
 impl StaffArgs {
     async fn sign_in(&self, ra: &Ra) -> Result<Staff, String> {
-        let password = zeroize::Zeroizing::new(match &self.password_file {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            None => std::env::var("HALLMARK_STAFF_PASSWORD").map_err(|_| {
-                "give the password with --password-file FILE or $HALLMARK_STAFF_PASSWORD"
-                    .to_string()
-            })?,
-        });
+        let password = crate::ra::staff_password(self.password_file.as_deref(), "the password")?;
         let code = match &self.code {
             Some(c) => c.clone(),
             None => std::env::var("HALLMARK_STAFF_TOTP").map_err(|_| {
@@ -140,28 +131,32 @@ fn bar(what: &'static str) -> indicatif::ProgressBar {
     indicatif::ProgressBar::new_spinner().with_message(what)
 }
 
-pub async fn run(g: &Global, c: CampaignCmd) -> Res {
-    if let CampaignCmd::Synth { count, seed, out } = &c {
-        let started = Instant::now();
-        match out {
-            Some(path) => {
-                let f = std::fs::File::create(path)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                hallmark_ra::campaign::write_synthetic(std::io::BufWriter::new(f), *seed, *count)
-                    .map_err(s)?;
-            }
-            None => hallmark_ra::campaign::write_synthetic(std::io::stdout().lock(), *seed, *count)
-                .map_err(s)?,
+fn synth(count: u64, seed: u64, out: Option<&std::path::Path>) -> Res {
+    let started = Instant::now();
+    match out {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            hallmark_ra::campaign::write_synthetic(std::io::BufWriter::new(f), seed, count)
+                .map_err(s)?;
         }
-        took("synthetic applications written", *count, started);
-        return Ok(());
+        None => hallmark_ra::campaign::write_synthetic(std::io::stdout().lock(), seed, count)
+            .map_err(s)?,
     }
-    let auth = open(g).await?;
-    let ra = Ra::open(auth).await.map_err(s)?;
+    took("synthetic applications written", count, started);
+    Ok(())
+}
+
+async fn open_ra(g: &Global) -> Result<std::sync::Arc<Ra>, String> {
+    Ra::open(open(g).await?).await.map_err(s)
+}
+
+pub async fn run(g: &Global, c: CampaignCmd) -> Res {
     let msg = |e: hallmark_ra::RaError| e.message("en");
     match c {
-        CampaignCmd::Synth { .. } => unreachable!("handled above"),
+        CampaignCmd::Synth { count, seed, out } => synth(count, seed, out.as_deref())?,
         CampaignCmd::Import { file, staff } => {
+            let ra = open_ra(g).await?;
             let officer = staff.sign_in(&ra).await?;
             let input: Box<dyn Read> = if file.as_os_str() == "-" {
                 Box::new(std::io::stdin())
@@ -187,6 +182,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             outln!("{}", r.batch);
         }
         CampaignCmd::Check { batch } => {
+            let ra = open_ra(g).await?;
             let started = Instant::now();
             let b = bar("checking with the registry");
             let r = ra
@@ -204,6 +200,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             );
         }
         CampaignCmd::Approve { batch, staff } => {
+            let ra = open_ra(g).await?;
             let supervisor = staff.sign_in(&ra).await?;
             let started = Instant::now();
             let r = ra
@@ -219,6 +216,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             );
         }
         CampaignCmd::Issue { batch, page } => {
+            let ra = open_ra(g).await?;
             let started = Instant::now();
             let b = bar("issuing certificates");
             let r = ra
@@ -235,6 +233,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             limit,
             staff,
         } => {
+            let ra = open_ra(g).await?;
             let officer = staff.sign_in(&ra).await?;
             std::fs::create_dir_all(&out)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -263,6 +262,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             outln!("{batch}: {n} PIN mailer(s) written to {}", out.display());
         }
         CampaignCmd::Status { batch } => {
+            let ra = open_ra(g).await?;
             let ids = match batch {
                 Some(b) => vec![b],
                 None => ra
@@ -296,6 +296,7 @@ pub async fn run(g: &Global, c: CampaignCmd) -> Res {
             }
         }
         CampaignCmd::Discard { batch } => {
+            let ra = open_ra(g).await?;
             let n = ra
                 .discard_campaign(&batch, &actor(), system_now())
                 .await

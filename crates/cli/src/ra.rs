@@ -87,6 +87,24 @@ pub async fn registry(g: &Global, c: RegistryCmd) -> Res {
     }
 }
 
+/// A staff account's password: from `file`, else $HALLMARK_STAFF_PASSWORD
+/// (never an argument, which other users could read).
+pub fn staff_password(
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<zeroize::Zeroizing<String>, String> {
+    let password = match file {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+        None => std::env::var("HALLMARK_STAFF_PASSWORD").map_err(|_| {
+            format!("give {what} with --password-file FILE or $HALLMARK_STAFF_PASSWORD")
+        })?,
+    };
+    Ok(zeroize::Zeroizing::new(password))
+}
+
 #[derive(Subcommand)]
 pub enum StaffCmd {
     /// Add a staff account; prints the TOTP secret for the person's
@@ -121,16 +139,7 @@ pub async fn staff(g: &Global, c: StaffCmd) -> Res {
             let role = Role::parse(&role).ok_or_else(|| {
                 format!("--role {role:?}: use officer, supervisor, administrator or auditor")
             })?;
-            let password = match password_file {
-                Some(p) => std::fs::read_to_string(&p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-                None => std::env::var("HALLMARK_STAFF_PASSWORD").map_err(|_| {
-                    "give the initial password with --password-file FILE or $HALLMARK_STAFF_PASSWORD".to_string()
-                })?,
-            };
-            let password = zeroize::Zeroizing::new(password);
+            let password = staff_password(password_file.as_deref(), "the initial password")?;
             let auth = open(g).await?;
             let ra = Ra::open(auth).await.map_err(s)?;
             let e = ra

@@ -18,6 +18,7 @@
 pub mod applications;
 pub mod appointments;
 pub mod campaign;
+mod collect;
 pub mod fees;
 pub mod hkid;
 pub mod lost;

@@ -13,8 +13,8 @@ use hallmark_authority::system_now;
 use hallmark_ra::{RaError, Role, Staff};
 use serde::Serialize;
 
-use crate::staff::{CsrfBody, csrf_matches, signed_in, staff_view};
-use crate::{Web, csrf_refused, date_time, lang, status_of};
+use crate::staff::{CsrfBody, signed_in, signed_in_post, staff_view};
+use crate::{Web, date_time, lang, status_of};
 
 /// Batches shown, newest first.
 const BATCHES_SHOWN: i64 = 100;
@@ -40,7 +40,7 @@ struct BatchView {
 async fn views(web: &Web, staff: &Staff) -> hallmark_ra::Result<Vec<BatchView>> {
     let mut out = Vec::new();
     for b in web.ra.authority().store().batches(BATCHES_SHOWN).await? {
-        let (b, counts) = web.ra.campaign_status(&b.id).await?;
+        let counts = web.ra.authority().store().batch_counts(&b.id).await?;
         let mut v = BatchView {
             id: b.id,
             centre: b.centre.clone().unwrap_or_default(),
@@ -126,13 +126,10 @@ pub(crate) async fn approve(
     Form(body): Form<CsrfBody>,
 ) -> Response {
     let l = lang(&headers);
-    let (staff, csrf) = match signed_in(&web, &headers).await {
+    let (staff, csrf) = match signed_in_post(&web, &headers, &body.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_matches(&csrf, &body.csrf) {
-        return csrf_refused(l);
-    }
     let (status, error, notice) = match web.ra.approve_campaign(&id, &staff, system_now()).await {
         Ok(r) => {
             let word = crate::i18n::words(l)

@@ -49,7 +49,21 @@ pub(crate) async fn signed_in(web: &Web, headers: &HeaderMap) -> Result<(Staff, 
     }
 }
 
-pub(crate) fn csrf_matches(expected: &str, given: &str) -> bool {
+/// A form posted by a signed-in member of staff: the session, with the
+/// form's CSRF token checked against it (refused otherwise).
+pub(crate) async fn signed_in_post(
+    web: &Web,
+    headers: &HeaderMap,
+    given_csrf: &str,
+) -> Result<(Staff, String), Response> {
+    let (staff, csrf) = signed_in(web, headers).await?;
+    if !csrf_matches(&csrf, given_csrf) {
+        return Err(csrf_refused(lang(headers)));
+    }
+    Ok((staff, csrf))
+}
+
+fn csrf_matches(expected: &str, given: &str) -> bool {
     !expected.is_empty() && hallmark_crypto::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
@@ -143,12 +157,8 @@ pub(crate) async fn sign_out(
     headers: HeaderMap,
     Form(body): Form<CsrfBody>,
 ) -> Response {
-    let (_, csrf) = match signed_in(&web, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !csrf_matches(&csrf, &body.csrf) {
-        return csrf_refused(lang(&headers));
+    if let Err(r) = signed_in_post(&web, &headers, &body.csrf).await {
+        return r;
     }
     if let Some(token) = cookies(&headers).get(SESSION_COOKIE)
         && let Err(e) = web.ra.sign_out(token).await
@@ -369,13 +379,10 @@ async fn act_on(
     act: impl AsyncFnOnce(&Staff) -> hallmark_ra::Result<Application>,
 ) -> Response {
     let l = lang(headers);
-    let (staff, csrf) = match signed_in(web, headers).await {
+    let (staff, csrf) = match signed_in_post(web, headers, &body.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_matches(&csrf, &body.csrf) {
-        return csrf_refused(l);
-    }
     let (status, error, note) = match act(&staff).await {
         Ok(_) => (
             StatusCode::OK,
@@ -460,13 +467,10 @@ pub(crate) async fn mailer(
     Form(body): Form<CsrfBody>,
 ) -> Response {
     let l = lang(&headers);
-    let (staff, csrf) = match signed_in(&web, &headers).await {
+    let (staff, csrf) = match signed_in_post(&web, &headers, &body.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_matches(&csrf, &body.csrf) {
-        return csrf_refused(l);
-    }
     match web
         .ra
         .print_mailer(&reference, &staff, &web.collect_url, system_now())
@@ -529,13 +533,10 @@ pub(crate) async fn counter(
     Form(body): Form<ApplyBody>,
 ) -> Response {
     let l = lang(&headers);
-    let (staff, csrf) = match signed_in(&web, &headers).await {
+    let (staff, csrf) = match signed_in_post(&web, &headers, &body.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_matches(&csrf, &body.csrf) {
-        return csrf_refused(l);
-    }
     let heading = crate::i18n::words(l)
         .get("counter_title")
         .copied()

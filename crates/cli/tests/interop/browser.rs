@@ -281,6 +281,8 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
 
     // The applicant follows the application and books a counter appointment.
     d.go(&srv.url("/ra/track"));
+    d.wait_for("h1", "");
+    d.screenshot(&hm.dir, "track-en");
     d.type_in("#reference", &reference);
     d.type_in("#date_of_birth", &r.date_of_birth);
     d.click("#submit");
@@ -292,6 +294,11 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.go(&srv.url("/ra/lost"));
     d.wait_for("h1", "Report a lost certificate");
     d.screenshot(&hm.dir, "lost-en");
+    for page in ["collect", "renew"] {
+        d.go(&srv.url(&format!("/ra/{page}")));
+        d.wait_for("h1", "");
+        d.screenshot(&hm.dir, &format!("{page}-en"));
+    }
 
     // An officer at the counter enters a second person; she may not approve it.
     let sign_in = |user: &str, secret: &str| {
