@@ -271,6 +271,20 @@ impl Authority {
             .map_err(|_| AuthorityError::Invalid("the key store lock is poisoned".into()))
     }
 
+    /// Opens a certificate's escrowed key (sealed at issuance under the
+    /// key store's master key, bound to this issuer and serial). Only the
+    /// registration authority's key recovery, under dual control, calls it.
+    pub fn open_escrow(
+        &self,
+        issuer: &str,
+        serial_hex: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Ok(self
+            .keys()?
+            .open_sealed(&format!("escrow:{issuer}:{serial_hex}"), sealed)?)
+    }
+
     /// Audits a change of the configuration or profiles since the last start.
     async fn record_config_change(&self, now: u64) -> Result<()> {
         let mut h = hallmark_crypto::Sha256::default();

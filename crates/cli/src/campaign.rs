@@ -6,13 +6,11 @@ use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use hallmark_authority::system_now;
-use hallmark_ra::Ra;
-use hallmark_ra::staff::Staff;
 
 use crate::operator::actor;
-use crate::unlock::open;
+use crate::ra::{StaffArgs, open_ra};
 use crate::{Global, Res, s};
 
 #[derive(Subcommand)]
@@ -75,37 +73,6 @@ pub enum CampaignCmd {
     Discard { batch: String },
 }
 
-/// Who acts: a member of staff, with the same password and TOTP as on the
-/// console.
-#[derive(Args)]
-pub struct StaffArgs {
-    /// The staff account's username.
-    #[arg(long = "as", value_name = "USERNAME")]
-    username: String,
-    /// A file holding the password (else $HALLMARK_STAFF_PASSWORD).
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// The current code of the account's authenticator app (else
-    /// $HALLMARK_STAFF_TOTP).
-    #[arg(long)]
-    code: Option<String>,
-}
-
-impl StaffArgs {
-    async fn sign_in(&self, ra: &Ra) -> Result<Staff, String> {
-        let password = crate::ra::staff_password(self.password_file.as_deref(), "the password")?;
-        let code = match &self.code {
-            Some(c) => c.clone(),
-            None => std::env::var("HALLMARK_STAFF_TOTP").map_err(|_| {
-                "give the authenticator app's code with --code or $HALLMARK_STAFF_TOTP".to_string()
-            })?,
-        };
-        ra.authenticate(&self.username, &password, &code, system_now())
-            .await
-            .map_err(|e| e.message("en"))
-    }
-}
-
 /// The process's peak resident memory so far, in MiB (Linux).
 fn peak_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -145,10 +112,6 @@ fn synth(count: u64, seed: u64, out: Option<&std::path::Path>) -> Res {
     }
     took("synthetic applications written", count, started);
     Ok(())
-}
-
-async fn open_ra(g: &Global) -> Result<std::sync::Arc<Ra>, String> {
-    Ra::open(open(g).await?).await.map_err(s)
 }
 
 pub async fn run(g: &Global, c: CampaignCmd) -> Res {

@@ -32,6 +32,7 @@ mod backup;
 mod bench;
 mod ca;
 mod campaign;
+mod card;
 mod cert;
 mod crl;
 mod files;
@@ -143,6 +144,12 @@ pub enum Command {
     /// Bulk campaigns: applications imported, checked, approved and issued by batch.
     #[command(subcommand)]
     Campaign(campaign::CampaignCmd),
+    /// Smart cards: personalisation at the counter, and which card holds which certificate.
+    #[command(subcommand)]
+    Card(card::CardCmd),
+    /// Recovery of escrowed encipherment keys, under dual control.
+    #[command(subcommand)]
+    Recovery(card::RecoveryCmd),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -170,6 +177,8 @@ async fn run(cli: Cli) -> Res {
         Command::Appointments(c) => ra::appointments(&g, c).await,
         Command::Applications(c) => ra::applications(&g, c).await,
         Command::Campaign(c) => campaign::run(&g, c).await,
+        Command::Card(c) => card::card(&g, c).await,
+        Command::Recovery(c) => card::recovery(&g, c).await,
         Command::Bench(b) => bench::run(&g, b).await,
     }
 }

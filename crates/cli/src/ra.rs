@@ -4,8 +4,9 @@
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use hallmark_authority::system_now;
+use hallmark_ra::staff::Staff;
 use hallmark_ra::{Ra, Role};
 
 use crate::operator::actor;
@@ -103,6 +104,44 @@ pub fn staff_password(
         })?,
     };
     Ok(zeroize::Zeroizing::new(password))
+}
+
+/// Who acts: a member of staff, with the same password and TOTP as on the
+/// console.
+#[derive(Args)]
+pub struct StaffArgs {
+    /// The staff account's username.
+    #[arg(long = "as", value_name = "USERNAME")]
+    pub username: String,
+    /// A file holding the password (else $HALLMARK_STAFF_PASSWORD).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// The current code of the account's authenticator app (else
+    /// $HALLMARK_STAFF_TOTP).
+    #[arg(long)]
+    pub code: Option<String>,
+}
+
+impl StaffArgs {
+    pub async fn sign_in(&self, ra: &Ra) -> Result<Staff, String> {
+        let password = staff_password(self.password_file.as_deref(), "the password")?;
+        let code = match &self.code {
+            Some(c) => c.clone(),
+            None => std::env::var("HALLMARK_STAFF_TOTP").map_err(|_| {
+                "give the authenticator app's code with --code or $HALLMARK_STAFF_TOTP".to_string()
+            })?,
+        };
+        ra.authenticate(&self.username, &password, &code, system_now())
+            .await
+            .map_err(|e| e.message("en"))
+    }
+}
+
+/// The registration authority over the unlocked installation.
+pub async fn open_ra(g: &Global) -> Result<std::sync::Arc<Ra>, String> {
+    Ra::open(crate::unlock::open(g).await?)
+        .await
+        .map_err(crate::s)
 }
 
 #[derive(Subcommand)]

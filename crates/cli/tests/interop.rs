@@ -96,6 +96,11 @@ mod lost;
 #[path = "interop/campaign.rs"]
 mod campaign;
 
+/// Smart cards personalised at the counter, and key recovery under dual
+/// control.
+#[path = "interop/cards.rs"]
+mod cards;
+
 /// Counter appointments: capacity under concurrent bookings, reminders.
 #[path = "interop/appointments.rs"]
 mod appointments;

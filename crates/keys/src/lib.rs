@@ -18,6 +18,7 @@ use hallmark_crypto::{KeyAlgorithm, RsaPadding, Signer, SoftwareSigner};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub mod card;
 pub mod custody;
 pub mod pkcs11;
 pub mod shamir;

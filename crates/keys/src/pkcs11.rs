@@ -25,7 +25,7 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::{KeyError, Result};
 
-fn p11(e: cryptoki::error::Error) -> KeyError {
+pub(crate) fn p11(e: cryptoki::error::Error) -> KeyError {
     KeyError::Io {
         path: "pkcs11".into(),
         detail: e.to_string(),
@@ -105,23 +105,7 @@ impl Token {
 
     fn session(&self) -> Result<Session> {
         let s = self.ctx.open_rw_session(self.slot).map_err(p11)?;
-        match s.login(UserType::User, Some(&self.pin)) {
-            Ok(()) => {}
-            Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {}
-            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
-                return Err(KeyError::Passphrase("wrong PKCS#11 user PIN".into()));
-            }
-            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinLocked, _)) => {
-                return Err(KeyError::Passphrase(
-                    "the PKCS#11 user PIN is locked: the token's security officer must unlock it"
-                        .into(),
-                ));
-            }
-            Err(e) => return Err(p11(e)),
-        }
+        login(&s, &self.pin)?;
         Ok(s)
     }
 
@@ -311,6 +295,26 @@ impl Token {
     }
 }
 
+/// Logs a session in as the token's user; a session already logged in
+/// (login state is per application) is fine.
+pub(crate) fn login(s: &Session, pin: &AuthPin) -> Result<()> {
+    match s.login(UserType::User, Some(pin)) {
+        Ok(()) => {}
+        Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _)) => {
+            return Err(KeyError::Passphrase("wrong PKCS#11 user PIN".into()));
+        }
+        Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinLocked, _)) => {
+            return Err(KeyError::Passphrase(
+                "the PKCS#11 user PIN is locked: the token's security officer must unlock it"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(p11(e)),
+    }
+    Ok(())
+}
+
 /// Keys Hallmark renews and then removes (OCSP responders' and the TLS
 /// server's, labelled by the renewal); every other key stays for good.
 fn retired_later(label: &str) -> bool {
@@ -319,7 +323,7 @@ fn retired_later(label: &str) -> bool {
 
 /// One initialised context per module per process: C_Initialize may be
 /// called once, and finalising one context would break the others.
-fn context(module: &Path) -> Result<Pkcs11> {
+pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
     static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
     let mut map = CONTEXTS
         .get_or_init(Default::default)
@@ -335,7 +339,7 @@ fn context(module: &Path) -> Result<Pkcs11> {
     Ok(ctx)
 }
 
-fn curve_oid(alg: KeyAlgorithm) -> ObjectIdentifier {
+pub(crate) fn curve_oid(alg: KeyAlgorithm) -> ObjectIdentifier {
     if alg == KeyAlgorithm::EcP384 {
         rfc5912::SECP_384_R_1
     } else {
@@ -450,7 +454,7 @@ fn find_pair(s: &Session, label: &str) -> Result<(ObjectHandle, ObjectHandle)> {
 }
 
 /// SubjectPublicKeyInfo DER from the token's public key object.
-fn spki_of(s: &Session, public: ObjectHandle, alg: KeyAlgorithm) -> Result<Vec<u8>> {
+pub(crate) fn spki_of(s: &Session, public: ObjectHandle, alg: KeyAlgorithm) -> Result<Vec<u8>> {
     let attrs = s
         .get_attributes(
             public,

@@ -172,19 +172,26 @@ pub struct Collected {
 pub const MAX_PIN_FAILURES: i64 = 5;
 
 /// The profiles an application may ask for.
-pub const PROFILES: &[&str] = &["personal"];
+/// `encipherment` certificates' keys are escrowed, so they can be
+/// recovered under dual control (see [`crate::recovery`]).
+pub const PROFILES: &[&str] = &["personal", "encipherment"];
 
 pub(crate) const PIN_KIND: &str = "pin";
 pub(crate) const REF_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 pub(crate) fn new_reference() -> Result<String> {
+    new_id("HM")
+}
+
+/// A new random identifier `PREFIX-XXXX-XXXX-XXXX` (60 bits).
+pub(crate) fn new_id(prefix: &str) -> Result<String> {
     let mut raw = [0u8; 12];
     hallmark_crypto::fill_random(&mut raw)?;
     let s: String = raw
         .iter()
         .map(|b| REF_ALPHABET[(*b as usize) % REF_ALPHABET.len()] as char)
         .collect();
-    Ok(format!("HM-{}-{}-{}", &s[..4], &s[4..8], &s[8..]))
+    Ok(format!("{prefix}-{}-{}-{}", &s[..4], &s[4..8], &s[8..]))
 }
 
 /// Canonical reference as typed (case, spaces and dashes forgiven).
@@ -194,8 +201,8 @@ pub fn normalise_reference(s: &str) -> String {
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    if c.len() == 14 && c.starts_with("HM") {
-        format!("HM-{}-{}-{}", &c[2..6], &c[6..10], &c[10..])
+    if c.len() == 14 && (c.starts_with("HM") || c.starts_with("KR")) {
+        format!("{}-{}-{}-{}", &c[..2], &c[2..6], &c[6..10], &c[10..])
     } else {
         c
     }
@@ -461,7 +468,8 @@ impl Ra {
                 .unwrap_or_default(),
             address: a.personal.address.as_deref(),
             pin: &pin,
-            revocation_code: &code,
+            revocation_code: Some(&code),
+            recovery_of: None,
             activate_url,
             printed_on: &format!("{y:04}-{m:02}-{d:02}"),
             mailer_number: a.mailers + 1,

@@ -20,68 +20,9 @@ impl Ra {
     /// is generated centrally and delivered once as a PKCS#12 under that
     /// PIN. Wrong PINs count; the fifth spends the PIN.
     pub async fn collect(&self, reference: &str, pin: &str, now: u64) -> Result<Collected> {
-        let wrong = || {
-            RaError::Unauthorised(Text::new(
-                "The reference or PIN is wrong.",
-                "申請編號或個人密碼不正確。",
-            ))
-        };
-        let reference = normalise_reference(reference);
-        let pin = Zeroizing::new(
-            pin.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_uppercase())
-                .collect::<String>(),
-        );
-        let Some(row) = self.store().application(&reference).await? else {
-            return Err(wrong());
-        };
-        let Some(mac) = row.pin_mac.clone().filter(|_| row.status == "approved") else {
-            return Err(RaError::Unauthorised(Text::new(
-                "There is no PIN to use for this application: it is not approved yet, already collected, or its PIN was spent. Ask the registration office for a new PIN mailer.",
-                "此申請沒有可用的個人密碼（尚未批核、已下載或密碼已失效）。請向登記處申請新的密碼信封。",
-            )));
-        };
+        let (row, mac, pin) = self.check_pin(reference, pin, now).await?;
+        let reference = row.reference.clone();
         let now_i = now as i64;
-        if !self
-            .vault
-            .lookup_matches(PIN_KIND, &pin_message(&reference, &pin), &mac)
-        {
-            let mut tx = self.store().begin().await?;
-            let failures = reg::pin_failure(&mut tx, &reference).await?;
-            let spent = failures >= MAX_PIN_FAILURES;
-            if spent {
-                reg::transition(
-                    &mut tx,
-                    &reference,
-                    "approved",
-                    "approved",
-                    Change {
-                        pin_mac: Some(None),
-                        ..Change::default()
-                    },
-                    now_i,
-                )
-                .await?;
-            }
-            hallmark_store::audit::record(
-                &mut tx,
-                self.store().backend(),
-                now_i,
-                "holder",
-                "ra.pin.wrong",
-                json!({"reference": reference, "failures": failures, "spent": spent}),
-            )
-            .await?;
-            hallmark_store::commit(tx).await?;
-            if spent {
-                return Err(RaError::Unauthorised(Text::new(
-                    "Too many wrong PINs: this PIN no longer works. Ask the registration office for a new PIN mailer.",
-                    "個人密碼錯誤次數過多，此密碼已失效。請向登記處申請新的密碼信封。",
-                )));
-            }
-            return Err(wrong());
-        }
         if let (Some(issuer), Some(serial)) = (row.issuer.clone(), row.serial.clone()) {
             // Issued in a campaign batch: the key waits, sealed.
             return self.collect_issued(row, &issuer, &serial, &pin, now).await;
@@ -163,6 +104,80 @@ impl Ra {
             issuer: issued.issuer,
             serial_hex: issued.serial_hex,
         })
+    }
+
+    /// The approved application whose mailer PIN this is, the PIN's MAC
+    /// and the PIN as printed (grouping and case ignored). A wrong PIN
+    /// counts and the fifth spends it, with its audit entry either way.
+    pub(crate) async fn check_pin(
+        &self,
+        reference: &str,
+        pin: &str,
+        now: u64,
+    ) -> Result<(ApplicationRow, Vec<u8>, Zeroizing<String>)> {
+        let wrong = || {
+            RaError::Unauthorised(Text::new(
+                "The reference or PIN is wrong.",
+                "申請編號或個人密碼不正確。",
+            ))
+        };
+        let reference = normalise_reference(reference);
+        let pin = Zeroizing::new(
+            pin.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_uppercase())
+                .collect::<String>(),
+        );
+        let Some(row) = self.store().application(&reference).await? else {
+            return Err(wrong());
+        };
+        let Some(mac) = row.pin_mac.clone().filter(|_| row.status == "approved") else {
+            return Err(RaError::Unauthorised(Text::new(
+                "There is no PIN to use for this application: it is not approved yet, already collected, or its PIN was spent. Ask the registration office for a new PIN mailer.",
+                "此申請沒有可用的個人密碼（尚未批核、已下載或密碼已失效）。請向登記處申請新的密碼信封。",
+            )));
+        };
+        let now_i = now as i64;
+        if !self
+            .vault
+            .lookup_matches(PIN_KIND, &pin_message(&reference, &pin), &mac)
+        {
+            let mut tx = self.store().begin().await?;
+            let failures = reg::pin_failure(&mut tx, &reference).await?;
+            let spent = failures >= MAX_PIN_FAILURES;
+            if spent {
+                reg::transition(
+                    &mut tx,
+                    &reference,
+                    "approved",
+                    "approved",
+                    Change {
+                        pin_mac: Some(None),
+                        ..Change::default()
+                    },
+                    now_i,
+                )
+                .await?;
+            }
+            hallmark_store::audit::record(
+                &mut tx,
+                self.store().backend(),
+                now_i,
+                "holder",
+                "ra.pin.wrong",
+                json!({"reference": reference, "failures": failures, "spent": spent}),
+            )
+            .await?;
+            hallmark_store::commit(tx).await?;
+            if spent {
+                return Err(RaError::Unauthorised(Text::new(
+                    "Too many wrong PINs: this PIN no longer works. Ask the registration office for a new PIN mailer.",
+                    "個人密碼錯誤次數過多，此密碼已失效。請向登記處申請新的密碼信封。",
+                )));
+            }
+            return Err(wrong());
+        }
+        Ok((row, mac, pin))
     }
 
     /// Delivers a certificate issued in a batch with its waiting key, as a

@@ -18,6 +18,7 @@
 pub mod applications;
 pub mod appointments;
 pub mod campaign;
+pub mod card;
 mod collect;
 pub mod fees;
 pub mod hkid;
@@ -27,6 +28,7 @@ pub mod mailer;
 pub mod notices;
 pub mod person;
 pub mod privacy;
+pub mod recovery;
 pub mod registry;
 pub mod renewal;
 pub mod staff;
@@ -63,6 +65,9 @@ pub enum RaError {
     /// The population registry cannot be asked now; the application waits.
     #[error("the population registry is unavailable: {0}")]
     RegistryDown(String),
+    /// A device at the counter (a smart card) failed; nothing was kept.
+    #[error("{}", .0.en)]
+    Device(Text),
     #[error(transparent)]
     Authority(#[from] AuthorityError),
     #[error("{0}")]
@@ -100,7 +105,8 @@ impl RaError {
             | Self::Forbidden(message)
             | Self::Unauthorised(message)
             | Self::NotFound(message)
-            | Self::Conflict(message) => message.get(lang).to_string(),
+            | Self::Conflict(message)
+            | Self::Device(message) => message.get(lang).to_string(),
             Self::RegistryDown(_) => Text::new(
                 "The population registry cannot be reached; your application is kept and will be checked when it is back.",
                 "暫時未能連接人口登記資料庫；你的申請已保存，恢復後會再核對。",

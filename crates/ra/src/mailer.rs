@@ -57,8 +57,12 @@ pub struct PinMailer<'a> {
     pub masked_id: &'a str,
     pub address: Option<&'a str>,
     pub pin: &'a str,
-    /// Reports the certificate lost (`/ra/lost`), even without the card.
-    pub revocation_code: &'a str,
+    /// Reports the certificate lost (`/ra/lost`), even without the card;
+    /// on an activation mailer only.
+    pub revocation_code: Option<&'a str>,
+    /// A key recovery's mailer: the serial of the certificate whose key is
+    /// recovered (the reference is then the recovery's number).
+    pub recovery_of: Option<&'a str>,
     pub activate_url: &'a str,
     pub printed_on: &'a str,
     pub mailer_number: i64,
@@ -131,21 +135,46 @@ impl PinMailer<'_> {
         for (i, line) in wrap(addr, 30).iter().take(2).enumerate() {
             p.text(62.0, 188.0 + 16.0 * i as f32, 10.0, line);
         }
-        p.text(380.0, 145.0, 10.0, "申請編號 Reference");
+        p.text(
+            380.0,
+            145.0,
+            10.0,
+            if self.recovery_of.is_some() {
+                "恢復編號 Recovery number"
+            } else {
+                "申請編號 Reference"
+            },
+        );
         p.text(380.0, 162.0, 12.0, self.reference);
         p.text(380.0, 186.0, 10.0, "身份證號碼 ID card");
         p.text(380.0, 203.0, 12.0, self.masked_id);
-        let lines_zh = [
+        let activation_zh = [
             "你的電子證書申請已獲批准。請於以下網址輸入申請編號及下方的個人密碼，",
             "下載你的電子證書檔案（PKCS#12）。該檔案以同一個人密碼保護。",
             "個人密碼只可使用一次；請勿告訴任何人。如密碼信封已被拆開，請聯絡登記處。",
         ];
-        let lines_en = [
+        let activation_en = [
             "Your e-Cert application is approved. At the address below, enter the reference",
             "and the PIN beneath to download your certificate file (PKCS#12), which the",
             "same PIN protects. The PIN works once; tell it to no one. If this mailer was",
             "opened before it reached you, contact the registration office.",
         ];
+        let recovery_zh = [
+            "你的加密證書密碼匙恢復申請已獲批准。請於以下網址輸入恢復編號及下方的",
+            "個人密碼，下載密碼匙及證書檔案（PKCS#12），以解密你的舊文件。",
+            "個人密碼只可使用一次；請勿告訴任何人。如密碼信封已被拆開，請聯絡登記處。",
+        ];
+        let recovery_en = [
+            "Your request to recover the key of your encipherment certificate is approved.",
+            "At the address below, enter the recovery number and the PIN beneath to download",
+            "the key and certificate (PKCS#12) and decrypt your earlier documents. The PIN",
+            "works once; tell it to no one. If this mailer was opened, contact the office.",
+        ];
+        let (lines_zh, lines_en) = if self.recovery_of.is_some() {
+            (recovery_zh, recovery_en)
+        } else {
+            (activation_zh, activation_en)
+        };
         let mut y = 262.0;
         for l in lines_zh {
             p.text(56.0, y, 11.0, l);
@@ -158,27 +187,33 @@ impl PinMailer<'_> {
         }
         y += 10.0;
         p.text(56.0, y, 11.0, self.activate_url);
-        // The revocation code stays with the letter: kept apart from the
-        // card, it still works when the card is lost.
-        p.text(
-            56.0,
-            470.0,
-            10.0,
-            "掛失密碼 Revocation code（請與身份證分開存放 keep it apart from your card）",
-        );
-        p.text(56.0, 492.0, 13.0, self.revocation_code);
-        p.text(
-            56.0,
-            514.0,
-            9.0,
-            "如證書或身份證遺失，請以此密碼於網上即時掛失（/ra/lost）。",
-        );
-        p.text(
-            56.0,
-            528.0,
-            9.0,
-            "If the certificate or the card is lost, report it online at /ra/lost with this code.",
-        );
+        if let Some(code) = self.revocation_code {
+            // The revocation code stays with the letter: kept apart from the
+            // card, it still works when the card is lost.
+            p.text(
+                56.0,
+                470.0,
+                10.0,
+                "掛失密碼 Revocation code（請與身份證分開存放 keep it apart from your card）",
+            );
+            p.text(56.0, 492.0, 13.0, code);
+            p.text(
+                56.0,
+                514.0,
+                9.0,
+                "如證書或身份證遺失，請以此密碼於網上即時掛失（/ra/lost）。",
+            );
+            p.text(
+                56.0,
+                528.0,
+                9.0,
+                "If the certificate or the card is lost, report it online at /ra/lost with this code.",
+            );
+        }
+        if let Some(serial) = self.recovery_of {
+            p.text(56.0, 470.0, 10.0, "恢復的證書 Certificate recovered");
+            p.text(56.0, 492.0, 11.0, serial);
+        }
         // The PIN sits in the tear-off part, behind the security tint.
         let top = 560.0;
         p.rect(40.0, top, 515.0, 180.0, true);

@@ -32,6 +32,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod campaign;
+pub mod cards;
 pub mod certificates;
 pub mod crls;
 pub mod issuers;

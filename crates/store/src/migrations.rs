@@ -38,6 +38,10 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_privacy.sql")),
     (13, include_str!("../migrations/sqlite/0013_payments.sql")),
     (14, include_str!("../migrations/sqlite/0014_campaigns.sql")),
+    (
+        15,
+        include_str!("../migrations/sqlite/0015_cards_recovery.sql"),
+    ),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -71,6 +75,10 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         14,
         include_str!("../migrations/postgres/0014_campaigns.sql"),
+    ),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_cards_recovery.sql"),
     ),
 ];
 

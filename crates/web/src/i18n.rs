@@ -113,6 +113,11 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("profile", "Certificate type", "證書類別"),
     ("profile_personal", "Personal e-Cert", "個人電子證書"),
+    (
+        "profile_encipherment",
+        "Encipherment e-Cert (key kept for recovery)",
+        "加密電子證書（密碼匙備份，可恢復）",
+    ),
     ("submit", "Submit application", "遞交申請"),
     ("applied_title", "Application received", "已收到申請"),
     ("reference", "Application reference", "申請編號"),
@@ -319,8 +324,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     (
         "collect_intro",
-        "Enter the reference and the PIN from your PIN mailer. Your certificate and its key are delivered once, as a PKCS#12 file protected by the same PIN.",
-        "請輸入申請編號及密碼信封內的個人密碼。證書及其密碼匙只會交付一次，以 PKCS#12 檔案形式提供，並以同一個人密碼保護。",
+        "Enter the reference and the PIN from your PIN mailer (for a recovered key, the recovery number KR-… instead of the reference). Your certificate and its key are delivered once, as a PKCS#12 file protected by the same PIN.",
+        "請輸入申請編號及密碼信封內的個人密碼（恢復密碼匙則輸入恢復編號 KR-…）。證書及其密碼匙只會交付一次，以 PKCS#12 檔案形式提供，並以同一個人密碼保護。",
     ),
     ("pin", "PIN", "個人密碼"),
     ("download", "Download certificate", "下載證書"),

@@ -286,7 +286,7 @@ pub(crate) fn status_of(e: &RaError) -> StatusCode {
         RaError::Unauthorised(_) => StatusCode::UNAUTHORIZED,
         RaError::NotFound(_) => StatusCode::NOT_FOUND,
         RaError::Conflict(_) => StatusCode::CONFLICT,
-        RaError::RegistryDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RaError::RegistryDown(_) | RaError::Device(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => {
             tracing::error!(error = %e, "registration authority error");
             StatusCode::INTERNAL_SERVER_ERROR

@@ -325,26 +325,28 @@ pub(crate) async fn collect(
     if !csrf_ok(&headers, &body.csrf) {
         return csrf_refused(l);
     }
-    match web
-        .ra
-        .collect(&body.reference, &body.pin, system_now())
-        .await
-    {
-        Ok(c) => {
-            let name = hallmark_ra::applications::normalise_reference(&body.reference);
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{name}.p12\""),
-                    ),
-                ],
-                c.pkcs12,
-            )
-                .into_response()
-        }
+    let name = hallmark_ra::applications::normalise_reference(&body.reference);
+    // A key recovery's mailer gives its recovery number instead.
+    let collected = if name.starts_with("KR-") {
+        web.ra
+            .collect_recovery(&name, &body.pin, system_now())
+            .await
+    } else {
+        web.ra.collect(&name, &body.pin, system_now()).await
+    };
+    match collected {
+        Ok(c) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/x-pkcs12".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.p12\""),
+                ),
+            ],
+            c.pkcs12,
+        )
+            .into_response(),
         Err(e) => web.page(
             status_of(&e),
             "collect.html",

@@ -24,7 +24,7 @@ pub use hallmark_testkit::wait::eventually;
 
 pub mod mail;
 pub mod ra;
-pub use ra::{Client, Page, Resident};
+pub use ra::{Client, Page, Resident, as_staff, count, text};
 
 pub const PASSPHRASE: &str = "integration test passphrase";
 

@@ -349,3 +349,28 @@ impl Hm {
         }
     }
 }
+
+/// Runs a command as a member of staff (password and TOTP).
+pub fn as_staff(hm: &Hm, who: &str, secret: &str, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let code = hallmark_testkit::judges::totp_now(secret);
+    all.extend_from_slice(&["--as", who, "--code", &code]);
+    hm.command()
+        .env("HALLMARK_STAFF_PASSWORD", STAFF_PASSWORD)
+        .args(&all)
+        .output()
+        .unwrap()
+}
+
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A number the SQL query counts.
+pub fn count(hm: &Hm, sql: &str) -> i64 {
+    hm.sql_ok(sql).trim().parse().unwrap()
+}

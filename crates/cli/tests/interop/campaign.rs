@@ -13,26 +13,6 @@ on_both!(
     an_interrupted_issue_leaves_nothing_half_done
 );
 
-/// Runs a campaign step as a member of staff (password and TOTP).
-fn as_staff(hm: &Hm, who: &str, secret: &str, args: &[&str]) -> std::process::Output {
-    let mut all: Vec<&str> = args.to_vec();
-    let code = hallmark_testkit::judges::totp_now(secret);
-    all.extend_from_slice(&["--as", who, "--code", &code]);
-    hm.command()
-        .env("HALLMARK_STAFF_PASSWORD", common::ra::STAFF_PASSWORD)
-        .args(&all)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Imports `csv` as officer `who`; returns the batch id.
 fn import(hm: &Hm, who: &str, secret: &str, csv: &str) -> String {
     let o = as_staff(hm, who, secret, &["campaign", "import", csv]);
@@ -41,10 +21,6 @@ fn import(hm: &Hm, who: &str, secret: &str, csv: &str) -> String {
     let id = out.trim().lines().last().unwrap().to_string();
     assert!(id.starts_with("CB-"), "{out}");
     id
-}
-
-fn count(hm: &Hm, sql: &str) -> i64 {
-    hm.sql_ok(sql).trim().parse().unwrap()
 }
 
 fn a_batch_is_checked_approved_issued_and_collected(b: Backend) {
