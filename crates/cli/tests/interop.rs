@@ -101,6 +101,10 @@ mod campaign;
 #[path = "interop/cards.rs"]
 mod cards;
 
+/// Staff accounts proposed and approved by two administrators.
+#[path = "interop/accounts.rs"]
+mod accounts;
+
 /// Counter appointments: capacity under concurrent bookings, reminders.
 #[path = "interop/appointments.rs"]
 mod appointments;

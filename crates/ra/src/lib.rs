@@ -15,6 +15,7 @@
 //! `hallmark-authority`, or keep personal data in the clear (everything
 //! personal is sealed by [`vault::Vault`]).
 
+pub mod accounts;
 pub mod applications;
 pub mod appointments;
 pub mod campaign;

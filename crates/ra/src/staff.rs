@@ -6,7 +6,7 @@
 //! the browser's user agent, with its own CSRF token, and it expires.
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use hallmark_store::registration::{self as reg, SessionRow, StaffRow};
+use hallmark_store::staff::{self as reg, SessionRow, StaffRow};
 use zeroize::Zeroizing;
 
 use crate::{Ra, RaError, Result, Text};
@@ -130,12 +130,33 @@ fn wrong_credentials() -> RaError {
     ))
 }
 
+/// A username is 1 to 32 of a-z, 0-9, '.', '_' and '-'.
+pub(crate) fn check_username(username: &str) -> Result<()> {
+    if username.is_empty()
+        || username.len() > 32
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        return Err(RaError::invalid(
+            "username",
+            "A username is 1 to 32 of a-z, 0-9, '.', '_' and '-'.",
+            "用戶名稱須為 1 至 32 個 a-z、0-9、「.」、「_」或「-」。",
+        ));
+    }
+    Ok(())
+}
+
 fn totp_aad(username: &str) -> String {
     format!("ra-staff-totp:{username}")
 }
 
 impl Ra {
     /// Adds a staff account (an operator's command, audited as `actor`).
+    /// Only while fewer than two administrators are active: the operator
+    /// enrols the first two, and from then on every account is proposed
+    /// by one administrator and approved by another
+    /// ([`Ra::propose_staff`], [`Ra::approve_staff`]).
     pub async fn add_staff(&self, new: NewStaff<'_>, actor: &str, now: u64) -> Result<Enrolment> {
         let NewStaff {
             username,
@@ -144,18 +165,56 @@ impl Ra {
             centre,
             password,
         } = new;
-        if username.is_empty()
-            || username.len() > 32
-            || !username
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        if self
+            .store()
+            .active_staff_with_role(Role::Administrator.as_str())
+            .await?
+            >= 2
         {
-            return Err(RaError::invalid(
-                "username",
-                "A username is 1 to 32 of a-z, 0-9, '.', '_' and '-'.",
-                "用戶名稱須為 1 至 32 個 a-z、0-9、「.」、「_」或「-」。",
-            ));
+            return Err(RaError::Forbidden(Text::new(
+                "Dual control: this installation has its administrators, so a new account is proposed by one administrator on the console's Accounts page and approved by another.",
+                "雙重控制：本系統已有管理員，新帳戶須由一名管理員於控制台「帳戶」頁建議，再由另一名管理員批准。",
+            )));
         }
+        check_username(username)?;
+        let (stored, totp_sealed, enrolment) = self.credentials(username, password)?;
+        let row = StaffRow {
+            username: username.into(),
+            display_name: display_name.into(),
+            role: role.as_str().into(),
+            centre: centre.map(str::to_string),
+            password: stored,
+            totp_sealed,
+            totp_last_step: 0,
+            failures: 0,
+            locked_until: 0,
+            state: "active".into(),
+            proposed_by: None,
+            approved_by: Some(actor.into()),
+            created_at: now as i64,
+        };
+        let mut tx = self.store().begin().await?;
+        reg::insert_staff(&mut tx, &row, now as i64).await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now as i64,
+            actor,
+            "ra.staff.add",
+            serde_json::json!({"username": username, "role": role.as_str(), "centre": centre}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(enrolment)
+    }
+
+    /// A password's stored form (Argon2id salt ‖ hash), a new TOTP secret
+    /// sealed for `username`, and the enrolment to hand to the person.
+    pub(crate) fn credentials(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>, Enrolment)> {
         if password.chars().count() < 12 {
             return Err(RaError::invalid(
                 "password",
@@ -172,36 +231,17 @@ impl Ra {
         let (totp_sealed, _) = self
             .vault
             .seal(&totp_aad(username), &hallmark_pki::hex(&secret[..]))?;
-        let row = StaffRow {
-            username: username.into(),
-            display_name: display_name.into(),
-            role: role.as_str().into(),
-            centre: centre.map(str::to_string),
-            password: stored,
-            totp_sealed,
-            totp_last_step: 0,
-            failures: 0,
-            locked_until: 0,
-        };
-        let mut tx = self.store().begin().await?;
-        reg::insert_staff(&mut tx, &row, now as i64).await?;
-        hallmark_store::audit::record(
-            &mut tx,
-            self.store().backend(),
-            now as i64,
-            actor,
-            "ra.staff.add",
-            serde_json::json!({"username": username, "role": role.as_str(), "centre": centre}),
-        )
-        .await?;
-        hallmark_store::commit(tx).await?;
         let b32 = base32(&secret[..]);
-        Ok(Enrolment {
-            otpauth_uri: format!(
-                "otpauth://totp/Hallmark:{username}?secret={b32}&issuer=Hallmark&algorithm=SHA1&digits=6&period=30"
-            ),
-            secret_base32: b32,
-        })
+        Ok((
+            stored,
+            totp_sealed,
+            Enrolment {
+                otpauth_uri: format!(
+                    "otpauth://totp/Hallmark:{username}?secret={b32}&issuer=Hallmark&algorithm=SHA1&digits=6&period=30"
+                ),
+                secret_base32: b32,
+            },
+        ))
     }
 
     /// Checks a password and TOTP code; on success opens a session bound to
@@ -216,8 +256,9 @@ impl Ra {
         now: u64,
     ) -> Result<(String, String)> {
         let row = self.store().staff(username).await?;
-        let Some(row) = row else {
-            // The same work as for a real account, so timing does not tell.
+        // Unknown, proposed and disabled accounts are refused alike, after
+        // the same work as for a real account, so timing does not tell.
+        let Some(row) = row.filter(|r| r.state == "active") else {
             let _ = hash_password(password, &[0u8; 16]);
             return Err(wrong_credentials());
         };
@@ -321,7 +362,12 @@ impl Ra {
         {
             return Ok(None);
         }
-        let Some(row) = self.store().staff(&s.username).await? else {
+        let Some(row) = self
+            .store()
+            .staff(&s.username)
+            .await?
+            .filter(|r| r.state == "active")
+        else {
             return Ok(None);
         };
         let role = Role::parse(&row.role)

@@ -44,6 +44,7 @@ mod retry;
 pub mod revocations;
 pub mod settings;
 mod sql;
+pub mod staff;
 pub mod synthetic;
 #[cfg(test)]
 pub(crate) mod testing;

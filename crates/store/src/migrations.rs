@@ -42,6 +42,10 @@ pub(crate) const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/sqlite/0015_cards_recovery.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/sqlite/0016_staff_accounts.sql"),
+    ),
 ];
 pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -79,6 +83,10 @@ pub(crate) const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         15,
         include_str!("../migrations/postgres/0015_cards_recovery.sql"),
+    ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_staff_accounts.sql"),
     ),
 ];
 

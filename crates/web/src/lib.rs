@@ -9,9 +9,11 @@
 //! Must not: decide policy (who may approve what is the registration
 //! authority's to say), reach the store, or log personal data.
 
+mod accounts;
 mod batches;
 mod i18n;
 mod public;
+mod recoveries;
 mod staff;
 
 use std::collections::HashMap;
@@ -49,6 +51,15 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("queue.html", include_str!("../templates/queue.html")),
     ("batches.html", include_str!("../templates/batches.html")),
+    ("accounts.html", include_str!("../templates/accounts.html")),
+    (
+        "recoveries.html",
+        include_str!("../templates/recoveries.html"),
+    ),
+    (
+        "account_approved.html",
+        include_str!("../templates/account_approved.html"),
+    ),
     (
         "application.html",
         include_str!("../templates/application.html"),
@@ -117,6 +128,24 @@ pub fn router<S: Clone + Send + Sync + 'static>(ra: Arc<Ra>) -> Router<S> {
         .route("/staff/statistics", get(staff::statistics))
         .route("/staff/batches", get(batches::batches))
         .route("/staff/batches/{id}/approve", post(batches::approve))
+        .route(
+            "/staff/accounts",
+            get(accounts::accounts).post(accounts::propose),
+        )
+        .route(
+            "/staff/accounts/{username}/approve",
+            post(accounts::approve),
+        )
+        .route(
+            "/staff/accounts/{username}/disable",
+            post(accounts::disable),
+        )
+        .route(
+            "/staff/recoveries",
+            get(recoveries::recoveries).post(recoveries::request),
+        )
+        .route("/staff/recoveries/{id}/approve", post(recoveries::approve))
+        .route("/staff/recoveries/{id}/cancel", post(recoveries::cancel))
         .route(
             "/staff/counter",
             get(staff::counter_form).post(staff::counter),

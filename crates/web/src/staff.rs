@@ -198,6 +198,10 @@ pub(crate) async fn queue(
         Ok(s) => s,
         Err(r) => return r,
     };
+    if staff.role == hallmark_ra::Role::Administrator {
+        // Administrators manage accounts; they handle no applications.
+        return crate::see_other("/ra/staff/accounts");
+    }
     if !hallmark_ra::applications::sees_queue(staff.role) {
         let e = RaError::Forbidden(hallmark_ra::Text::new(
             "Your role does not see the application queue.",

@@ -306,6 +306,18 @@ impl Hm {
         r: &Resident,
         email: &str,
     ) -> Collected {
+        self.collected_as(srv, officer, r, email, "personal")
+    }
+
+    /// [`Hm::collected`] for a certificate of `profile`.
+    pub fn collected_as(
+        &self,
+        srv: &Server,
+        officer: &mut Client,
+        r: &Resident,
+        email: &str,
+        profile: &str,
+    ) -> Collected {
         let hm = self;
         let mut applicant = Client::new(srv, "applicant-browser");
         let done = applicant.submit(
@@ -326,7 +338,7 @@ impl Hm {
                         ""
                     },
                 ),
-                ("profile", "personal"),
+                ("profile", profile),
             ],
         );
         assert_eq!(done.status, 200, "{}", done.text());

@@ -242,6 +242,10 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
         hm.ok(&["campaign", "check", &batch])
             .contains("5 confirmed")
     );
+    // Key recovery and staff accounts, further down.
+    let eve = hm.staff("eve", "officer", "Central");
+    let fred = hm.staff("fred", "supervisor", "Central");
+    let ada = hm.staff("ada", "administrator", "HQ");
     let srv = hm.serve();
     let r = &people[4];
     let d = Driver::start();
@@ -364,6 +368,83 @@ fn a_person_applies_and_officers_approve_in_chromium(b: Backend) {
     d.wait_for("#issued-total", "2");
     d.wait_for("#channels", "counter");
     d.screenshot(&hm.dir, "statistics-en");
+
+    // A holder lost an encipherment key: Eve requests its recovery on the
+    // console, Fred (another person, a supervisor) approves and prints the
+    // mailer, and the holder downloads the key again.
+    let enc = hm.collected_as(&srv, &mut officer, &people[3], "", "encipherment");
+    d.click("button.link");
+    sign_in("eve", &eve);
+    d.go(&srv.url("/ra/staff/recoveries"));
+    d.type_in("#reference", &enc.reference);
+    d.click("#request");
+    let note = d.wait_for("#notice", "requested");
+    let id = note.split(':').next().unwrap().trim().to_string();
+    assert!(id.starts_with("KR-"), "{note}");
+    d.wait_for(
+        &format!("tr[data-recovery=\"{id}\"]"),
+        "Waiting for a supervisor",
+    );
+    d.screenshot(&hm.dir, "recoveries-en");
+    let mut supervisor = ra::Client::new(&srv, "fred-client");
+    assert_eq!(supervisor.sign_in("fred", &fred).status, 303);
+    let list = supervisor.get("/ra/staff/recoveries");
+    assert!(
+        list.text().contains(&format!("id=\"approve-{id}\"")),
+        "{}",
+        list.text()
+    );
+    let pdf = supervisor.submit(
+        "/ra/staff/recoveries",
+        &format!("/ra/staff/recoveries/{id}/approve"),
+        &[],
+    );
+    assert_eq!(pdf.status, 200, "{}", pdf.text());
+    assert_eq!(
+        pdf.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    std::fs::write(hm.path("recovery.pdf"), &pdf.body).unwrap();
+    let letter = hallmark_testkit::judges::pdftotext(&hm.path("recovery.pdf"));
+    assert!(letter.contains(&id), "{letter}");
+    let pin = letter
+        .split_whitespace()
+        .find(|w| w.len() == 14 && w.matches('-').count() == 2 && !w.starts_with("KR"))
+        .unwrap_or_else(|| panic!("{letter}"))
+        .to_string();
+    let mut holder = ra::Client::new(&srv, "holder-again");
+    let p12 = holder.submit(
+        "/ra/collect",
+        "/ra/collect",
+        &[("reference", &id), ("pin", &pin)],
+    );
+    assert_eq!(p12.status, 200, "{}", p12.text());
+    d.go(&srv.url("/ra/staff/recoveries"));
+    d.wait_for(&format!("tr[data-recovery=\"{id}\"]"), "Collected");
+    d.click("#lang");
+    d.wait_for("h1", "密碼匙恢復");
+    d.screenshot(&hm.dir, "recoveries-zh");
+    d.click("#lang");
+    d.wait_for("h1", "Key recovery");
+
+    // An administrator proposes an account; it waits for a second one.
+    d.click("button.link");
+    d.go(&srv.url("/ra/staff/sign-in"));
+    d.type_in("#username", "ada");
+    d.type_in("#password", ra::STAFF_PASSWORD);
+    d.type_in("#code", &hallmark_testkit::judges::totp_now(&ada));
+    d.click("#submit");
+    d.wait_for("h1", "Staff accounts");
+    d.type_in("#username", "gina");
+    d.type_in("#display_name", "王芷晴 Gina Wong");
+    d.type_in("#centre", "Central");
+    d.click("#propose");
+    d.wait_for("#notice", "gina: proposed");
+    d.wait_for(
+        "tr[data-account=\"gina\"]",
+        "Waiting for a second administrator",
+    );
+    d.screenshot(&hm.dir, "accounts-en");
     drop(d);
     drop(srv);
     let rows = hm.sql_ok("SELECT approved_by FROM ra_applications WHERE approved_by <> 'staff:cleo' AND batch IS NULL ORDER BY approved_by");
