@@ -54,7 +54,7 @@ pub use admin::AdminAccess;
 pub use datakeys::DataKey;
 pub use hallmark_ca::{IssueRequest, Issued, KeySource, one_time_pin};
 /// The request and result types of [`Authority::issue`], for its callers.
-pub use hallmark_install::config::{AdminApi, MailConfig, RaConfig, ServerConfig};
+pub use hallmark_install::config::{AdminApi, MailConfig, RaConfig, RegistryConfig, ServerConfig};
 pub use hallmark_status::CrlInfo;
 use ledger::{KeyStoreSealer, StoreLedger};
 pub use revocation::normalise_serial;

@@ -33,6 +33,9 @@ pub enum RegistryCmd {
         /// The CSV file ("-" for standard input).
         file: PathBuf,
     },
+    /// Ask the registry again about applications it could not answer for
+    /// when they were made (`serve` does this every minute).
+    Recheck,
 }
 
 pub async fn registry(g: &Global, c: RegistryCmd) -> Res {
@@ -83,6 +86,29 @@ pub async fn registry(g: &Global, c: RegistryCmd) -> Res {
             .await
             .map_err(s)?;
             outln!("{n} residents imported");
+            Ok(())
+        }
+        RegistryCmd::Recheck => {
+            let ra = open_ra(g).await?;
+            let mut total = hallmark_ra::registry::Rechecked::default();
+            loop {
+                let r = ra
+                    .recheck_registry(&actor(), system_now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if r == hallmark_ra::registry::Rechecked::default() {
+                    break;
+                }
+                total.confirmed += r.confirmed;
+                total.mismatch += r.mismatch;
+                total.unknown += r.unknown;
+            }
+            outln!(
+                "{} confirmed, {} not matching the registry, {} unknown to it",
+                total.confirmed,
+                total.mismatch,
+                total.unknown
+            );
             Ok(())
         }
     }

@@ -105,6 +105,10 @@ mod cards;
 #[path = "interop/accounts.rs"]
 mod accounts;
 
+/// The population registry as a remote HTTPS service.
+#[path = "interop/registry_http.rs"]
+mod registry_http;
+
 /// Counter appointments: capacity under concurrent bookings, reminders.
 #[path = "interop/appointments.rs"]
 mod appointments;

@@ -31,6 +31,7 @@ pub mod person;
 pub mod privacy;
 pub mod recovery;
 pub mod registry;
+pub mod registry_http;
 pub mod renewal;
 pub mod staff;
 pub mod statistics;
@@ -138,11 +139,15 @@ pub struct Ra {
 }
 
 impl Ra {
-    /// Opens the registration authority with the built-in registry (the
-    /// records imported with `hallmark registry import`).
+    /// Opens the registration authority with the registry service of
+    /// `[ra.registry]`, or else the built-in registry (the records
+    /// imported with `hallmark registry import`).
     pub async fn open(auth: Arc<Authority>) -> Result<Arc<Self>> {
         let vault = vault::Vault::load(&auth).await?;
-        let registry = Box::new(registry::Builtin::new(auth.store().clone()));
+        let registry: Box<dyn registry::Registry> = match &auth.ra_config().registry {
+            Some(c) => Box::new(registry_http::HttpRegistry::new(c)?),
+            None => Box::new(registry::Builtin::new(auth.store().clone())),
+        };
         let postman = mail::Postman::new(auth.mail_config())?;
         let secret = match &auth.ra_config().payment_webhook_secret_file {
             Some(f) => std::fs::read(f)

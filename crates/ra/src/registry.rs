@@ -225,3 +225,71 @@ pub fn write_synthetic(out: impl std::io::Write, seed: u64, count: u64) -> Resul
     w.flush().map_err(|e| RaError::Internal(e.to_string()))?;
     Ok(())
 }
+
+/// Applications asked about again per round.
+const RECHECK_PAGE: i64 = 256;
+
+/// What a round of [`crate::Ra::recheck_registry`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rechecked {
+    pub confirmed: u64,
+    pub mismatch: u64,
+    pub unknown: u64,
+}
+
+impl crate::Ra {
+    /// Asks the registry again about applications it could not answer
+    /// for when they were made (it was down): up to a page of them, oldest
+    /// first, moved and audited in one transaction. The registry still
+    /// down is [`RaError::RegistryDown`], and they keep waiting.
+    pub async fn recheck_registry(&self, actor: &str, now: u64) -> Result<Rechecked> {
+        let rows = self.store().pending_registry(RECHECK_PAGE).await?;
+        if rows.is_empty() {
+            return Ok(Rechecked::default());
+        }
+        let people: Vec<Personal> = rows
+            .iter()
+            .map(|r| {
+                self.vault
+                    .open(&crate::applications::app_aad(&r.reference), &r.sealed)
+            })
+            .collect::<Result<_>>()?;
+        let answers = self.registry.check_many(&self.vault, &people).await?;
+        let mut found = Rechecked::default();
+        let moves: Vec<(String, &'static str, &'static str)> = rows
+            .iter()
+            .zip(&answers)
+            .map(|(r, a)| {
+                let status = match a {
+                    Answer::Confirmed => {
+                        found.confirmed += 1;
+                        crate::Status::AwaitingApproval
+                    }
+                    Answer::Mismatch => {
+                        found.mismatch += 1;
+                        crate::Status::AwaitingRegistry
+                    }
+                    Answer::Unknown => {
+                        found.unknown += 1;
+                        crate::Status::AwaitingRegistry
+                    }
+                };
+                (r.reference.clone(), a.as_str(), status.as_str())
+            })
+            .collect();
+        let mut tx = self.store().begin().await?;
+        hallmark_store::campaign::set_registry_many(&mut tx, &moves, now as i64).await?;
+        hallmark_store::audit::record(
+            &mut tx,
+            self.store().backend(),
+            now as i64,
+            actor,
+            "ra.registry.recheck",
+            serde_json::json!({"confirmed": found.confirmed, "mismatch": found.mismatch,
+                               "unknown": found.unknown}),
+        )
+        .await?;
+        hallmark_store::commit(tx).await?;
+        Ok(found)
+    }
+}

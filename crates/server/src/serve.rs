@@ -193,9 +193,14 @@ async fn renew_tls(auth: Arc<Authority>, identity: Arc<crate::tls::Identity>) {
     }
 }
 
+/// How often applications waiting for a registry that was down are asked
+/// about again.
+const RECHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Queues the reminders that are due every `ra.remind_every_minutes`
 /// (first at start), deletes incomplete applications past their retention
-/// daily, and delivers the outbox every two seconds. Several
+/// daily, asks the registry again about applications it could not answer
+/// for (every 20 s), and delivers the outbox every two seconds. Several
 /// processes on one database share the work: each notice is queued once
 /// and claimed by one of them.
 async fn notices(ra: Arc<hallmark_ra::Ra>) {
@@ -204,6 +209,7 @@ async fn notices(ra: Arc<hallmark_ra::Ra>) {
     );
     let mut next_remind = tokio::time::Instant::now();
     let mut next_purge = tokio::time::Instant::now();
+    let mut next_recheck = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     loop {
         tick.tick().await;
@@ -229,6 +235,22 @@ async fn notices(ra: Arc<hallmark_ra::Ra>) {
                 }
             }
             next_purge = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        }
+        if tokio::time::Instant::now() >= next_recheck {
+            // Applications made while the registry was down.
+            match ra.recheck_registry("system", system_now()).await {
+                Ok(r) if r != hallmark_ra::registry::Rechecked::default() => tracing::info!(
+                    confirmed = r.confirmed,
+                    mismatch = r.mismatch,
+                    unknown = r.unknown,
+                    "waiting applications checked with the registry"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the registry still cannot be asked; applications keep waiting")
+                }
+            }
+            next_recheck = tokio::time::Instant::now() + RECHECK_EVERY;
         }
         match ra.deliver(system_now()).await {
             Ok(d) if d.sent > 0 => tracing::info!(sent = d.sent, "notices delivered"),

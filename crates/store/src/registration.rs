@@ -432,6 +432,21 @@ impl Store {
 }
 
 impl Store {
+    /// Applications (not of a campaign batch) the registry could not be
+    /// asked about yet, oldest first.
+    pub async fn pending_registry(&self, limit: i64) -> Result<Vec<ApplicationRow>> {
+        let sql = format!(
+            "SELECT {APP_COLUMNS} FROM ra_applications WHERE status = 'awaiting-registry' AND registry = 'pending' AND batch IS NULL ORDER BY created_at, reference LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(app_row).collect()
+    }
+}
+
+impl Store {
     /// Applications per (channel, status).
     pub async fn applications_by_channel(&self) -> Result<Vec<(String, String, i64)>> {
         let rows = sqlx::query(

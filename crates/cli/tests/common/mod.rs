@@ -20,7 +20,7 @@ pub use hallmark_testkit::judges::{openssl, openssl_ok, openssl_text, pkilint_cl
 use hallmark_testkit::postgres::TempDatabase;
 pub use hallmark_testkit::postgres::server_url as postgres_base;
 use hallmark_testkit::temp::unique_tag;
-pub use hallmark_testkit::wait::eventually;
+pub use hallmark_testkit::wait::{eventually, eventually_within};
 
 pub mod mail;
 pub mod ra;
