@@ -194,6 +194,16 @@ pub(crate) fn new_id(prefix: &str) -> Result<String> {
     Ok(format!("{prefix}-{}-{}-{}", &s[..4], &s[4..8], &s[8..]))
 }
 
+/// A PIN as printed on a mailer, as typed (grouping and case forgiven).
+pub(crate) fn normalise_pin(pin: &str) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(
+        pin.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    )
+}
+
 /// Canonical reference as typed (case, spaces and dashes forgiven).
 pub fn normalise_reference(s: &str) -> String {
     let c: String = s

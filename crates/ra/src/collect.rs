@@ -122,12 +122,7 @@ impl Ra {
             ))
         };
         let reference = normalise_reference(reference);
-        let pin = Zeroizing::new(
-            pin.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_uppercase())
-                .collect::<String>(),
-        );
+        let pin = crate::applications::normalise_pin(pin);
         let Some(row) = self.store().application(&reference).await? else {
             return Err(wrong());
         };

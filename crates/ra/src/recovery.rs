@@ -12,9 +12,10 @@
 
 use hallmark_store::cards::{self, RecoveryChange, RecoveryRow};
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use crate::applications::{Collected, MAX_PIN_FAILURES, PIN_KIND, new_id, normalise_reference};
+use crate::applications::{
+    Collected, MAX_PIN_FAILURES, PIN_KIND, new_id, normalise_pin, normalise_reference,
+};
 use crate::mailer::PinMailer;
 use crate::staff::{Role, Staff};
 use crate::{Ra, RaError, Result, Text};
@@ -72,13 +73,12 @@ impl Ra {
                 "此證書的密碼匙沒有備份：只有加密用密碼匙會備份，其他密碼匙一概不能恢復。",
             )));
         }
-        let open = self
+        if self
             .store()
-            .recoveries(None, 1000)
+            .open_recovery(&issuer, &serial)
             .await?
-            .into_iter()
-            .any(|r| r.serial == serial && matches!(r.state.as_str(), "requested" | "approved"));
-        if open {
+            .is_some()
+        {
             return Err(RaError::Conflict(Text::new(
                 "A recovery of this key is already under way; finish or cancel it first.",
                 "此密碼匙已有恢復申請正在處理；請先完成或取消。",
@@ -249,12 +249,7 @@ impl Ra {
                 "恢復編號或個人密碼不正確。",
             ))
         };
-        let pin = Zeroizing::new(
-            pin.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_uppercase())
-                .collect::<String>(),
-        );
+        let pin = normalise_pin(pin);
         let Some(r) = self.store().recovery(&normalise_reference(id)).await? else {
             return Err(wrong());
         };

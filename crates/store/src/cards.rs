@@ -248,6 +248,22 @@ impl Store {
         rows.iter().map(recovery_row).collect()
     }
 
+    /// The recovery of this certificate's key under way (requested or
+    /// approved), if there is one.
+    pub async fn open_recovery(&self, issuer: &str, serial: &str) -> Result<Option<String>> {
+        let r = sqlx::query(
+            "SELECT id FROM ra_recoveries WHERE issuer = $1 AND serial = $2 AND state IN ('requested', 'approved')",
+        )
+        .bind(issuer)
+        .bind(serial)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match r {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
     /// The sealed escrow of a certificate, if its key was escrowed.
     pub async fn escrow(&self, issuer: &str, serial: &str) -> Result<Option<Vec<u8>>> {
         let r = sqlx::query("SELECT escrow FROM certificates WHERE issuer = $1 AND serial = $2")

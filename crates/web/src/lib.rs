@@ -307,6 +307,22 @@ impl Web {
     }
 }
 
+/// A PDF (a PIN mailer, a letter) shown inline as `filename`.
+pub(crate) fn pdf_inline(filename: &str, pdf: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{filename}\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response()
+}
+
 /// The HTTP status for an error shown on a page.
 pub(crate) fn status_of(e: &RaError) -> StatusCode {
     match e {

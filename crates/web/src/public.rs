@@ -1,7 +1,9 @@
 //! Pages for applicants and holders: no account, a CSRF cookie per browser.
-//! (Over 700 lines: every public page's handler. The next split is one
-//! module per page group, `public/{apply,status,appointments,fees,
-//! renewal}.rs`, sharing `blank_form`, `status_page` and `track_refused`.)
+//! (Over 700 lines, not split yet: every public page's handler, and the
+//! handlers share `csrf`, `blank_form`, `status_page` and `track_refused`,
+//! so the split is one module per page group, `public/{apply,status,
+//! appointments,fees,renewal}.rs` over a `public/mod.rs` holding those,
+//! a change of its own that no slice so far had the time to test alone.)
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hallmark_authority::system_now;
 use hallmark_ra::{RaError, Role, Staff};
@@ -147,21 +147,13 @@ pub(crate) async fn approve(
         .approve_recovery(&id, &staff, &web.collect_url, system_now())
         .await
     {
-        Ok(pdf) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "inline; filename=\"recovery-mailer-{}.pdf\"",
-                        hallmark_ra::applications::normalise_reference(&id)
-                    ),
-                ),
-            ],
+        Ok(pdf) => crate::pdf_inline(
+            &format!(
+                "recovery-mailer-{}.pdf",
+                hallmark_ra::applications::normalise_reference(&id)
+            ),
             pdf,
-        )
-            .into_response(),
+        ),
         Err(e) => {
             page(
                 &web,

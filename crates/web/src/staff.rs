@@ -480,21 +480,13 @@ pub(crate) async fn mailer(
         .print_mailer(&reference, &staff, &web.collect_url, system_now())
         .await
     {
-        Ok(pdf) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/pdf".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "inline; filename=\"pin-mailer-{}.pdf\"",
-                        hallmark_ra::applications::normalise_reference(&reference)
-                    ),
-                ),
-            ],
+        Ok(pdf) => crate::pdf_inline(
+            &format!(
+                "pin-mailer-{}.pdf",
+                hallmark_ra::applications::normalise_reference(&reference)
+            ),
             pdf,
-        )
-            .into_response(),
+        ),
         Err(e) => {
             application_page(
                 &web,
